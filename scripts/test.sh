@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs and starts what the tests need (a Tansu Kafka broker), then runs
+# formatting, lints and every test. Works on a fresh machine with only the Rust toolchain.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TANSU_VERSION=0.6.0
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# 1. A real Kafka-compatible broker: Tansu, built once and cached in ~/.cargo/bin.
+if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  log "Installing tansu $TANSU_VERSION (about 10 minutes, once)"
+  cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore \
+    || cargo install tansu --version "$TANSU_VERSION" --features dynostore
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+TANSU_PORT=$(free_port)
+WORK=$(mktemp -d)
+log "Starting tansu on 127.0.0.1:$TANSU_PORT"
+tansu broker \
+  --storage-engine memory://tansu/ \
+  --listener-url "tcp://127.0.0.1:$TANSU_PORT" \
+  --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" >"$WORK/tansu.log" 2>&1 &
+TANSU_PID=$!
+cleanup() { kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$TANSU_PORT") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+kill -0 "$TANSU_PID" || { cat "$WORK/tansu.log"; exit 1; }
+
+export ADS_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$TANSU_PORT"
+export ADS_TEST_REQUIRE_BROKER=1
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy -D warnings"
+cargo clippy --all-targets -- -D warnings
+log "cargo test"
+cargo test 2>&1 | tee "$WORK/test.log"
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+  log "tansu log (tail)"; tail -50 "$WORK/tansu.log" >&2 || true
+fi
+exit "$status"

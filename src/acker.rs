@@ -1,0 +1,220 @@
+//! Acker: one `ads.ack.v1` record per consumed record that reached the API.
+//!
+//! Input: [`AckWork`], an accepted submission with every source record it carried. Output: for
+//! each record, one ack on the ack topic (key = call id, header `traceparent` when the source
+//! record had one): outcome `submitted` for the snapshot that was sent, `superseded` for older
+//! snapshots of the same call that the same submission replaced. Guarantee: the ack is written
+//! and acknowledged by the broker *before* the source record is marked done in [`Offsets`];
+//! a crash between the two produces a duplicate ack on restart, never a missing one. Ordering:
+//! submissions are acked in the order they complete. Failure: a write the producer cannot
+//! deliver is fatal (see [`ProduceError`]); nothing past it is committed.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::batcher::Batch;
+use crate::metrics::{AckOutcome, Metrics};
+use crate::offsets::Offsets;
+use crate::source::Envelope;
+
+/// The schema id written in every ack.
+pub const ACK_SCHEMA: &str = "ads.ack.v1";
+
+/// The producer could not deliver (fatal for the pipeline).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot deliver to Kafka: {0}")]
+pub struct ProduceError(#[from] pub KafkaError);
+
+/// What the API said about one accepted submission.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The API's id (`message` or `id` of the 200 body); opaque.
+    pub api_id: Option<String>,
+    /// HTTP status.
+    pub http_status: u16,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// Time of the successful response.
+    pub submitted_at: DateTime<Utc>,
+    /// Latency of the successful request.
+    pub latency: Duration,
+}
+
+/// An accepted submission to acknowledge.
+#[derive(Debug)]
+pub struct AckWork {
+    /// The submission.
+    pub batch: Batch,
+    /// The API's answer.
+    pub accepted: Accepted,
+}
+
+/// The `ads.ack.v1` record.
+#[derive(Debug, Serialize)]
+pub struct AckRecord<'a> {
+    /// Always `ads.ack.v1`.
+    pub schema: &'static str,
+    /// Where the acknowledged record came from.
+    pub source: AckSource<'a>,
+    /// The call identifier.
+    pub call_id: &'a str,
+    /// Provider ODS code.
+    pub provider_ods: &'a str,
+    /// `submitted` or `superseded`.
+    pub outcome: AckOutcome,
+    /// The API's id for the submission.
+    pub api_id: Option<&'a str>,
+    /// The submission (batch) id.
+    pub batch_id: String,
+    /// The call Bundle's id.
+    pub bundle_id: String,
+    /// When the API accepted it.
+    pub submitted_at: String,
+    /// Attempts.
+    pub attempts: u32,
+    /// HTTP status.
+    pub http_status: u16,
+    /// Latency of the accepted request, milliseconds.
+    pub latency_ms: u64,
+    /// Trace id from the record's `traceparent`, if any.
+    pub trace_id: Option<&'a str>,
+}
+
+/// Source coordinates inside an ack.
+#[derive(Debug, Serialize)]
+pub struct AckSource<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Kafka timestamp, milliseconds.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Publishes acks; see the module header.
+pub struct AckPublisher {
+    /// The shared producer.
+    pub producer: FutureProducer,
+    /// Ack topic.
+    pub topic: String,
+    /// Offset tracker.
+    pub offsets: Offsets,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl AckPublisher {
+    /// Runs until the submitter drops its sender.
+    pub async fn run(self, mut input: mpsc::Receiver<AckWork>) -> Result<(), ProduceError> {
+        while let Some(work) = input.recv().await {
+            self.publish(&work).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, work: &AckWork) -> Result<(), ProduceError> {
+        let mut prepared: Vec<(Vec<u8>, Option<OwnedHeaders>, &Envelope, AckOutcome)> = Vec::new();
+        for call in &work.batch.calls {
+            let records = std::iter::once((&call.submitted, AckOutcome::Submitted))
+                .chain(call.superseded.iter().map(|e| (e, AckOutcome::Superseded)));
+            for (envelope, outcome) in records {
+                let ack = AckRecord {
+                    schema: ACK_SCHEMA,
+                    source: AckSource {
+                        topic: &envelope.pos.topic,
+                        partition: envelope.pos.partition,
+                        offset: envelope.pos.offset,
+                        timestamp_ms: envelope.timestamp_ms,
+                    },
+                    call_id: &call.call_id,
+                    provider_ods: &call.provider_ods,
+                    outcome,
+                    api_id: work.accepted.api_id.as_deref(),
+                    batch_id: work.batch.id.to_string(),
+                    bundle_id: call.bundle_id.to_string(),
+                    submitted_at: work.accepted.submitted_at.to_rfc3339(),
+                    attempts: work.accepted.attempts,
+                    http_status: work.accepted.http_status,
+                    latency_ms: work.accepted.latency.as_millis() as u64,
+                    trace_id: envelope
+                        .traceparent
+                        .as_deref()
+                        .and_then(|t| t.split('-').nth(1)),
+                };
+                let value = serde_json::to_vec(&ack).expect("ack serializes");
+                let headers = envelope.traceparent.as_deref().map(|t| {
+                    OwnedHeaders::new().insert(Header {
+                        key: "traceparent",
+                        value: Some(t),
+                    })
+                });
+                prepared.push((value, headers, envelope, outcome));
+            }
+        }
+        let records = prepared.iter().map(|(value, headers, envelope, _)| {
+            let key = envelope.key.as_deref().unwrap_or_default();
+            let r = FutureRecord::<[u8], [u8]>::to(&self.topic)
+                .key(key)
+                .payload(value.as_slice());
+            match headers {
+                Some(h) => r.headers(h.clone()),
+                None => r,
+            }
+        });
+        produce_all(&self.producer, records).await?;
+        self.offsets
+            .complete(prepared.iter().map(|(_, _, e, _)| &e.pos));
+        for (_, _, envelope, outcome) in &prepared {
+            self.metrics.ack_published(*outcome, envelope.timestamp_ms);
+        }
+        Ok(())
+    }
+}
+
+/// Enqueues every record, then waits for every delivery report. Waits and retries while the
+/// producer's local queue is full.
+pub async fn produce_all<'a>(
+    producer: &FutureProducer,
+    records: impl Iterator<Item = FutureRecord<'a, [u8], [u8]>>,
+) -> Result<(), ProduceError> {
+    let mut deliveries = Vec::new();
+    for mut record in records {
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((error, _)) => return Err(ProduceError(error)),
+            }
+        }
+    }
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => return Err(ProduceError(error)),
+            Err(_cancelled) => return Err(ProduceError(KafkaError::Canceled)),
+        }
+    }
+    Ok(())
+}
+
+/// The producer used for acks and dead letters: idempotent, every replica acknowledges.
+pub fn producer_config(mut base: rdkafka::ClientConfig) -> rdkafka::ClientConfig {
+    base.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
+    base
+}

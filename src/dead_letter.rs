@@ -1,0 +1,138 @@
+//! Dead letters: records that cannot be submitted go to the dead-letter topic, unchanged.
+//!
+//! Input: [`DeadLetter`]s from the transform stage (undecodable or invalid records) and from the
+//! submitter (permanent API rejections, exhausted retry budgets). Output: one record on the
+//! dead-letter topic per input, with the original key, value and headers, plus the headers
+//! `ads-error-stage`, `ads-error-kind` (a bounded enum value), `ads-error-message`,
+//! `ads-source-topic`, `ads-source-partition`, `ads-source-offset`. Only after the broker has
+//! acknowledged that write is the source record marked done in [`Offsets`]: a crash in between
+//! writes the dead letter twice, never zero times. Ordering: per input order. Failure: a write
+//! the producer cannot deliver (after librdkafka's own retries) is fatal: the stage stops with an
+//! error, nothing past it is committed, and the process exits non-zero.
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::mpsc;
+
+use crate::acker::{produce_all, ProduceError};
+use crate::metrics::Metrics;
+use crate::offsets::Offsets;
+use crate::source::Envelope;
+
+/// The pipeline stage where a record failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStage {
+    /// Not a decodable `cad.call.v1` record.
+    Decode,
+    /// Decoded, but could not be mapped to a valid ADS bundle.
+    Mapping,
+    /// Refused by the API, or out of retry budget.
+    Submit,
+}
+
+impl ErrorStage {
+    /// Header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decode => "decode",
+            Self::Mapping => "mapping",
+            Self::Submit => "submit",
+        }
+    }
+}
+
+/// A record to dead-letter, with why.
+#[derive(Debug)]
+pub struct DeadLetter {
+    /// The original record.
+    pub envelope: crate::source::Envelope,
+    /// Where it failed.
+    pub stage: ErrorStage,
+    /// Bounded error kind (`snake_case`), also the metric label.
+    pub kind: &'static str,
+    /// Human-readable reason; never contains patient data.
+    pub message: String,
+}
+
+/// Publishes dead letters; see the module header.
+pub struct DeadLetterProducer {
+    /// The shared producer.
+    pub producer: FutureProducer,
+    /// Dead-letter topic.
+    pub topic: String,
+    /// The offset tracker.
+    pub offsets: Offsets,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// How many dead letters are written before their offsets are marked done together.
+const CHUNK: usize = 256;
+
+impl DeadLetterProducer {
+    /// Runs until every sender of `input` is dropped.
+    pub async fn run(self, mut input: mpsc::Receiver<DeadLetter>) -> Result<(), ProduceError> {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while input.recv_many(&mut chunk, CHUNK).await > 0 {
+            self.publish(&chunk).await?;
+            chunk.clear();
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, letters: &[DeadLetter]) -> Result<(), ProduceError> {
+        let prepared: Vec<(OwnedHeaders, &Envelope)> =
+            letters.iter().map(|d| (headers(d), &d.envelope)).collect();
+        let records = prepared.iter().map(|(h, e)| {
+            let mut r = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(h.clone());
+            if let Some(k) = &e.key {
+                r = r.key(k.as_slice());
+            }
+            if let Some(p) = &e.payload {
+                r = r.payload(p.as_slice());
+            }
+            r
+        });
+        produce_all(&self.producer, records).await?;
+        self.offsets
+            .complete(letters.iter().map(|d| &d.envelope.pos));
+        for d in letters {
+            self.metrics.dead_lettered(d.kind);
+            tracing::warn!(
+                message = "Record dead-lettered.",
+                stage = d.stage.as_str(),
+                kind = d.kind,
+                topic = %d.envelope.pos.topic,
+                partition = d.envelope.pos.partition,
+                offset = d.envelope.pos.offset
+            );
+        }
+        Ok(())
+    }
+}
+
+fn headers(d: &DeadLetter) -> OwnedHeaders {
+    let mut h = OwnedHeaders::new_with_capacity(d.envelope.headers.len() + 6);
+    for (key, value) in &d.envelope.headers {
+        h = h.insert(Header {
+            key,
+            value: value.as_deref(),
+        });
+    }
+    let partition = d.envelope.pos.partition.to_string();
+    let offset = d.envelope.pos.offset.to_string();
+    for (key, value) in [
+        ("ads-error-stage", d.stage.as_str()),
+        ("ads-error-kind", d.kind),
+        ("ads-error-message", d.message.as_str()),
+        ("ads-source-topic", &*d.envelope.pos.topic),
+        ("ads-source-partition", partition.as_str()),
+        ("ads-source-offset", offset.as_str()),
+    ] {
+        h = h.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    h
+}

@@ -1,0 +1,390 @@
+//! Demo: the whole connector on an embedded default, nothing to install.
+//!
+//! Starts librdkafka's mock cluster (real Kafka protocol on loopback, in-process), the sandbox
+//! NHS API with authentication on an ephemeral port and a freshly generated key, produces
+//! generated `cad.call.v1` records (some later snapshots of earlier calls, a few invalid ones so
+//! the dead-letter path shows), runs the real pipeline ([`crate::app::Pipeline`]) until every
+//! record has an ack or a dead letter *as read back from the ack and dead-letter topics*, then
+//! drains and prints a summary. `lost` counts produced records with neither; it must be 0.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rand::{Rng, SeedableRng};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::produce_all;
+use crate::app::Pipeline;
+use crate::config::Config;
+use crate::generate::{self, Generator};
+use crate::metrics::Metrics;
+use crate::{keygen, sandbox};
+
+const CAD_TOPIC: &str = "cad.calls";
+const ACK_TOPIC: &str = "ads.acks";
+const DLQ_TOPIC: &str = "ads.dead-letters";
+
+/// `ads-connector demo` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Records to produce.
+    #[arg(long, default_value_t = 2000)]
+    pub calls: usize,
+    /// Write the summary as one JSON object to this file.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Partitions of the CAD topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Seed of the call generator.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Share of records that are a later snapshot of an earlier call.
+    #[arg(long, default_value_t = 0.1)]
+    pub update_ratio: f64,
+    /// Share of records that are invalid (they must be dead-lettered).
+    #[arg(long, default_value_t = 0.005)]
+    pub invalid_ratio: f64,
+    /// RSA key size of the demo's application key.
+    #[arg(long, default_value_t = 4096)]
+    pub key_bits: usize,
+    /// Give up waiting for acks after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_s: u64,
+    /// Address of the metrics port while the demo runs.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub metrics_listen: String,
+    /// Do not print the progress bar and the summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        Self {
+            calls: 2000,
+            summary_json: None,
+            partitions: 4,
+            seed: 7,
+            update_ratio: 0.1,
+            invalid_ratio: 0.005,
+            key_bits: 4096,
+            timeout_s: 120,
+            metrics_listen: "127.0.0.1:0".into(),
+            quiet: true,
+        }
+    }
+}
+
+/// What the demo measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Records produced to the CAD topic.
+    pub produced: u64,
+    /// Records the connector consumed.
+    pub consumed: u64,
+    /// Submissions the API accepted.
+    pub submissions: u64,
+    /// Produced records with at least one ack.
+    pub acked: u64,
+    /// Produced records with a dead letter.
+    pub dead_lettered: u64,
+    /// Produced records with neither.
+    pub lost: u64,
+    /// Ack or dead-letter records beyond the first for a source record.
+    pub duplicates: u64,
+    /// Calls the sandbox received.
+    pub calls_received: u64,
+    /// Seconds from the first produce to the last ack.
+    pub elapsed_s: f64,
+    /// Produced records per second over `elapsed_s`.
+    pub records_per_s: f64,
+    /// Median Kafka timestamp → ack, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile Kafka timestamp → ack, milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Runs the demo; see the module header.
+pub async fn run(args: DemoArgs) -> Result<Summary> {
+    let work = tempfile::tempdir().context("cannot create a temporary directory")?;
+
+    // An in-process Kafka cluster with the three topics.
+    let cluster = MockCluster::new(1).context("cannot start the mock Kafka cluster")?;
+    cluster.create_topic(CAD_TOPIC, args.partitions, 1)?;
+    cluster.create_topic(ACK_TOPIC, 1, 1)?;
+    cluster.create_topic(DLQ_TOPIC, 1, 1)?;
+    let bootstrap = cluster.bootstrap_servers();
+
+    // The sandbox NHS API with authentication, and a fresh application key.
+    let api_key = format!("demo-{}", uuid::Uuid::new_v4().simple());
+    let pair = keygen::generate("demo-1", args.key_bits)?;
+    let paths = keygen::write(&pair, work.path())?;
+    let api_key_file = work.path().join("api-key");
+    std::fs::write(&api_key_file, &api_key)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sandbox = sandbox::start(
+        listener,
+        sandbox::SandboxConfig {
+            apps: vec![sandbox::SandboxApp {
+                api_key: api_key.clone(),
+                jwks_path: Some(paths.jwks.clone()),
+            }],
+            ..sandbox::SandboxConfig::default()
+        },
+    )
+    .await?;
+
+    // Produce the records.
+    let started = Instant::now();
+    let produced = produce(&bootstrap, &args).await?;
+
+    // The real pipeline.
+    let config = Config::from_toml_str(&format!(
+        r#"
+        [kafka]
+        bootstrap_servers = "{bootstrap}"
+        group_id = "ads-connector-demo"
+        topics = ["{CAD_TOPIC}"]
+        ack_topic = "{ACK_TOPIC}"
+        dead_letter_topic = "{DLQ_TOPIC}"
+        [nhs_api]
+        environment = "custom"
+        base_url = "{base}"
+        token_url = "{token}"
+        api_key_file = "{api_key_file}"
+        private_key_file = "{key}"
+        kid = "demo-1"
+        [batch]
+        max_calls = 100
+        linger_ms = 200
+        [http]
+        listen = "{listen}"
+        "#,
+        base = sandbox.api_base_url(),
+        token = sandbox.token_url(),
+        api_key_file = api_key_file.display(),
+        key = paths.private_key.display(),
+        listen = args.metrics_listen,
+    ))?;
+    let metrics = Metrics::new();
+    let cancel = CancellationToken::new();
+    let pipeline = Pipeline::start(config, metrics.clone(), cancel.clone()).await?;
+    if !args.quiet {
+        eprintln!(
+            "metrics: http://{}/metrics (while the demo runs)",
+            pipeline.health_addr
+        );
+    }
+
+    // Read the ack and dead-letter topics back until every produced record is accounted for.
+    let progress = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(produced)
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} records acked or dead-lettered  {per_sec}",
+        )
+        .expect("valid template"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
+    let tally = tokio::task::spawn_blocking({
+        let bootstrap = bootstrap.clone();
+        let progress = progress.clone();
+        move || read_back(&bootstrap, produced, deadline, &progress)
+    })
+    .await??;
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    cancel.cancel();
+    pipeline.finish().await?;
+    let stats = sandbox.stats();
+    let calls_received = sandbox.received_calls().len() as u64;
+    sandbox.shutdown().await;
+    drop(cluster);
+
+    let mut latencies = tally.latencies_ms;
+    latencies.sort_by(f64::total_cmp);
+    let done = tally.acked.len() + tally.dead.len();
+    let summary = Summary {
+        produced,
+        consumed: metrics.records_consumed(),
+        submissions: stats.submissions_accepted,
+        acked: tally.acked.len() as u64,
+        dead_lettered: tally.dead.len() as u64,
+        lost: produced.saturating_sub(done as u64),
+        duplicates: tally.duplicates,
+        calls_received,
+        elapsed_s: elapsed.as_secs_f64(),
+        records_per_s: produced as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    };
+    if !args.quiet {
+        print_summary(&summary);
+    }
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(summary)
+}
+
+async fn produce(bootstrap: &str, args: &DemoArgs) -> Result<u64> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("socket.nagle.disable", "true")
+        .set("linger.ms", "5")
+        .create()?;
+    let mut generator = Generator::new(args.seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let mut calls: Vec<crate::cad::CadCall> = Vec::new();
+    let mut records: Vec<(Vec<u8>, Vec<u8>, OwnedHeaders)> = Vec::with_capacity(args.calls);
+    for _ in 0..args.calls {
+        let roll: f64 = rng.gen();
+        let call = if roll < args.update_ratio && !calls.is_empty() {
+            let i = rng.gen_range(0..calls.len());
+            let next = generator.next_update(&calls[i]);
+            calls[i] = next.clone();
+            next
+        } else {
+            let call = generator.next_call();
+            calls.push(call.clone());
+            call
+        };
+        let mut payload = generate::to_json_line(&call).into_bytes();
+        if rng.gen::<f64>() < args.invalid_ratio {
+            // A truncated record: the connector must dead-letter it, not crash or drop it.
+            payload.truncate(payload.len() / 2);
+        }
+        let traceparent = format!("00-{:032x}-{:016x}-01", rng.gen::<u128>(), rng.gen::<u64>());
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "traceparent",
+            value: Some(&traceparent),
+        });
+        records.push((call.call_id.clone().into_bytes(), payload, headers));
+    }
+    let prepared = records.iter().map(|(k, v, h)| {
+        FutureRecord::<[u8], [u8]>::to(CAD_TOPIC)
+            .key(k.as_slice())
+            .payload(v.as_slice())
+            .headers(h.clone())
+    });
+    produce_all(&producer, prepared).await?;
+    Ok(records.len() as u64)
+}
+
+#[derive(Default)]
+struct Tally {
+    acked: HashMap<(i32, i64), u32>,
+    dead: HashMap<(i32, i64), u32>,
+    duplicates: u64,
+    latencies_ms: Vec<f64>,
+}
+
+/// Reads the ack and dead-letter topics from the start until `expected` source records are
+/// accounted for or `deadline` passes.
+fn read_back(
+    bootstrap: &str,
+    expected: u64,
+    deadline: Instant,
+    progress: &indicatif::ProgressBar,
+) -> Result<Tally> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ads-demo-reader")
+        .set("enable.auto.commit", "false")
+        .set("socket.nagle.disable", "true")
+        .set("fetch.wait.max.ms", "20")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(ACK_TOPIC, 0, Offset::Beginning)?;
+    tpl.add_partition_offset(DLQ_TOPIC, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let mut tally = Tally::default();
+    while ((tally.acked.len() + tally.dead.len()) as u64) < expected && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message?;
+        let source = if message.topic() == ACK_TOPIC {
+            let ack: serde_json::Value =
+                serde_json::from_slice(message.payload().unwrap_or_default())?;
+            let src = &ack["source"];
+            if let (Some(ts), Some(sent)) = (
+                src["timestamp_ms"].as_i64(),
+                message.timestamp().to_millis(),
+            ) {
+                tally.latencies_ms.push((sent - ts) as f64);
+            }
+            let key = (
+                src["partition"].as_i64().unwrap_or(-1) as i32,
+                src["offset"].as_i64().unwrap_or(-1),
+            );
+            (&mut tally.acked, key)
+        } else {
+            let header = |name: &str| {
+                message.headers().and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == name)
+                        .and_then(|h| h.value)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                })
+            };
+            let key = (
+                header("ads-source-partition").unwrap_or(-1) as i32,
+                header("ads-source-offset").unwrap_or(-1),
+            );
+            (&mut tally.dead, key)
+        };
+        let (map, key) = source;
+        let count = map.entry(key).or_insert(0);
+        *count += 1;
+        if *count > 1 {
+            tally.duplicates += 1;
+        }
+        progress.set_position((tally.acked.len() + tally.dead.len()) as u64);
+    }
+    Ok(tally)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i]
+}
+
+fn print_summary(s: &Summary) {
+    println!("ads-connector demo");
+    println!("  produced        {:>8}", s.produced);
+    println!("  consumed        {:>8}", s.consumed);
+    println!("  submissions     {:>8}", s.submissions);
+    println!("  acked           {:>8}", s.acked);
+    println!("  dead letters    {:>8}", s.dead_lettered);
+    println!("  lost            {:>8}", s.lost);
+    println!("  duplicates      {:>8}", s.duplicates);
+    println!(
+        "  calls received  {:>8}  (by the sandbox API)",
+        s.calls_received
+    );
+    println!("  elapsed         {:>8.2} s", s.elapsed_s);
+    println!("  throughput      {:>8.0} records/s", s.records_per_s);
+    println!(
+        "  latency p50     {:>8.1} ms  (Kafka timestamp → ack)",
+        s.p50_ms
+    );
+    println!("  latency p99     {:>8.1} ms", s.p99_ms);
+}

@@ -1,0 +1,56 @@
+//! # ads-connector
+//!
+//! Moves ambulance Computer Aided Despatch (CAD) call snapshots from Kafka to NHS England's
+//! Ambulance Data Submission FHIR API, with an acknowledgement or a dead letter for every
+//! consumed record and offsets committed only behind them.
+//!
+//! # Layout
+//!
+//! The pipeline, in the order data flows (wired in [`app`]):
+//!
+//! ```text
+//!  Kafka CAD topics ─► source ─► mapping ─► batcher ─► submitter ─► acker ─► offsets
+//!                        │         │ invalid               │ rejected            (contiguous
+//!                        │         └───────► dead_letter ◄─┘                      watermark)
+//!                        └─ rebalance: forget revoked partitions' watermarks
+//! ```
+//!
+//! | module | role |
+//! |---|---|
+//! | [`config`] | TOML file + `ADS__SECTION__KEY` overrides → validated [`config::Config`] |
+//! | [`source`] | Kafka consumer group; turns records into [`source::Envelope`]s; registers offsets |
+//! | [`cad`] | the `cad.call.v1` input contract and its decoder |
+//! | [`mapping`] | one CAD call → one deterministic ADS FHIR call Bundle; the mapping stage task |
+//! | [`batcher`] | groups call bundles into submissions by count, bytes and linger; coalesces snapshots |
+//! | [`submitter`] | POSTs submissions through the [`rate_limit`] and [`auth`] token; retry classification |
+//! | [`auth`] | signed-JWT (RS512) client assertion and the one shared, refreshed access token |
+//! | [`rate_limit`] | the process-wide GCRA limiter; a 429 pauses every request for `Retry-After` |
+//! | [`acker`] | publishes one `ads.ack.v1` record per consumed record, then marks it done |
+//! | [`dead_letter`] | publishes the original record with reason headers, then marks it done |
+//! | [`offsets`] | per-partition contiguous watermark of done records; what may be committed |
+//! | [`metrics`], [`health`], [`telemetry`], [`shutdown`] | operations |
+//! | [`sandbox`], [`keygen`], [`generate`], [`demo`] | the local NHS API, keys, synthetic calls, the embedded demo |
+//!
+//! Every stage file opens with its contract: input, output, ordering, ack guarantee, failures.
+
+pub mod acker;
+pub mod app;
+pub mod auth;
+pub mod batcher;
+pub mod cad;
+pub mod config;
+pub mod dead_letter;
+pub mod demo;
+pub mod generate;
+pub mod health;
+pub mod keygen;
+pub mod mapping;
+pub mod metrics;
+pub mod offsets;
+pub mod rate_limit;
+pub mod sandbox;
+pub mod shutdown;
+pub mod source;
+pub mod submitter;
+pub mod telemetry;
+pub mod transform;

@@ -1,0 +1,226 @@
+//! `ads-connector`: the command line. Thin: parse, load, run, report the exit status.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use ads_connector::config::Config;
+use ads_connector::metrics::Metrics;
+use ads_connector::{app, cad, demo, generate, keygen, mapping, sandbox, shutdown, telemetry};
+
+/// Moves ambulance CAD call events from Kafka to NHS England's Ambulance Data Submission API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the connector service.
+    Run {
+        /// TOML configuration file (`ADS__SECTION__KEY` variables override it).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file without connecting to anything.
+    CheckConfig {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a local emulation of the NHS API and its token server.
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// An application: `API_KEY=JWKS_FILE` (repeatable).
+        #[arg(long = "app")]
+        apps: Vec<String>,
+        /// Open access like NHS's public sandbox: no token needed.
+        #[arg(long)]
+        open: bool,
+        /// `$process-message` quota per application per minute.
+        #[arg(long, default_value_t = 1800)]
+        quota_per_minute: u32,
+        /// Base URL clients use (the JWT `aud` is `{public_url}/oauth2/token`).
+        #[arg(long)]
+        public_url: Option<url::Url>,
+    },
+    /// Write an RSA key pair and its JWKS.
+    Keygen {
+        /// Key id.
+        #[arg(long)]
+        kid: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Key size in bits.
+        #[arg(long, default_value_t = 4096)]
+        bits: usize,
+    },
+    /// Write synthetic `cad.call.v1` records as JSON lines to stdout.
+    Generate {
+        /// Number of calls.
+        #[arg(long, default_value_t = 10)]
+        calls: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Check CAD records (JSON lines) from files; exit 1 if any is invalid.
+    Validate {
+        /// Files of `cad.call.v1` JSON lines.
+        files: Vec<PathBuf>,
+        /// Write each valid call's FHIR Bundle into this directory.
+        #[arg(long)]
+        emit_fhir: Option<PathBuf>,
+    },
+    /// Run everything embedded: Kafka, the NHS API sandbox, generated calls, the real pipeline.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    telemetry::init();
+    match real_main() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    match cli.command {
+        Command::Run { config } => {
+            let config = Config::load(&config).context("invalid configuration")?;
+            runtime.block_on(async {
+                let cancel = shutdown::on_signal();
+                app::run(config, Metrics::new(), cancel).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let path = config.display().to_string();
+            let config = Config::load(&config).context("invalid configuration")?;
+            println!(
+                "{path}: ok (submitting to {}, {} topic(s))",
+                config.api.submit_url,
+                config.kafka.topics.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sandbox {
+            listen,
+            apps,
+            open,
+            quota_per_minute,
+            public_url,
+        } => {
+            let apps = apps
+                .iter()
+                .map(|a| {
+                    sandbox::SandboxApp::parse(a).map_err(|e| anyhow::anyhow!("--app {a}: {e}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if apps.is_empty() && !open {
+                bail!("give at least one --app API_KEY=JWKS_FILE, or --open");
+            }
+            let cfg = sandbox::SandboxConfig {
+                apps,
+                open_access: open,
+                quota_per_minute,
+                public_url,
+                ..sandbox::SandboxConfig::default()
+            };
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let handle = sandbox::start(listener, cfg).await?;
+                println!("sandbox API:   {}", handle.api_base_url());
+                println!("sandbox token: {}", handle.token_url());
+                shutdown::signal().await;
+                handle.shutdown().await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { kid, out, bits } => {
+            let pair = keygen::generate(&kid, bits)?;
+            let paths = keygen::write(&pair, &out)?;
+            println!("private key: {}", paths.private_key.display());
+            println!("public key:  {}", paths.public_key.display());
+            println!("JWKS:        {}", paths.jwks.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate { calls, seed } => {
+            let mut generator = generate::Generator::new(seed);
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            for _ in 0..calls {
+                writeln!(out, "{}", generate::to_json_line(&generator.next_call()))?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { files, emit_fhir } => validate(&files, emit_fhir.as_deref()),
+        Command::Demo(args) => {
+            let summary = runtime.block_on(demo::run(args))?;
+            Ok(if summary.lost == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn validate(files: &[PathBuf], emit: Option<&std::path::Path>) -> Result<ExitCode> {
+    if let Some(dir) = emit {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let options = mapping::MappingOptions::default();
+    let (mut valid, mut invalid) = (0usize, 0usize);
+    for file in files {
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+        );
+        for (n, line) in reader.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let result = cad::decode(line.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|call| mapping::map_call(&call, &options).map_err(|e| e.to_string()));
+            match result {
+                Ok(bundle) => {
+                    valid += 1;
+                    if let Some(dir) = emit {
+                        let path = dir.join(format!("{}.json", bundle.bundle_id));
+                        std::fs::write(&path, serde_json::to_vec_pretty(&bundle.json)?)?;
+                    }
+                }
+                Err(problem) => {
+                    invalid += 1;
+                    println!("{}:{}: {problem}", file.display(), n + 1);
+                }
+            }
+        }
+    }
+    println!("{valid} valid, {invalid} invalid");
+    Ok(if invalid == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,280 @@
+//! Offsets: the per-partition contiguous watermark of records that are done.
+//!
+//! Input: the source registers every consumed record, in consume order, under the partition's
+//! current *generation* (a fresh one on every assignment). The acker and the dead-letter stage
+//! mark records done, in any order, after their ack or dead-letter record is durably written.
+//! Output: for each partition, the next offset that may be committed: the lowest offset still
+//! pending, or one past the highest registered offset when nothing is pending. It is handed to
+//! an [`OffsetStore`] (librdkafka's offset store, committed by its auto-commit and by the final
+//! synchronous commit at shutdown).
+//!
+//! Guarantee: the stored offset never passes a record that has neither an ack nor a dead letter,
+//! so a crash can only resend, never lose. A completion from an older generation (the partition
+//! was revoked, and maybe reassigned, since) is ignored: that work is redelivered from the
+//! committed offset. Failure behaviour: a store that fails (the partition was revoked under us)
+//! is logged and skipped; the record will be redelivered to whoever owns the partition now.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Where one consumed record sits, and under which assignment it was consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordPos {
+    /// Source topic.
+    pub topic: Arc<str>,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// The partition's generation when the record was consumed.
+    pub generation: u64,
+}
+
+/// Receives the committable offset (the next offset to consume) of a partition.
+pub trait OffsetStore: Send + Sync {
+    /// Stores `next_offset` for the partition; an error means the partition is not ours any more.
+    fn store(&self, topic: &str, partition: i32, next_offset: i64) -> Result<(), String>;
+}
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    generation: u64,
+    pending: BTreeSet<i64>,
+    highest_registered: Option<i64>,
+    stored: Option<i64>,
+}
+
+impl PartitionState {
+    fn watermark(&self) -> Option<i64> {
+        match self.pending.first() {
+            Some(lowest) => Some(*lowest),
+            None => self.highest_registered.map(|h| h + 1),
+        }
+    }
+}
+
+/// The pure bookkeeping; see the module header.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    topics: HashMap<Arc<str>, HashMap<i32, PartitionState>>,
+    next_generation: u64,
+}
+
+impl OffsetTracker {
+    /// Starts a fresh generation for a newly assigned partition.
+    pub fn assign(&mut self, topic: &str, partition: i32) -> u64 {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let state = PartitionState {
+            generation,
+            ..PartitionState::default()
+        };
+        match self.topics.get_mut(topic) {
+            Some(partitions) => {
+                partitions.insert(partition, state);
+            }
+            None => {
+                self.topics
+                    .insert(Arc::from(topic), HashMap::from([(partition, state)]));
+            }
+        }
+        generation
+    }
+
+    /// Forgets a revoked partition; its outstanding completions will be ignored.
+    pub fn revoke(&mut self, topic: &str, partition: i32) {
+        if let Some(partitions) = self.topics.get_mut(topic) {
+            partitions.remove(&partition);
+        }
+    }
+
+    /// Registers a consumed record; returns its position, or `None` if the partition is not
+    /// assigned (a message fetched just before its revocation: it must not be processed).
+    pub fn register(&mut self, topic: &str, partition: i32, offset: i64) -> Option<RecordPos> {
+        let key = self.topics.get_key_value(topic)?.0.clone();
+        let state = self.topics.get_mut(topic)?.get_mut(&partition)?;
+        state.pending.insert(offset);
+        state.highest_registered = Some(state.highest_registered.map_or(offset, |h| h.max(offset)));
+        Some(RecordPos {
+            topic: key,
+            partition,
+            offset,
+            generation: state.generation,
+        })
+    }
+
+    /// Marks a record done. Returns the partition's new watermark if it moved forward.
+    pub fn complete(&mut self, pos: &RecordPos) -> Option<i64> {
+        let state = self.topics.get_mut(&*pos.topic)?.get_mut(&pos.partition)?;
+        if state.generation != pos.generation || !state.pending.remove(&pos.offset) {
+            return None;
+        }
+        let watermark = state.watermark()?;
+        if state.stored.is_some_and(|s| s >= watermark) {
+            return None;
+        }
+        state.stored = Some(watermark);
+        Some(watermark)
+    }
+
+    /// Records consumed and not yet done, over all partitions.
+    pub fn outstanding(&self) -> usize {
+        self.topics
+            .values()
+            .flat_map(|p| p.values())
+            .map(|p| p.pending.len())
+            .sum()
+    }
+
+    /// Partitions currently assigned.
+    pub fn assigned(&self) -> usize {
+        self.topics.values().map(HashMap::len).sum()
+    }
+}
+
+/// The tracker shared by the source, the acker, the dead-letter stage and the rebalance hooks,
+/// with the store it feeds.
+#[derive(Clone, Default)]
+pub struct Offsets {
+    tracker: Arc<Mutex<OffsetTracker>>,
+    store: Arc<OnceLock<Arc<dyn OffsetStore>>>,
+}
+
+impl Offsets {
+    /// A tracker with no store yet (the consumer that owns the store needs the tracker first).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Plugs in the store; a second call is ignored.
+    pub fn set_store(&self, store: Arc<dyn OffsetStore>) {
+        let _ = self.store.set(store);
+    }
+
+    /// See [`OffsetTracker::assign`].
+    pub fn assign(&self, topic: &str, partition: i32) -> u64 {
+        self.lock().assign(topic, partition)
+    }
+
+    /// See [`OffsetTracker::revoke`].
+    pub fn revoke(&self, topic: &str, partition: i32) {
+        self.lock().revoke(topic, partition)
+    }
+
+    /// See [`OffsetTracker::register`].
+    pub fn register(&self, topic: &str, partition: i32, offset: i64) -> Option<RecordPos> {
+        self.lock().register(topic, partition, offset)
+    }
+
+    /// Marks records done and stores the watermarks that moved.
+    pub fn complete<'a>(&self, positions: impl IntoIterator<Item = &'a RecordPos>) {
+        let mut moved: HashMap<(Arc<str>, i32), i64> = HashMap::new();
+        {
+            let mut tracker = self.lock();
+            for pos in positions {
+                if let Some(w) = tracker.complete(pos) {
+                    moved.insert((pos.topic.clone(), pos.partition), w);
+                }
+            }
+        }
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        for ((topic, partition), next) in moved {
+            if let Err(error) = store.store(&topic, partition, next) {
+                tracing::warn!(
+                    message = "Offset not stored; the partition is no longer assigned.",
+                    topic = %topic,
+                    partition,
+                    %error
+                );
+            }
+        }
+    }
+
+    /// Records consumed and not yet done.
+    pub fn outstanding(&self) -> usize {
+        self.lock().outstanding()
+    }
+
+    /// Partitions assigned.
+    pub fn assigned(&self) -> usize {
+        self.lock().assigned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OffsetTracker> {
+        // A panic while holding this lock is a bug in this file; poisoning is not recoverable.
+        self.tracker.lock().expect("offset tracker lock poisoned")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(t: &mut OffsetTracker, pos: &RecordPos) -> Option<i64> {
+        t.complete(pos)
+    }
+
+    #[test]
+    fn never_commits_offset_past_an_unfinished_record() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        let a = t.register("cad", 0, 10).unwrap();
+        let b = t.register("cad", 0, 11).unwrap();
+        let c = t.register("cad", 0, 12).unwrap();
+        assert_eq!(done(&mut t, &c), Some(10), "10 and 11 still pending");
+        assert_eq!(done(&mut t, &a), Some(11));
+        assert_eq!(done(&mut t, &b), Some(13));
+    }
+
+    #[test]
+    fn gaps_in_offsets_do_not_block_the_watermark() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        let a = t.register("cad", 0, 5).unwrap();
+        let b = t.register("cad", 0, 9).unwrap();
+        assert_eq!(done(&mut t, &a), Some(9));
+        assert_eq!(done(&mut t, &b), Some(10));
+    }
+
+    #[test]
+    fn completions_from_a_revoked_generation_are_ignored() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 1);
+        let old = t.register("cad", 1, 40).unwrap();
+        t.revoke("cad", 1);
+        t.assign("cad", 1);
+        let new = t.register("cad", 1, 38).unwrap();
+        assert_eq!(done(&mut t, &old), None);
+        assert_eq!(done(&mut t, &new), Some(39));
+    }
+
+    #[test]
+    fn records_of_unassigned_partitions_are_not_registered() {
+        let mut t = OffsetTracker::default();
+        assert!(t.register("cad", 3, 1).is_none());
+    }
+
+    #[test]
+    fn completing_twice_moves_nothing() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        let a = t.register("cad", 0, 0).unwrap();
+        assert_eq!(done(&mut t, &a), Some(1));
+        assert_eq!(done(&mut t, &a), None);
+        assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn partitions_are_tracked_independently() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        t.assign("cad", 1);
+        let a = t.register("cad", 0, 0).unwrap();
+        let b = t.register("cad", 1, 0).unwrap();
+        assert_eq!(done(&mut t, &b), Some(1));
+        assert_eq!(t.outstanding(), 1);
+        assert_eq!(done(&mut t, &a), Some(1));
+    }
+}

@@ -1,0 +1,431 @@
+//! Submitter: POSTs each submission to `$process-message` and classifies the answer.
+//!
+//! Input: [`Batch`]es in order. Output: an [`AckWork`] to the acker for every accepted
+//! submission (200 with `{"message": id}` or `{"id": id}`), or one [`DeadLetter`] per source
+//! record for a permanently refused one (other 4xx, or the retry budget spent). At most
+//! `max_in_flight` submissions are in flight; every request waits for the shared
+//! [`RateLimiter`] and carries the shared token. Retry classification is data
+//! ([`classify`]): 429, 408 and 5xx except 501, timeouts and connection errors retry with capped
+//! exponential backoff and full jitter; a 429's `Retry-After` pauses the whole limiter; 401/403
+//! hand the token back and retry with a new one; other statuses dead-letter with the response
+//! body. While the API is down, batches wait here, the channels fill and consumption pauses:
+//! nothing is dropped unless `max_retry_duration_s` says so. No failure here is fatal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::acker::{Accepted, AckWork};
+use crate::auth::TokenProvider;
+use crate::batcher::Batch;
+use crate::config::{ApiConfig, SubmissionMode};
+use crate::dead_letter::{DeadLetter, ErrorStage};
+use crate::metrics::{Metrics, RequestOutcome, RetryReason, StatusLabel};
+use crate::rate_limit::RateLimiter;
+
+/// What to do after one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Accepted, with the API's id if the body had one.
+    Accept(Option<String>),
+    /// Try again, after `after` if the server said so.
+    Retry {
+        /// Why.
+        reason: RetryReason,
+        /// `Retry-After`, when given.
+        after: Option<Duration>,
+    },
+    /// Drop the token and try again with a fresh one.
+    RefreshToken,
+    /// Permanent: dead-letter the records.
+    Reject {
+        /// Bounded kind (`http_4xx` style).
+        kind: &'static str,
+        /// Status and body excerpt.
+        message: String,
+    },
+}
+
+/// The result of sending one request.
+pub enum Attempt {
+    /// An HTTP response.
+    Response {
+        /// Status code.
+        status: u16,
+        /// `Retry-After` in seconds, if present and numeric.
+        retry_after: Option<u64>,
+        /// The body.
+        body: Bytes,
+    },
+    /// The request timed out.
+    Timeout,
+    /// No response: connection refused or reset, DNS, TLS.
+    Transport,
+}
+
+/// Retry classification as data (Vector's `retry_action` table, plus the NHS token rules).
+pub fn classify(attempt: &Attempt) -> Action {
+    match attempt {
+        Attempt::Timeout => Action::Retry {
+            reason: RetryReason::Timeout,
+            after: None,
+        },
+        Attempt::Transport => Action::Retry {
+            reason: RetryReason::Connect,
+            after: None,
+        },
+        Attempt::Response {
+            status,
+            retry_after,
+            body,
+        } => match *status {
+            200..=299 => Action::Accept(api_id(body)),
+            401 | 403 => Action::RefreshToken,
+            429 => Action::Retry {
+                reason: RetryReason::Status429,
+                after: retry_after.map(Duration::from_secs),
+            },
+            408 => Action::Retry {
+                reason: RetryReason::Status408,
+                after: None,
+            },
+            501 => reject("http_501", *status, body),
+            500..=599 => Action::Retry {
+                reason: RetryReason::Status5xx,
+                after: retry_after.map(Duration::from_secs),
+            },
+            400..=499 => reject("http_4xx", *status, body),
+            _ => reject("http_unexpected", *status, body),
+        },
+    }
+}
+
+fn reject(kind: &'static str, status: u16, body: &Bytes) -> Action {
+    let excerpt = String::from_utf8_lossy(&body[..body.len().min(1024)]);
+    Action::Reject {
+        kind,
+        message: format!("HTTP {status}: {excerpt}"),
+    }
+}
+
+/// The submission id in a 200 body: `{"message": id}` (the spec) or `{"id": id}` (seen live).
+fn api_id(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ["message", "id"].iter().find_map(|k| match &v[*k] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// How a whole submission ended.
+pub enum Submitted {
+    /// Accepted by the API.
+    Accepted(Accepted),
+    /// Refused for good; `kind` and `message` go into the dead letters.
+    Rejected {
+        /// Bounded kind.
+        kind: &'static str,
+        /// Reason.
+        message: String,
+    },
+}
+
+/// The NHS API client; see the module header.
+pub struct Submitter {
+    /// HTTP client (built once, with the request timeout).
+    pub client: reqwest::Client,
+    /// Request limits and the submission URL.
+    pub config: ApiConfig,
+    /// One call per POST or a batch Bundle.
+    pub mode: SubmissionMode,
+    /// The shared token.
+    pub tokens: Arc<TokenProvider>,
+    /// The shared limiter.
+    pub limiter: Arc<RateLimiter>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Submitter {
+    /// Runs until the batcher closes its output and every request in flight has finished.
+    pub async fn run(
+        self: Arc<Self>,
+        mut input: mpsc::Receiver<Batch>,
+        acks: mpsc::Sender<AckWork>,
+        dead: mpsc::Sender<DeadLetter>,
+    ) {
+        let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let mut tasks = JoinSet::new();
+        while let Some(batch) = input.recv().await {
+            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            let (this, acks, dead) = (self.clone(), acks.clone(), dead.clone());
+            tasks.spawn(async move {
+                let outcome = this.submit(&batch).await;
+                drop(permit);
+                match outcome {
+                    Submitted::Accepted(accepted) => {
+                        let _ = acks.send(AckWork { batch, accepted }).await;
+                    }
+                    Submitted::Rejected { kind, message } => {
+                        for call in batch.calls {
+                            let envelopes = std::iter::once(call.submitted).chain(call.superseded);
+                            for envelope in envelopes {
+                                let letter = DeadLetter {
+                                    envelope,
+                                    stage: ErrorStage::Submit,
+                                    kind,
+                                    message: message.clone(),
+                                };
+                                let _ = dead.send(letter).await;
+                            }
+                        }
+                    }
+                }
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Sends one submission until it is accepted, refused, or out of retry budget.
+    pub async fn submit(&self, batch: &Batch) -> Submitted {
+        let body = Bytes::from(batch.body(self.mode));
+        let traceparent = batch_traceparent(batch);
+        let started = Instant::now();
+        let mut backoff = self.config.initial_backoff;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let (reason, after) = match self.tokens.bearer().await {
+                Err(error) => {
+                    tracing::warn!(message = "No access token; the submission waits.", %error);
+                    (RetryReason::Token, None)
+                }
+                Ok(token) => {
+                    self.limiter.acquire().await;
+                    let sent = Instant::now();
+                    self.metrics.in_flight(1);
+                    let attempt = self.send(&body, token.as_deref(), &traceparent).await;
+                    self.metrics.in_flight(-1);
+                    let took = sent.elapsed();
+                    let (label, code) = match &attempt {
+                        Attempt::Response { status, .. } => {
+                            (StatusLabel::from_status(*status), *status)
+                        }
+                        Attempt::Timeout => (StatusLabel::Timeout, 0),
+                        Attempt::Transport => (StatusLabel::TransportError, 0),
+                    };
+                    let action = classify(&attempt);
+                    let outcome = match &action {
+                        Action::Accept(_) => RequestOutcome::Success,
+                        Action::Reject { .. } => RequestOutcome::Rejected,
+                        Action::Retry { .. } | Action::RefreshToken => RequestOutcome::Retryable,
+                    };
+                    self.metrics.request_completed(label, outcome, took);
+                    match action {
+                        Action::Accept(api_id) => {
+                            tracing::info!(message = "Submission accepted.", batch_id = %batch.id, calls = batch.calls.len(), attempts);
+                            return Submitted::Accepted(Accepted {
+                                api_id,
+                                http_status: code,
+                                attempts,
+                                submitted_at: chrono::Utc::now(),
+                                latency: took,
+                            });
+                        }
+                        Action::Reject { kind, message } => {
+                            tracing::warn!(message = "Submission refused.", batch_id = %batch.id, status = code, kind);
+                            return Submitted::Rejected { kind, message };
+                        }
+                        Action::RefreshToken => {
+                            if let Some(token) = &token {
+                                self.tokens.reject(token).await;
+                            }
+                            // The first refusal retries at once with a new token; later ones back off.
+                            let after = if attempts == 1 {
+                                Duration::ZERO
+                            } else {
+                                jitter(backoff)
+                            };
+                            (RetryReason::Unauthorized, Some(after))
+                        }
+                        Action::Retry { reason, after } => (reason, after),
+                    }
+                }
+            };
+            self.metrics.request_retried(reason);
+            if reason == RetryReason::Status429 {
+                self.limiter.pause_for(after.unwrap_or(backoff));
+            }
+            let wait = after.unwrap_or_else(|| jitter(backoff));
+            if let Some(budget) = self.config.max_retry_duration {
+                if started.elapsed() + wait > budget {
+                    return Submitted::Rejected {
+                        kind: "retries_exhausted",
+                        message: format!(
+                            "gave up after {attempts} attempts over {} s (last: {})",
+                            started.elapsed().as_secs(),
+                            reason.as_str()
+                        ),
+                    };
+                }
+            }
+            tracing::warn!(message = "Submission will be retried.", batch_id = %batch.id, reason = reason.as_str(), attempts, wait_ms = wait.as_millis() as u64);
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    async fn send(&self, body: &Bytes, token: Option<&str>, traceparent: &str) -> Attempt {
+        let url: Url = self.config.submit_url.clone();
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header("traceparent", traceparent)
+            .body(body.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Attempt::Timeout,
+            Err(_) => return Attempt::Transport,
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        match response.bytes().await {
+            Ok(body) => Attempt::Response {
+                status,
+                retry_after,
+                body,
+            },
+            Err(e) if e.is_timeout() => Attempt::Timeout,
+            Err(_) => Attempt::Transport,
+        }
+    }
+}
+
+/// Full jitter: a uniform wait in `[backoff/2, backoff]`, so retries of many pods spread out.
+fn jitter(backoff: Duration) -> Duration {
+    let ms = backoff.as_millis().max(2) as u64;
+    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
+}
+
+/// The request's `traceparent`: the first record's trace, with a new span id for this request.
+fn batch_traceparent(batch: &Batch) -> String {
+    let mut rng = rand::thread_rng();
+    let trace_id = batch
+        .calls
+        .iter()
+        .flat_map(|c| c.envelopes())
+        .find_map(|e| e.traceparent.as_deref())
+        .and_then(|t| t.split('-').nth(1))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:032x}", rng.gen::<u128>()));
+    format!("00-{trace_id}-{:016x}-01", rng.gen::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, retry_after: Option<u64>, body: &str) -> Attempt {
+        Attempt::Response {
+            status,
+            retry_after,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn accepts_the_message_id_and_the_id_variant() {
+        assert_eq!(
+            classify(&response(
+                200,
+                None,
+                r#"{"message":"6eeec54e-3d39-4bc4-a1d9-57615d258fpq"}"#
+            )),
+            Action::Accept(Some("6eeec54e-3d39-4bc4-a1d9-57615d258fpq".into()))
+        );
+        assert_eq!(
+            classify(&response(200, None, r#"{"id":"abc"}"#)),
+            Action::Accept(Some("abc".into()))
+        );
+        assert_eq!(classify(&response(200, None, "")), Action::Accept(None));
+    }
+
+    #[test]
+    fn retries_429_after_its_retry_after_header() {
+        assert_eq!(
+            classify(&response(429, Some(60), "{}")),
+            Action::Retry {
+                reason: RetryReason::Status429,
+                after: Some(Duration::from_secs(60))
+            }
+        );
+    }
+
+    #[test]
+    fn retries_408_5xx_timeouts_and_connection_errors_but_not_501() {
+        for status in [408, 500, 502, 503, 504] {
+            assert!(
+                matches!(classify(&response(status, None, "")), Action::Retry { .. }),
+                "{status}"
+            );
+        }
+        assert!(matches!(classify(&Attempt::Timeout), Action::Retry { .. }));
+        assert!(matches!(
+            classify(&Attempt::Transport),
+            Action::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(&response(501, None, "")),
+            Action::Reject {
+                kind: "http_501",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn refreshes_the_token_on_401_and_403() {
+        assert_eq!(classify(&response(401, None, "")), Action::RefreshToken);
+        assert_eq!(classify(&response(403, None, "")), Action::RefreshToken);
+    }
+
+    #[test]
+    fn dead_letters_other_4xx_with_the_response_body() {
+        match classify(&response(
+            400,
+            None,
+            r#"{"error":"Missing x-dataset-id header"}"#,
+        )) {
+            Action::Reject { kind, message } => {
+                assert_eq!(kind, "http_4xx");
+                assert!(message.contains("HTTP 400") && message.contains("x-dataset-id"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_full_backoff() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(1000));
+            assert!(j >= Duration::from_millis(500) && j <= Duration::from_millis(1000));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Transform: decode each record as `cad.call.v1`, map it to its ADS call Bundle, serialize it.
+//!
+//! Input: [`Envelope`]s in consume order. Output: a [`MappedCall`] to the batcher for every
+//! record that decodes and maps, or a [`DeadLetter`] (stage `decode` or `mapping`, kind from the
+//! error's bounded enum, message with the JSON path and rule but never a patient value) for every
+//! record that does not. Exactly one of the two per input record, in input order; nothing is
+//! dropped. No failure stops this stage: it ends when its input closes, dropping both senders.
+
+use tokio::sync::mpsc;
+
+use crate::batcher::MappedCall;
+use crate::cad;
+use crate::dead_letter::{DeadLetter, ErrorStage};
+use crate::mapping::{self, MappingOptions};
+use crate::metrics::Metrics;
+use crate::source::Envelope;
+
+/// Decodes and maps one record.
+pub fn transform(envelope: Envelope, options: &MappingOptions) -> Result<MappedCall, DeadLetter> {
+    let reject = |envelope, stage, kind, message| DeadLetter {
+        envelope,
+        stage,
+        kind,
+        message,
+    };
+    let call = match envelope.payload.as_deref().map(cad::decode) {
+        Some(Ok(call)) => call,
+        Some(Err(e)) => {
+            let (kind, message) = (e.kind().as_str(), e.to_string());
+            return Err(reject(envelope, ErrorStage::Decode, kind, message));
+        }
+        None => {
+            let message = "the record has no value (tombstone)".to_string();
+            return Err(reject(envelope, ErrorStage::Decode, "empty_value", message));
+        }
+    };
+    let bundle = match mapping::map_call(&call, options) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            let (kind, message) = (e.kind().as_str(), e.to_string());
+            return Err(reject(envelope, ErrorStage::Mapping, kind, message));
+        }
+    };
+    let bytes = serde_json::to_vec(&bundle.json).expect("a serde_json::Value always serializes");
+    Ok(MappedCall {
+        envelope,
+        call_key: bundle.call_key,
+        call_id: call.call_id,
+        provider_ods: call.provider_ods,
+        bundle_id: bundle.bundle_id,
+        snapshot_at: bundle.snapshot_at,
+        bytes,
+    })
+}
+
+/// Runs the stage until its input closes; see the module header.
+pub async fn run(
+    options: MappingOptions,
+    metrics: Metrics,
+    mut input: mpsc::Receiver<Envelope>,
+    output: mpsc::Sender<MappedCall>,
+    dead: mpsc::Sender<DeadLetter>,
+) {
+    while let Some(envelope) = input.recv().await {
+        let sent = match transform(envelope, &options) {
+            Ok(call) => output.send(call).await.is_ok(),
+            Err(letter) => {
+                metrics.record_invalid(letter.kind);
+                dead.send(letter).await.is_ok()
+            }
+        };
+        if !sent {
+            return;
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! The `cad.call.v1` contract and the CAD → ADS FHIR mapping, end to end: generated calls,
+//! golden fixtures (`tests/fixtures/cad/*.json` → `tests/fixtures/fhir/*.json`), determinism
+//! and the decoder's rejection classes.
+//!
+//! Regenerate the FHIR goldens after an intended mapping change with
+//! `UPDATE_FIXTURES=1 cargo test --test mapping`, then review the diff.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ads_connector::cad::{self, CadCall, DecodeErrorKind};
+use ads_connector::generate::{to_json_line, Generator};
+use ads_connector::mapping::{self, map_call, BundleType, MappingOptions};
+use serde_json::{json, Value};
+
+fn fixture_dir(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
+}
+
+fn read_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_dir("cad").join(format!("{name}.json"))).unwrap()
+}
+
+fn fixture_value(name: &str) -> Value {
+    serde_json::from_slice(&read_fixture(name)).unwrap()
+}
+
+fn message_options() -> MappingOptions {
+    MappingOptions {
+        bundle_type: BundleType::Message,
+        ..MappingOptions::default()
+    }
+}
+
+/// Every `reference` in the Bundle, found independently of the mapping module.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                match (k.as_str(), child) {
+                    ("reference", Value::String(s)) => out.push(s.clone()),
+                    _ => references(child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|c| references(c, out)),
+        _ => {}
+    }
+}
+
+fn assert_references_resolve(bundle: &Value) {
+    let entries = bundle["entry"].as_array().expect("entries");
+    let full_urls: BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["fullUrl"].as_str().expect("fullUrl"))
+        .collect();
+    assert_eq!(full_urls.len(), entries.len(), "fullUrls are unique");
+    for entry in entries {
+        let url = entry["fullUrl"].as_str().unwrap();
+        let id = entry["resource"]["id"].as_str().expect("resource id");
+        assert_eq!(url, format!("urn:uuid:{id}"));
+    }
+    let mut refs = Vec::new();
+    references(bundle, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        assert!(r.starts_with("urn:uuid:"), "{r}");
+        assert!(full_urls.contains(r.as_str()), "unresolved {r}");
+    }
+}
+
+fn generated_calls(seed: u64, n: usize) -> Vec<CadCall> {
+    let mut generator = Generator::new(seed);
+    (0..n).map(|_| generator.next_call()).collect()
+}
+
+#[test]
+fn every_generated_call_decodes_and_maps_with_resolving_references() {
+    for seed in 1..=5 {
+        let mut generator = Generator::new(seed);
+        for _ in 0..100 {
+            let call = generator.next_call();
+            let update = generator.next_update(&call);
+            for snapshot in [call, update] {
+                let decoded = cad::decode(to_json_line(&snapshot).as_bytes())
+                    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+                assert_eq!(decoded, snapshot);
+                for opts in [MappingOptions::default(), message_options()] {
+                    let bundle = map_call(&decoded, &opts).unwrap_or_else(|e| panic!("{e}"));
+                    assert_references_resolve(&bundle.json);
+                    assert_eq!(bundle.call_key, snapshot.call_key());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bundles_have_the_ads_shape() {
+    for call in generated_calls(21, 200) {
+        let bundle = map_call(&call, &MappingOptions::default()).unwrap().json;
+        assert_eq!(bundle["resourceType"], "Bundle");
+        assert_eq!(bundle["type"], "collection");
+        assert_eq!(bundle["timestamp"], cad::format_utc(&call.snapshot_at));
+        assert_eq!(
+            bundle["meta"]["tag"][0]["system"],
+            "https://fhir.nhs.uk/R4/CodeSystem/ADS-BundleType"
+        );
+        let kinds: Vec<&str> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+            .collect();
+        let count = |k: &str| kinds.iter().filter(|x| **x == k).count();
+        assert_eq!(kinds[0], "Communication");
+        assert_eq!(count("Communication"), 1);
+        assert_eq!(count("Encounter"), call.patients.len());
+        assert_eq!(count("Patient"), call.patients.len());
+        let orgs = if call.provider_ods == call.submitter_ods {
+            1
+        } else {
+            2
+        };
+        assert_eq!(count("Organization"), orgs);
+        let destinations: BTreeSet<_> = call
+            .patients
+            .iter()
+            .filter_map(|p| p.conveyance.as_ref()?.destination.as_ref())
+            .map(|d| d.ods_site.clone())
+            .collect();
+        assert_eq!(count("Location"), call.responses.len() + destinations.len());
+
+        let communication = &bundle["entry"][0]["resource"];
+        assert_eq!(
+            communication["meta"]["profile"][0],
+            mapping::ADS_COMMUNICATION_PROFILE
+        );
+        let identifier = &communication["identifier"][0];
+        assert_eq!(identifier["system"], mapping::CALL_ID_SYSTEM);
+        assert_eq!(identifier["value"], call.call_id.as_str());
+        assert_eq!(
+            identifier["period"]["start"],
+            call.call_date.to_string().as_str()
+        );
+        assert_eq!(
+            communication["sent"],
+            cad::format_utc(&call.times.call_answered)
+        );
+        let about = communication["about"].as_array().map_or(0, Vec::len);
+        assert_eq!(about, call.patients.len());
+    }
+}
+
+#[test]
+fn patients_carry_the_nhs_number_under_the_uk_core_system() {
+    let mut seen = 0;
+    for call in generated_calls(8, 200) {
+        let bundle = map_call(&call, &MappingOptions::default()).unwrap().json;
+        let patients: Vec<&Value> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["resourceType"] == "Patient")
+            .collect();
+        for (p, contact) in patients.iter().zip(&call.patients) {
+            match &contact.demographics.nhs_number {
+                Some(n) => {
+                    seen += 1;
+                    assert_eq!(
+                        p["identifier"][0],
+                        json!({"system": "https://fhir.nhs.uk/Id/nhs-number", "value": n})
+                    );
+                }
+                None => assert!(p.get("identifier").is_none()),
+            }
+        }
+    }
+    assert!(seen > 50, "{seen}");
+}
+
+#[test]
+fn same_input_gives_byte_identical_bundles() {
+    for call in generated_calls(5, 100) {
+        let a = map_call(&call, &MappingOptions::default()).unwrap();
+        let b = map_call(&call, &MappingOptions::default()).unwrap();
+        let redecoded = cad::decode(&call.to_json_bytes()).unwrap();
+        let c = map_call(&redecoded, &MappingOptions::default()).unwrap();
+        let bytes = serde_json::to_vec(&a.json).unwrap();
+        assert_eq!(bytes, serde_json::to_vec(&b.json).unwrap());
+        assert_eq!(bytes, serde_json::to_vec(&c.json).unwrap());
+    }
+}
+
+#[test]
+fn every_snapshot_of_a_call_shares_the_bundle_id_but_not_the_content() {
+    let mut generator = Generator::new(13);
+    for _ in 0..50 {
+        let first = generator.next_call();
+        let later = generator.next_update(&first);
+        let a = map_call(&first, &MappingOptions::default()).unwrap();
+        let b = map_call(&later, &MappingOptions::default()).unwrap();
+        assert_eq!(a.bundle_id, b.bundle_id);
+        assert_eq!(a.json["id"], b.json["id"]);
+        assert_eq!(a.json["id"], a.bundle_id.to_string().as_str());
+        assert!(b.snapshot_at > a.snapshot_at);
+        assert_ne!(a.json, b.json);
+        // The Communication keeps its id across snapshots too.
+        assert_eq!(a.json["entry"][0]["fullUrl"], b.json["entry"][0]["fullUrl"]);
+    }
+}
+
+#[test]
+fn different_calls_never_share_ids() {
+    let mut ids = BTreeSet::new();
+    for call in generated_calls(17, 300) {
+        let bundle = map_call(&call, &MappingOptions::default()).unwrap();
+        assert!(ids.insert(bundle.bundle_id.to_string()));
+        for e in bundle.json["entry"].as_array().unwrap() {
+            assert!(ids.insert(e["fullUrl"].as_str().unwrap().to_string()));
+        }
+    }
+}
+
+#[test]
+fn golden_fixtures_map_to_their_fhir_bundles() {
+    let cases = [
+        ("answered-only", "answered-only", MappingOptions::default()),
+        (
+            "conveyed-two-patients",
+            "conveyed-two-patients",
+            MappingOptions::default(),
+        ),
+        (
+            "hear-and-treat",
+            "hear-and-treat.message",
+            message_options(),
+        ),
+    ];
+    let update = std::env::var_os("UPDATE_FIXTURES").is_some();
+    for (input, output, opts) in cases {
+        let call = cad::decode(&read_fixture(input)).unwrap_or_else(|e| panic!("{input}: {e}"));
+        let bundle = map_call(&call, &opts).unwrap().json;
+        assert_references_resolve(&bundle);
+        let path = fixture_dir("fhir").join(format!("{output}.json"));
+        if update {
+            let mut text = serde_json::to_string_pretty(&bundle).unwrap();
+            text.push('\n');
+            std::fs::write(&path, text).unwrap();
+        }
+        let expected: Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(bundle, expected, "{output} differs from its golden file");
+    }
+}
+
+fn as_floats(v: Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.as_f64().unwrap()),
+        Value::Array(items) => Value::Array(items.into_iter().map(as_floats).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, as_floats(v))).collect())
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn golden_fixtures_round_trip_through_the_model() {
+    for name in ["answered-only", "conveyed-two-patients", "hear-and-treat"] {
+        let call = cad::decode(&read_fixture(name)).unwrap();
+        assert_eq!(cad::decode(&call.to_json_bytes()).unwrap(), call, "{name}");
+        // No field is dropped or renamed (numbers compared as numbers: 5 and 5.0 are equal).
+        let reencoded: Value = serde_json::from_slice(&call.to_json_bytes()).unwrap();
+        assert_eq!(
+            as_floats(reencoded),
+            as_floats(fixture_value(name)),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_documented_example_decodes() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cad.call.v1.md"),
+    )
+    .unwrap();
+    let start = doc.find("```json\n").expect("an example") + "```json\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let call = cad::decode(doc[start..end].as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(call.patients.len(), 2);
+    map_call(&call, &MappingOptions::default()).unwrap();
+}
+
+#[test]
+fn debug_of_a_call_shows_no_patient_data() {
+    let call = cad::decode(&read_fixture("conveyed-two-patients")).unwrap();
+    let debug = format!("{call:?} {call:#?} {:?}", call.patients);
+    for secret in [
+        "9990000018",
+        "Margaret",
+        "Clarke",
+        "Peter",
+        "1941",
+        "LS9",
+        "5913000",
+    ] {
+        assert!(!debug.contains(secret), "Debug leaks {secret}: {debug}");
+    }
+    assert!(debug.contains("250301-004217") && debug.contains("RX8"));
+    let bundle = map_call(&call, &MappingOptions::default()).unwrap();
+    let debug = format!("{bundle:?}");
+    assert!(!debug.contains("9990000018") && !debug.contains("Margaret"));
+}
+
+/// One way to break the base fixture, the kind and path it must be rejected with, and a value
+/// that must not appear in the message.
+struct Bad {
+    what: &'static str,
+    mutate: fn(&mut Value),
+    kind: DecodeErrorKind,
+    path: &'static str,
+    secret: Option<&'static str>,
+}
+
+#[test]
+fn decode_rejects_each_bad_input_class_with_its_kind_and_path() {
+    let cases = [
+        Bad {
+            what: "wrong schema",
+            mutate: |v| v["schema"] = json!("cad.call.v2"),
+            kind: DecodeErrorKind::SchemaMismatch,
+            path: "$.schema",
+            secret: Some("v2"),
+        },
+        Bad {
+            what: "unknown top-level field",
+            mutate: |v| v["colour"] = json!("red"),
+            kind: DecodeErrorKind::UnknownField,
+            path: "$.colour",
+            secret: Some("red"),
+        },
+        Bad {
+            what: "unknown nested field",
+            mutate: |v| v["patients"][0]["demographics"]["nickname"] = json!("Maggie"),
+            kind: DecodeErrorKind::UnknownField,
+            path: "$.patients[0].demographics.nickname",
+            secret: Some("Maggie"),
+        },
+        Bad {
+            what: "missing call id",
+            mutate: |v| {
+                v.as_object_mut().unwrap().remove("call_id");
+            },
+            kind: DecodeErrorKind::MissingField,
+            path: "$.call_id",
+            secret: None,
+        },
+        Bad {
+            what: "missing call answered time",
+            mutate: |v| {
+                v["times"].as_object_mut().unwrap().remove("call_answered");
+            },
+            kind: DecodeErrorKind::MissingField,
+            path: "$.times.call_answered",
+            secret: None,
+        },
+        Bad {
+            what: "number instead of a date",
+            mutate: |v| v["call_date"] = json!(20250301),
+            kind: DecodeErrorKind::InvalidType,
+            path: "$.call_date",
+            secret: Some("20250301"),
+        },
+        Bad {
+            what: "name of the wrong type",
+            mutate: |v| v["patients"][1]["demographics"]["given_name"] = json!(["Peter"]),
+            kind: DecodeErrorKind::InvalidType,
+            path: "$.patients[1].demographics.given_name",
+            secret: Some("Peter"),
+        },
+        Bad {
+            what: "impossible date",
+            mutate: |v| v["patients"][0]["demographics"]["birth_date"] = json!("1941-02-30"),
+            kind: DecodeErrorKind::InvalidValue,
+            path: "$.patients[0].demographics.birth_date",
+            secret: Some("1941"),
+        },
+        Bad {
+            what: "an object given as an array of its fields",
+            mutate: |v| v["times"] = json!(["2025-03-01T13:05:12Z"]),
+            kind: DecodeErrorKind::InvalidType,
+            path: "$.times",
+            secret: Some("13:05:12"),
+        },
+        Bad {
+            what: "lower-case timestamp separator",
+            mutate: |v| v["snapshot_at"] = json!("2025-03-01t14:52:10Z"),
+            kind: DecodeErrorKind::InvalidValue,
+            path: "$.snapshot_at",
+            secret: Some("14:52"),
+        },
+        Bad {
+            what: "lower-case provider ODS code",
+            mutate: |v| v["provider_ods"] = json!("rx8"),
+            kind: DecodeErrorKind::InvalidOdsCode,
+            path: "$.provider_ods",
+            secret: Some("rx8"),
+        },
+        Bad {
+            what: "over-long submitter ODS code",
+            mutate: |v| v["submitter_ods"] = json!("RX8ABC"),
+            kind: DecodeErrorKind::InvalidOdsCode,
+            path: "$.submitter_ods",
+            secret: Some("RX8ABC"),
+        },
+        Bad {
+            what: "malformed destination site code",
+            mutate: |v| v["patients"][0]["conveyance"]["destination"]["ods_site"] = json!("R-8"),
+            kind: DecodeErrorKind::InvalidOdsCode,
+            path: "$.patients[0].conveyance.destination.ods_site",
+            secret: Some("R-8"),
+        },
+        Bad {
+            what: "NHS number failing modulus 11",
+            mutate: |v| v["patients"][0]["demographics"]["nhs_number"] = json!("9990000017"),
+            kind: DecodeErrorKind::InvalidNhsNumber,
+            path: "$.patients[0].demographics.nhs_number",
+            secret: Some("9990000017"),
+        },
+        Bad {
+            what: "NHS number with spaces",
+            mutate: |v| v["patients"][0]["demographics"]["nhs_number"] = json!("999 000 0018"),
+            kind: DecodeErrorKind::InvalidNhsNumber,
+            path: "$.patients[0].demographics.nhs_number",
+            secret: Some("999 000"),
+        },
+        Bad {
+            what: "call origin outside the code list",
+            mutate: |v| v["call_origin"] = json!("16"),
+            kind: DecodeErrorKind::InvalidCode,
+            path: "$.call_origin",
+            secret: Some("16"),
+        },
+        Bad {
+            what: "response category outside the code list",
+            mutate: |v| v["reporting_response_category"] = json!("C6"),
+            kind: DecodeErrorKind::InvalidCode,
+            path: "$.reporting_response_category",
+            secret: Some("C6"),
+        },
+        Bad {
+            what: "SNOMED code with a bad check digit",
+            mutate: |v| v["patients"][1]["diagnoses"][0]["snomed"] = json!("271594008"),
+            kind: DecodeErrorKind::InvalidCode,
+            path: "$.patients[1].diagnoses[0].snomed",
+            secret: Some("271594008"),
+        },
+        Bad {
+            what: "call ended before it was answered",
+            mutate: |v| v["times"]["call_ended"] = json!("2025-03-01T13:00:00Z"),
+            kind: DecodeErrorKind::TimestampsOutOfOrder,
+            path: "$.times.call_ended",
+            secret: Some("13:00:00"),
+        },
+        Bad {
+            what: "arrived on scene before mobilised",
+            mutate: |v| {
+                v["responses"][0]["times"]["arrived_on_scene"] = json!("2025-03-01T13:08:00Z")
+            },
+            kind: DecodeErrorKind::TimestampsOutOfOrder,
+            path: "$.responses[0].times.arrived_on_scene",
+            secret: None,
+        },
+        Bad {
+            what: "clear before handover",
+            mutate: |v| v["responses"][0]["times"]["clear"] = json!("2025-03-01T14:30:00Z"),
+            kind: DecodeErrorKind::TimestampsOutOfOrder,
+            path: "$.responses[0].times.clear",
+            secret: None,
+        },
+        Bad {
+            what: "clock stop before clock start",
+            mutate: |v| v["times"]["clock_stop"] = json!("2025-03-01T13:07:00Z"),
+            kind: DecodeErrorKind::TimestampsOutOfOrder,
+            path: "$.times.clock_stop",
+            secret: None,
+        },
+        Bad {
+            what: "patient attended by an unknown call sign",
+            mutate: |v| v["patients"][1]["call_signs"] = json!(["YA999"]),
+            kind: DecodeErrorKind::InconsistentReference,
+            path: "$.patients[1].call_signs[0]",
+            secret: Some("YA999"),
+        },
+        Bad {
+            what: "duplicate call sign",
+            mutate: |v| v["responses"][2]["call_sign"] = json!("YA214"),
+            kind: DecodeErrorKind::InconsistentReference,
+            path: "$.responses[2].call_sign",
+            secret: None,
+        },
+        Bad {
+            what: "conveyance without destination",
+            mutate: |v| {
+                v["patients"][0]["conveyance"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("destination");
+            },
+            kind: DecodeErrorKind::MissingField,
+            path: "$.patients[0].conveyance.destination",
+            secret: None,
+        },
+        Bad {
+            what: "malformed postcode",
+            mutate: |v| v["patients"][0]["demographics"]["postcode"] = json!("LS9 7T"),
+            kind: DecodeErrorKind::InvalidValue,
+            path: "$.patients[0].demographics.postcode",
+            secret: Some("LS9"),
+        },
+    ];
+    for case in cases {
+        let mut value = fixture_value("conveyed-two-patients");
+        (case.mutate)(&mut value);
+        let err = cad::decode(&serde_json::to_vec(&value).unwrap()).expect_err(case.what);
+        assert_eq!(err.kind(), case.kind, "{}: {err}", case.what);
+        assert_eq!(err.path(), case.path, "{}: {err}", case.what);
+        assert!(
+            err.to_string().starts_with(case.path),
+            "{}: {err}",
+            case.what
+        );
+        if let Some(secret) = case.secret {
+            assert!(
+                !err.to_string().contains(secret),
+                "{} leaks: {err}",
+                case.what
+            );
+        }
+    }
+}
+
+#[test]
+fn decode_rejects_bytes_that_are_not_one_json_document() {
+    let good = read_fixture("answered-only");
+    let truncated = &good[..good.len() / 2];
+    let trailing = [good.as_slice(), b" {}"].concat();
+    let cases: [(&[u8], DecodeErrorKind); 5] = [
+        (truncated, DecodeErrorKind::InvalidJson),
+        (b"", DecodeErrorKind::InvalidJson),
+        (&trailing, DecodeErrorKind::InvalidJson),
+        (b"[1, 2]", DecodeErrorKind::InvalidType),
+        (
+            b"{\"schema\": \"cad.call.v1\xc3\x28\"}",
+            DecodeErrorKind::InvalidUtf8,
+        ),
+    ];
+    for (bytes, kind) in cases {
+        let err = cad::decode(bytes).unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+        assert_eq!(err.path(), "$", "{err}");
+    }
+}
+
+#[test]
+fn error_kind_labels_are_bounded_and_distinct() {
+    let labels: BTreeSet<&str> = DecodeErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(labels.len(), DecodeErrorKind::ALL.len());
+    let mapping_labels: BTreeSet<&str> = mapping::MappingErrorKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(mapping_labels.len(), mapping::MappingErrorKind::ALL.len());
+}

@@ -1,0 +1,93 @@
+//! End to end on a real Kafka-compatible broker (Tansu, started by `scripts/test.sh`): the
+//! `ads-connector run` binary as a user runs it, stopped with SIGTERM.
+//!
+//! Needs `ADS_TEST_KAFKA_BOOTSTRAP`. Without it the test is skipped, unless
+//! `ADS_TEST_REQUIRE_BROKER=1` (as CI sets), when it fails.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn broker() -> Option<String> {
+    match std::env::var("ADS_TEST_KAFKA_BOOTSTRAP") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            assert!(
+                std::env::var("ADS_TEST_REQUIRE_BROKER").as_deref() != Ok("1"),
+                "ADS_TEST_REQUIRE_BROKER=1 but ADS_TEST_KAFKA_BOOTSTRAP is not set"
+            );
+            eprintln!("skipped: ADS_TEST_KAFKA_BOOTSTRAP is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_binary_acks_every_record_on_tansu_and_drains_on_sigterm() {
+    let Some(bootstrap) = broker() else { return };
+    let names = Names::new("tansu");
+    create_topics(
+        &bootstrap,
+        &[(&names.cad, 3), (&names.ack, 1), (&names.dlq, 1)],
+    )
+    .await;
+    let sandbox = auth_sandbox().await;
+    let produced = produce_calls(&bootstrap, &names.cad, 300, 23, 40).await;
+
+    let config_path = sandbox.dir.path().join("connector.toml");
+    let config = config_toml(
+        &bootstrap,
+        &names,
+        &sandbox,
+        "max_calls = 40\nlinger_ms = 100",
+        "",
+    );
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ads-connector"))
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("ADS_LOG", "info")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let valid = produced.iter().filter(|r| r.valid).count();
+    let invalid = produced.len() - valid;
+    let (b, ack) = (bootstrap.clone(), names.ack.clone());
+    let acks =
+        tokio::task::spawn_blocking(move || read_topic(&b, &ack, valid, Duration::from_secs(90)));
+    let (b, dlq) = (bootstrap.clone(), names.dlq.clone());
+    let dead =
+        tokio::task::spawn_blocking(move || read_topic(&b, &dlq, invalid, Duration::from_secs(90)));
+    let (acks, dead) = (acks.await.unwrap(), dead.await.unwrap());
+
+    // SIGTERM: the connector drains, commits and exits 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the connector did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+
+    assert_every_record_once(&produced, &acks, &dead);
+    assert_sandbox_received_every_call(&sandbox.handle, &produced);
+    let b = bootstrap.clone();
+    let (group, cad) = (names.group.clone(), names.cad.clone());
+    tokio::task::spawn_blocking(move || assert_committed_at_end(&b, &group, &cad, &produced))
+        .await
+        .unwrap();
+}
