@@ -66,6 +66,7 @@ pub struct Pipeline {
     background: CancellationToken,
     drain_timeout: Duration,
     metrics: Metrics,
+    health: Health,
     /// Where `/metrics`, `/livez`, `/readyz` are served.
     pub health_addr: SocketAddr,
 }
@@ -102,7 +103,7 @@ impl Pipeline {
         let health_addr = health::serve(config.http_listen, health.clone(), background.clone())
             .await
             .map_err(AppError::Listen)?;
-        tokio::spawn(heartbeat(health, background.clone()));
+        tokio::spawn(heartbeat(health.clone(), background.clone()));
         tokio::spawn(tokens.clone().run_refresher(background.clone()));
 
         // Kafka: the consumer group and the producer of acks and dead letters.
@@ -185,8 +186,21 @@ impl Pipeline {
             background,
             drain_timeout: config.drain_timeout,
             metrics,
+            health,
             health_addr,
         })
+    }
+
+    /// Waits until the pipeline is ready (what `/readyz` says), at most `timeout`.
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.health.is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// Waits for the cancellation (or a fatal stage failure), drains, commits, stops.

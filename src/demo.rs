@@ -143,10 +143,6 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
     )
     .await?;
 
-    // Produce the records.
-    let started = Instant::now();
-    let produced = produce(&bootstrap, &args).await?;
-
     // The real pipeline.
     let config = Config::from_toml_str(&format!(
         r#"
@@ -184,6 +180,13 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
             pipeline.health_addr
         );
     }
+    if !pipeline.ready(Duration::from_secs(60)).await {
+        anyhow::bail!("the pipeline did not become ready (no partitions or no token) within 60 s");
+    }
+
+    // Produce the records into the running pipeline.
+    let started = Instant::now();
+    let produced = produce(&bootstrap, &args).await?;
 
     // Read the ack and dead-letter topics back until every produced record is accounted for.
     let progress = if args.quiet {
@@ -246,7 +249,8 @@ async fn produce(bootstrap: &str, args: &DemoArgs) -> Result<u64> {
         .set("socket.nagle.disable", "true")
         .set("linger.ms", "5")
         .create()?;
-    let mut generator = Generator::new(args.seed);
+    let mut generator =
+        Generator::starting_at(args.seed, chrono::Utc::now() - chrono::Duration::hours(1));
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let mut calls: Vec<crate::cad::CadCall> = Vec::new();
     let mut records: Vec<(Vec<u8>, Vec<u8>, OwnedHeaders)> = Vec::with_capacity(args.calls);

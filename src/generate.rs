@@ -785,7 +785,7 @@ const FAMILY_NAMES: &[&str] = &[
 ];
 
 /// SNOMED CT concepts (id, term).
-pub(crate) const DIAGNOSES: &[(&str, &str)] = &[
+const DIAGNOSES: &[(&str, &str)] = &[
     ("29857009", "Chest pain"),
     ("22298006", "Myocardial infarction"),
     ("230690007", "Cerebrovascular accident"),
@@ -801,7 +801,7 @@ pub(crate) const DIAGNOSES: &[(&str, &str)] = &[
     ("302866003", "Hypoglycemia"),
     ("25064002", "Headache"),
 ];
-pub(crate) const INJURIES: &[(&str, &str)] = &[
+const INJURIES: &[(&str, &str)] = &[
     ("125605004", "Fracture of bone"),
     ("82271004", "Injury of head"),
     ("125667009", "Contusion"),
@@ -809,7 +809,7 @@ pub(crate) const INJURIES: &[(&str, &str)] = &[
     ("5913000", "Fracture of neck of femur"),
 ];
 /// (SNOMED CT id, term, dose, UCUM unit).
-pub(crate) const MEDICATIONS: &[(&str, &str, f64, &str)] = &[
+const MEDICATIONS: &[(&str, &str, f64, &str)] = &[
     ("387458008", "Aspirin", 300.0, "mg"),
     ("387517004", "Paracetamol", 1.0, "g"),
     ("387207008", "Ibuprofen", 400.0, "mg"),
@@ -821,18 +821,18 @@ pub(crate) const MEDICATIONS: &[(&str, &str, f64, &str)] = &[
     ("372487007", "Ondansetron", 4.0, "mg"),
     ("372890007", "Naloxone", 400.0, "ug"),
 ];
-pub(crate) const PROCEDURES: &[(&str, &str)] = &[
+const PROCEDURES: &[(&str, &str)] = &[
     ("89666000", "Cardiopulmonary resuscitation"),
     ("268400002", "12 lead electrocardiogram"),
     ("225358003", "Wound care"),
     ("371907003", "Oxygen administration by nasal cannula"),
     ("40617009", "Artificial ventilation"),
 ];
-pub(crate) const SAFEGUARDING: &[(&str, &str)] = &[
+const SAFEGUARDING: &[(&str, &str)] = &[
     ("225337009", "Suspected child at risk"),
     ("397940009", "Vulnerable adult"),
 ];
-pub(crate) const PUBLIC_HEALTH: &[(&str, &str)] = &[
+const PUBLIC_HEALTH: &[(&str, &str)] = &[
     ("15167005", "Alcohol abuse"),
     ("66214007", "Substance abuse"),
     ("35489007", "Depressive disorder"),

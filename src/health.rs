@@ -36,6 +36,11 @@ pub struct Health {
 }
 
 impl Health {
+    /// Partitions are assigned and a token is held.
+    pub fn is_ready(&self) -> bool {
+        self.offsets.assigned() > 0 && self.tokens.is_ready()
+    }
+
     /// Records that the runtime is alive.
     pub fn beat(&self) {
         self.heartbeat
@@ -92,7 +97,7 @@ async fn livez(State(h): State<Health>) -> impl IntoResponse {
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
     let partitions = h.offsets.assigned();
     let token = h.tokens.is_ready();
-    let status = if partitions > 0 && token {
+    let status = if h.is_ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

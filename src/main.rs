@@ -86,7 +86,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    telemetry::init();
     match real_main() {
         Ok(code) => code,
         Err(error) => {
@@ -98,6 +97,11 @@ fn main() -> ExitCode {
 
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    // The demo draws a progress bar and a summary; its logs would only get in the way.
+    telemetry::init(match cli.command {
+        Command::Demo(_) => "error",
+        _ => "info,rdkafka=warn",
+    });
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     match cli.command {
         Command::Run { config } => {

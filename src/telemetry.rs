@@ -8,11 +8,12 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; a second call is a no-op.
-pub fn init() {
+/// Installs the global subscriber with `default` as the filter unless `ADS_LOG` or `RUST_LOG`
+/// says otherwise; a second call is a no-op.
+pub fn init(default: &str) {
     let filter = EnvFilter::try_from_env("ADS_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(default));
     let json = std::env::var("ADS_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -15,13 +15,34 @@ use crate::mapping::{self, MappingOptions};
 use crate::metrics::Metrics;
 use crate::source::Envelope;
 
+/// What became of one record.
+#[derive(Debug)]
+pub enum Transformed {
+    /// Ready for the batcher.
+    Mapped(MappedCall),
+    /// Bound for the dead-letter topic.
+    Invalid(DeadLetter),
+}
+
 /// Decodes and maps one record.
-pub fn transform(envelope: Envelope, options: &MappingOptions) -> Result<MappedCall, DeadLetter> {
-    let reject = |envelope, stage, kind, message| DeadLetter {
-        envelope,
-        stage,
-        kind,
-        message,
+pub fn transform(envelope: Envelope, options: &MappingOptions) -> Transformed {
+    match try_transform(envelope, options) {
+        Ok(call) => Transformed::Mapped(call),
+        Err(letter) => Transformed::Invalid(*letter),
+    }
+}
+
+fn try_transform(
+    envelope: Envelope,
+    options: &MappingOptions,
+) -> Result<MappedCall, Box<DeadLetter>> {
+    let reject = |envelope, stage, kind, message| {
+        Box::new(DeadLetter {
+            envelope,
+            stage,
+            kind,
+            message,
+        })
     };
     let call = match envelope.payload.as_deref().map(cad::decode) {
         Some(Ok(call)) => call,
@@ -63,8 +84,8 @@ pub async fn run(
 ) {
     while let Some(envelope) = input.recv().await {
         let sent = match transform(envelope, &options) {
-            Ok(call) => output.send(call).await.is_ok(),
-            Err(letter) => {
+            Transformed::Mapped(call) => output.send(call).await.is_ok(),
+            Transformed::Invalid(letter) => {
                 metrics.record_invalid(letter.kind);
                 dead.send(letter).await.is_ok()
             }

@@ -285,13 +285,12 @@ fn golden_fixtures_round_trip_through_the_model() {
 
 #[test]
 fn the_documented_example_decodes() {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cad.call.v1.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cad.call.v1.md"))
+            .unwrap();
     let start = doc.find("```json\n").expect("an example") + "```json\n".len();
     let end = start + doc[start..].find("```").unwrap();
-    let call = cad::decode(doc[start..end].as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let call = cad::decode(&doc.as_bytes()[start..end]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(call.patients.len(), 2);
     map_call(&call, &MappingOptions::default()).unwrap();
 }
