@@ -1,0 +1,146 @@
+//! The command line as a user runs it: `check-config` (file plus `ADS__` overrides),
+//! `keygen`, `generate` piped into `validate`.
+
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ads-connector"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const CONFIG: &str = r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+topics = ["cad.calls"]
+ack_topic = "ads.acks"
+dead_letter_topic = "ads.dead-letters"
+[nhs_api]
+environment = "int"
+api_key_file = "/keys/api-key"
+private_key_file = "/keys/key.pem"
+kid = "int-1"
+"#;
+
+fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn check_config_accepts_a_valid_file_and_names_the_submission_url() {
+    let (_dir, path) = write_config(CONFIG);
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out)
+        .contains("https://int.api.service.nhs.uk/ambulance-data-submission/$process-message"));
+}
+
+#[test]
+fn the_example_configuration_in_deploy_is_valid() {
+    let out = bin()
+        .args(["check-config", "--config", "deploy/config.example.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn check_config_fails_naming_the_key_and_an_example() {
+    let (_dir, path) =
+        write_config(&CONFIG.replace("environment = \"int\"", "environment = \"staging\""));
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("nhs_api.environment") && t.contains("e.g."),
+        "{t}"
+    );
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let (_dir, path) = write_config(CONFIG);
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .env("ADS__NHS_API__ENVIRONMENT", "prod")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out)
+        .contains("https://api.service.nhs.uk/ambulance-data-submission/$process-message"));
+}
+
+#[test]
+fn unknown_environment_overrides_are_rejected() {
+    let (_dir, path) = write_config(CONFIG);
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .env("ADS__BATCH__MAX_CALS", "5")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("max_cals"), "{}", text(&out));
+}
+
+#[test]
+fn keygen_writes_the_private_key_public_key_and_jwks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["keygen", "--kid", "ads-int-1", "--bits", "2048", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for file in ["ads-int-1.pem", "ads-int-1.pub.pem", "jwks.json"] {
+        assert!(dir.path().join(file).exists(), "{file} missing");
+    }
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("jwks.json")).unwrap()).unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], "ads-int-1");
+    assert_eq!(jwks["keys"][0]["alg"], "RS512");
+}
+
+#[test]
+fn generated_calls_validate_and_a_broken_one_fails_validation() {
+    let out = bin()
+        .args(["generate", "--calls", "200", "--seed", "9"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.jsonl");
+    std::fs::write(&good, &out.stdout).unwrap();
+    let checked = bin().arg("validate").arg(&good).output().unwrap();
+    assert!(checked.status.success(), "{}", text(&checked));
+
+    let bad = dir.path().join("bad.jsonl");
+    let mut lines: Vec<&[u8]> = out.stdout.split(|b| *b == b'\n').collect();
+    lines[3] = b"{\"schema\": \"cad.call.v1\"}";
+    std::fs::write(&bad, lines.join(&b'\n')).unwrap();
+    let checked = bin().arg("validate").arg(&bad).output().unwrap();
+    assert_eq!(checked.status.code(), Some(1), "{}", text(&checked));
+}
