@@ -39,9 +39,13 @@ cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --all-targets -- -D warnings
 log "cargo test"
+set +e
 cargo test 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}
+set -e
 if [ "$status" -ne 0 ]; then
   log "tansu log (tail)"; tail -50 "$WORK/tansu.log" >&2 || true
 fi
+# One closing line over every test binary (the last cargo line is the doc-tests').
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$WORK/test.log"
 exit "$status"

@@ -17,11 +17,13 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::batcher::Batch;
 use crate::metrics::{AckOutcome, Metrics};
 use crate::offsets::Offsets;
 use crate::source::Envelope;
+use crate::telemetry;
 
 /// The schema id written in every ack.
 pub const ACK_SCHEMA: &str = "ads.ack.v1";
@@ -53,6 +55,8 @@ pub struct AckWork {
     pub batch: Batch,
     /// The API's answer.
     pub accepted: Accepted,
+    /// The submission's `process` span: the ack records' `send` span is its child.
+    pub span: tracing::Span,
 }
 
 /// The `ads.ack.v1` record.
@@ -122,6 +126,8 @@ impl AckPublisher {
 
     async fn publish(&self, work: &AckWork) -> Result<(), ProduceError> {
         let mut prepared: Vec<(Vec<u8>, Option<OwnedHeaders>, &Envelope, AckOutcome)> = Vec::new();
+        let send = telemetry::send_span(&work.span, &self.topic, work.batch.records());
+        let send_traceparent = telemetry::traceparent(&send);
         for call in &work.batch.calls {
             let records = std::iter::once((&call.submitted, AckOutcome::Submitted))
                 .chain(call.superseded.iter().map(|e| (e, AckOutcome::Superseded)));
@@ -150,7 +156,8 @@ impl AckPublisher {
                         .and_then(|t| t.split('-').nth(1)),
                 };
                 let value = serde_json::to_vec(&ack).expect("ack serializes");
-                let headers = envelope.traceparent.as_deref().map(|t| {
+                let traceparent = send_traceparent.as_deref();
+                let headers = traceparent.or(envelope.traceparent.as_deref()).map(|t| {
                     OwnedHeaders::new().insert(Header {
                         key: "traceparent",
                         value: Some(t),
@@ -169,7 +176,9 @@ impl AckPublisher {
                 None => r,
             }
         });
-        produce_all(&self.producer, records).await?;
+        produce_all(&self.producer, records)
+            .instrument(send)
+            .await?;
         self.offsets
             .complete(prepared.iter().map(|(_, _, e, _)| &e.pos));
         for (_, _, envelope, outcome) in &prepared {

@@ -107,7 +107,7 @@ impl Pipeline {
         tokio::spawn(tokens.clone().run_refresher(background.clone()));
 
         // Kafka: the consumer group and the producer of acks and dead letters.
-        let consumer = source::subscribe(&config.kafka, &offsets, &metrics)?;
+        let consumer = source::subscribe(&config.kafka, &offsets, &metrics, &limiter)?;
         let producer: FutureProducer =
             acker::producer_config(source::client_config(&config.kafka)?)
                 .create()

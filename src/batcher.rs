@@ -43,6 +43,8 @@ pub struct MappedCall {
 /// One call in a submission, with every source record it answers for.
 #[derive(Debug)]
 pub struct BatchedCall {
+    /// `provider/call id`.
+    pub call_key: String,
     /// The call identifier.
     pub call_id: String,
     /// Provider ODS code.
@@ -61,7 +63,7 @@ pub struct BatchedCall {
 
 impl BatchedCall {
     /// Every source record this call answers for.
-    pub fn envelopes(&self) -> impl Iterator<Item = &Envelope> {
+    pub fn envelopes(&self) -> impl Iterator<Item = &Envelope> + Clone {
         std::iter::once(&self.submitted).chain(&self.superseded)
     }
 }
@@ -152,9 +154,10 @@ impl BatchBuilder {
             flushed = self.take(FlushReason::Bytes);
         }
         self.opened.get_or_insert_with(Instant::now);
-        self.index.insert(call.call_key, self.calls.len());
+        self.index.insert(call.call_key.clone(), self.calls.len());
         self.bytes += size;
         self.calls.push(BatchedCall {
+            call_key: call.call_key,
             call_id: call.call_id,
             provider_ods: call.provider_ods,
             bundle_id: call.bundle_id,

@@ -27,6 +27,22 @@ use serde::{Deserialize, Serialize};
 /// The value of the `schema` field of every `cad.call.v1` record.
 pub const SCHEMA_ID: &str = "cad.call.v1";
 
+/// One machine-readable validation problem: where, which rule, and a value-free message.
+///
+/// Serialised as JSON (`{"path": …, "rule": …, "message": …}`) for the dead-letter header and
+/// the `validate` command. `path` is a JSON path into the input record (`$.patients[0]…`) or
+/// into the Bundle (`$.entry[3].resource…`); `rule` is a stable snake_case rule id (see
+/// `docs/mapping.md`, "Local validation"); `message` never contains a field value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// JSON path of the offending element.
+    pub path: String,
+    /// Stable rule id, e.g. `invalid_nhs_number` or `ads_mandatory_item_missing`.
+    pub rule: &'static str,
+    /// Human-readable explanation, free of patient values.
+    pub message: String,
+}
+
 // ---------------------------------------------------------------------------------------------
 // The model
 // ---------------------------------------------------------------------------------------------
@@ -501,6 +517,10 @@ pub struct Demographics {
     /// NHS number: ten digits, valid modulus-11 check digit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nhs_number: Option<String>,
+    /// How far the NHS number was verified: a UK Core `NHSNumberVerificationStatusEngland`
+    /// code, `01` … `08`; `01` and `02` ("number present") need `nhs_number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nhs_number_status: Option<NhsNumberStatus>,
     /// Given name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub given_name: Option<String>,
@@ -525,6 +545,81 @@ pub struct Demographics {
 impl fmt::Debug for Demographics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Demographics").finish_non_exhaustive()
+    }
+}
+
+/// UK Core `NHSNumberVerificationStatusEngland`
+/// (`https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland`), sent as its
+/// two-digit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NhsNumberStatus {
+    /// `01` Number present and verified.
+    #[serde(rename = "01")]
+    Verified,
+    /// `02` Number present but not traced.
+    #[serde(rename = "02")]
+    NotTraced,
+    /// `03` Trace required.
+    #[serde(rename = "03")]
+    TraceRequired,
+    /// `04` Trace attempted - No match or multiple match found.
+    #[serde(rename = "04")]
+    TraceNoMatch,
+    /// `05` Trace needs to be resolved - (NHS Number or patient detail conflict).
+    #[serde(rename = "05")]
+    TraceToResolve,
+    /// `06` Trace in progress.
+    #[serde(rename = "06")]
+    TraceInProgress,
+    /// `07` Number not present and trace not required.
+    #[serde(rename = "07")]
+    NotPresentTraceNotRequired,
+    /// `08` Trace postponed (baby under six weeks old).
+    #[serde(rename = "08")]
+    TracePostponed,
+}
+
+impl NhsNumberStatus {
+    /// Every code, in code order.
+    pub const ALL: [NhsNumberStatus; 8] = [
+        NhsNumberStatus::Verified,
+        NhsNumberStatus::NotTraced,
+        NhsNumberStatus::TraceRequired,
+        NhsNumberStatus::TraceNoMatch,
+        NhsNumberStatus::TraceToResolve,
+        NhsNumberStatus::TraceInProgress,
+        NhsNumberStatus::NotPresentTraceNotRequired,
+        NhsNumberStatus::TracePostponed,
+    ];
+
+    /// The two-digit code.
+    pub fn code(self) -> &'static str {
+        self.code_and_display().0
+    }
+
+    /// The code system's display text.
+    pub fn display(self) -> &'static str {
+        self.code_and_display().1
+    }
+
+    fn code_and_display(self) -> (&'static str, &'static str) {
+        match self {
+            NhsNumberStatus::Verified => ("01", "Number present and verified"),
+            NhsNumberStatus::NotTraced => ("02", "Number present but not traced"),
+            NhsNumberStatus::TraceRequired => ("03", "Trace required"),
+            NhsNumberStatus::TraceNoMatch => {
+                ("04", "Trace attempted - No match or multiple match found")
+            }
+            NhsNumberStatus::TraceToResolve => (
+                "05",
+                "Trace needs to be resolved - (NHS Number or patient detail conflict)",
+            ),
+            NhsNumberStatus::TraceInProgress => ("06", "Trace in progress"),
+            NhsNumberStatus::NotPresentTraceNotRequired => {
+                ("07", "Number not present and trace not required")
+            }
+            NhsNumberStatus::TracePostponed => ("08", "Trace postponed (baby under six weeks old)"),
+        }
     }
 }
 
@@ -947,6 +1042,22 @@ impl DecodeError {
             DecodeError::TimestampsOutOfOrder { .. } => DecodeErrorKind::TimestampsOutOfOrder,
             DecodeError::InconsistentReference { .. } => DecodeErrorKind::InconsistentReference,
         }
+    }
+
+    /// The error as a machine-readable problem list (one entry: the decoder stops at the first
+    /// broken rule). `rule` is the [`DecodeErrorKind`] label.
+    pub fn problems(&self) -> Vec<Problem> {
+        let path = self.path().to_string();
+        let full = self.to_string();
+        let message = match full.strip_prefix(&path).and_then(|m| m.strip_prefix(": ")) {
+            Some(rule) => rule.to_string(),
+            None => full.clone(),
+        };
+        vec![Problem {
+            path,
+            rule: self.kind().as_str(),
+            message,
+        }]
     }
 
     /// The JSON path the error is about (`$` for the whole record).
@@ -1481,6 +1592,16 @@ mod validate {
     fn demographics(d: &Demographics, base: &str, call_date: NaiveDate) -> Result {
         if let Some(n) = &d.nhs_number {
             nhs_number(n, &format!("{base}.nhs_number"))?;
+        }
+        let number_present = matches!(
+            d.nhs_number_status,
+            Some(NhsNumberStatus::Verified | NhsNumberStatus::NotTraced)
+        );
+        if number_present && d.nhs_number.is_none() {
+            return Err(DecodeError::InvalidValue {
+                path: format!("{base}.nhs_number_status"),
+                rule: "codes 01 and 02 (number present) need nhs_number".into(),
+            });
         }
         if let Some(name) = &d.given_name {
             text(name, &format!("{base}.given_name"), 100)?;

@@ -87,6 +87,10 @@ pub struct RawKafka {
     /// Consumer session timeout; the drain deadline must be below it.
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u64,
+    /// On revocation, wait this long for the partitions' in-flight records before handing
+    /// them over; must be below the session timeout.
+    #[serde(default = "default_revoke_drain_ms")]
+    pub revoke_drain_timeout_ms: u64,
     /// Extra librdkafka properties for consumer and producer (TLS, SASL mechanism, …).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -211,6 +215,9 @@ fn default_group() -> String {
 fn default_session_timeout_ms() -> u64 {
     45_000
 }
+fn default_revoke_drain_ms() -> u64 {
+    10_000
+}
 fn default_paths() -> String {
     "current".into()
 }
@@ -236,7 +243,7 @@ fn default_rpm() -> u32 {
     1800
 }
 fn default_burst() -> u32 {
-    10
+    1
 }
 fn default_batch_mode() -> String {
     "batch".into()
@@ -345,6 +352,8 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Session timeout.
     pub session_timeout: Duration,
+    /// Revocation drain deadline.
+    pub revoke_drain_timeout: Duration,
     /// Extra librdkafka properties.
     pub properties: BTreeMap<String, String>,
     /// SASL password file.
@@ -495,8 +504,12 @@ impl RawConfig {
                 "1800",
             ));
         }
-        if self.rate_limit.burst == 0 {
-            return Err(invalid("rate_limit.burst", "must be positive", "10"));
+        if self.rate_limit.burst == 0 || self.rate_limit.burst > self.rate_limit.requests_per_minute {
+            return Err(invalid(
+                "rate_limit.burst",
+                "must be positive and at most requests_per_minute",
+                "1",
+            ));
         }
         let mode = match self.batch.mode.as_str() {
             "batch" => SubmissionMode::Batch,
@@ -595,6 +608,16 @@ impl RawKafka {
                 ));
             }
         }
+        if self.revoke_drain_timeout_ms >= self.session_timeout_ms {
+            return Err(invalid(
+                "kafka.revoke_drain_timeout_ms",
+                format!(
+                    "must be below kafka.session_timeout_ms ({} ms)",
+                    self.session_timeout_ms
+                ),
+                "10000",
+            ));
+        }
         if self.ack_topic == self.dead_letter_topic {
             return Err(invalid(
                 "kafka.dead_letter_topic",
@@ -618,6 +641,7 @@ impl RawKafka {
             ack_topic: self.ack_topic,
             dead_letter_topic: self.dead_letter_topic,
             session_timeout: Duration::from_millis(self.session_timeout_ms),
+            revoke_drain_timeout: Duration::from_millis(self.revoke_drain_timeout_ms),
             properties: self.properties,
             sasl_password_file: self.sasl_password_file,
         })

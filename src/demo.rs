@@ -26,7 +26,7 @@ use crate::app::Pipeline;
 use crate::config::Config;
 use crate::generate::{self, Generator};
 use crate::metrics::Metrics;
-use crate::{keygen, sandbox};
+use crate::{chaos, keygen, sandbox};
 
 const CAD_TOPIC: &str = "cad.calls";
 const ACK_TOPIC: &str = "ads.acks";
@@ -65,6 +65,10 @@ pub struct DemoArgs {
     /// Do not print the progress bar and the summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Run under faults: `chaos` (API faults, a second consumer joining and leaving, a broker
+    /// down and up, the token endpoint failing for a while) or a sandbox fault spec.
+    #[arg(long)]
+    pub faults: Option<String>,
 }
 
 impl Default for DemoArgs {
@@ -80,6 +84,7 @@ impl Default for DemoArgs {
             timeout_s: 120,
             metrics_listen: "127.0.0.1:0".into(),
             quiet: true,
+            faults: None,
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct Summary {
     pub lost: u64,
     /// Ack or dead-letter records beyond the first for a source record.
     pub duplicates: u64,
+    /// Times the sandbox received an older snapshot of a call after a newer one.
+    pub ordering_violations: u64,
     /// Calls the sandbox received.
     pub calls_received: u64,
     /// Seconds from the first produce to the last ack.
@@ -116,9 +123,17 @@ pub struct Summary {
 /// Runs the demo; see the module header.
 pub async fn run(args: DemoArgs) -> Result<Summary> {
     let work = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let chaos = args.faults.as_deref() == Some("chaos");
+    let faults = match args.faults.as_deref() {
+        None => sandbox::FaultProfile::default(),
+        Some(spec) => sandbox::FaultProfile::parse(spec)
+            .map_err(|e| anyhow::anyhow!("--faults {spec}: {e}"))?,
+    };
 
-    // An in-process Kafka cluster with the three topics.
-    let cluster = MockCluster::new(1).context("cannot start the mock Kafka cluster")?;
+    // An in-process Kafka cluster with the three topics (three brokers under chaos, so one can
+    // go down while the others keep serving).
+    let brokers = if chaos { 3 } else { 1 };
+    let cluster = MockCluster::new(brokers).context("cannot start the mock Kafka cluster")?;
     cluster.create_topic(CAD_TOPIC, args.partitions, 1)?;
     cluster.create_topic(ACK_TOPIC, 1, 1)?;
     cluster.create_topic(DLQ_TOPIC, 1, 1)?;
@@ -138,41 +153,52 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
                 api_key: api_key.clone(),
                 jwks_path: Some(paths.jwks.clone()),
             }],
+            faults,
+            // Short-lived tokens under chaos, so refreshes happen while the token endpoint fails.
+            token_lifetime_secs: if chaos { 8 } else { 599 },
             ..sandbox::SandboxConfig::default()
         },
     )
     .await?;
+    let config_text = |listen: &str| {
+        format!(
+            r#"
+            [kafka]
+            bootstrap_servers = "{bootstrap}"
+            group_id = "ads-connector-demo"
+            topics = ["{CAD_TOPIC}"]
+            ack_topic = "{ACK_TOPIC}"
+            dead_letter_topic = "{DLQ_TOPIC}"
+            session_timeout_ms = 10000
+            revoke_drain_timeout_ms = 5000
+            [nhs_api]
+            environment = "custom"
+            base_url = "{base}"
+            token_url = "{token}"
+            api_key_file = "{api_key_file}"
+            private_key_file = "{key}"
+            kid = "demo-1"
+            [nhs_api.request]
+            max_in_flight = 4
+            initial_backoff_ms = 50
+            max_backoff_ms = 2000
+            [batch]
+            max_calls = 100
+            linger_ms = 200
+            [http]
+            listen = "{listen}"
+            "#,
+            base = sandbox.api_base_url(),
+            token = sandbox.token_url(),
+            api_key_file = api_key_file.display(),
+            key = paths.private_key.display(),
+        )
+    };
 
     // The real pipeline.
-    let config = Config::from_toml_str(&format!(
-        r#"
-        [kafka]
-        bootstrap_servers = "{bootstrap}"
-        group_id = "ads-connector-demo"
-        topics = ["{CAD_TOPIC}"]
-        ack_topic = "{ACK_TOPIC}"
-        dead_letter_topic = "{DLQ_TOPIC}"
-        [nhs_api]
-        environment = "custom"
-        base_url = "{base}"
-        token_url = "{token}"
-        api_key_file = "{api_key_file}"
-        private_key_file = "{key}"
-        kid = "demo-1"
-        [batch]
-        max_calls = 100
-        linger_ms = 200
-        [http]
-        listen = "{listen}"
-        "#,
-        base = sandbox.api_base_url(),
-        token = sandbox.token_url(),
-        api_key_file = api_key_file.display(),
-        key = paths.private_key.display(),
-        listen = args.metrics_listen,
-    ))?;
     let metrics = Metrics::new();
     let cancel = CancellationToken::new();
+    let config = Config::from_toml_str(&config_text(&args.metrics_listen))?;
     let pipeline = Pipeline::start(config, metrics.clone(), cancel.clone()).await?;
     if !args.quiet {
         eprintln!(
@@ -184,15 +210,13 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         anyhow::bail!("the pipeline did not become ready (no partitions or no token) within 60 s");
     }
 
-    // Produce the records into the running pipeline.
-    let started = Instant::now();
-    let produced = produce(&bootstrap, &args).await?;
-
-    // Read the ack and dead-letter topics back until every produced record is accounted for.
+    // Produce the records into the running pipeline (spread over a few seconds under chaos, so
+    // the faults hit a pipeline in motion), and read the ack and dead-letter topics back until
+    // every produced record is accounted for.
     let progress = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(produced)
+        indicatif::ProgressBar::new(args.calls as u64)
     };
     progress.set_style(
         indicatif::ProgressStyle::with_template(
@@ -200,40 +224,57 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         )
         .expect("valid template"),
     );
+    let started = Instant::now();
+    let pace = if chaos { Duration::from_secs(8) } else { Duration::ZERO };
+    let produce = produce(&bootstrap, &args, pace);
     let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
-    let tally = tokio::task::spawn_blocking({
-        let bootstrap = bootstrap.clone();
-        let progress = progress.clone();
-        move || read_back(&bootstrap, produced, deadline, &progress)
-    })
-    .await??;
+    let read = tokio::task::spawn_blocking({
+        let (bootstrap, progress, expected) = (bootstrap.clone(), progress.clone(), args.calls as u64);
+        move || read_back(&bootstrap, expected, deadline, &progress)
+    });
+    let second = chaos::Second {
+        config: Config::from_toml_str(&config_text("127.0.0.1:0"))?,
+        metrics: Metrics::new(),
+    };
+    let (produced, chaos_report) = if chaos {
+        let (produced, report) = tokio::join!(produce, chaos::timeline(&cluster, &sandbox, second));
+        (produced?, Some(report?))
+    } else {
+        (produce.await?, None)
+    };
+    let tally = read.await??;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
     cancel.cancel();
     pipeline.finish().await?;
     let stats = sandbox.stats();
-    let calls_received = sandbox.received_calls().len() as u64;
+    let received = sandbox.received_calls();
     sandbox.shutdown().await;
     drop(cluster);
 
     let mut latencies = tally.latencies_ms;
     latencies.sort_by(f64::total_cmp);
     let done = tally.acked.len() + tally.dead.len();
+    let consumed_by_second = chaos_report.as_ref().map_or(0, |r| r.consumed);
     let summary = Summary {
         produced,
-        consumed: metrics.records_consumed(),
+        consumed: metrics.records_consumed() + consumed_by_second,
         submissions: stats.submissions_accepted,
         acked: tally.acked.len() as u64,
         dead_lettered: tally.dead.len() as u64,
         lost: produced.saturating_sub(done as u64),
         duplicates: tally.duplicates,
-        calls_received,
+        ordering_violations: ordering_violations(&received),
+        calls_received: received.len() as u64,
         elapsed_s: elapsed.as_secs_f64(),
         records_per_s: produced as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
     };
     if !args.quiet {
+        if let Some(report) = &chaos_report {
+            println!("faults: {}", report.describe());
+        }
         print_summary(&summary);
     }
     if let Some(path) = &args.summary_json {
@@ -243,7 +284,33 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
     Ok(summary)
 }
 
-async fn produce(bootstrap: &str, args: &DemoArgs) -> Result<u64> {
+/// Times the API received an older snapshot of a call after a newer one (an equal one is a
+/// harmless resend).
+pub fn ordering_violations(received: &[sandbox::ReceivedCall]) -> u64 {
+    let mut newest: HashMap<&str, &str> = HashMap::new();
+    let mut violations = 0;
+    for call in received {
+        let Some(ts) = call.timestamp.as_deref() else {
+            continue;
+        };
+        match newest.get(call.call_id.as_str()) {
+            Some(seen) if parse_ts(ts) < parse_ts(seen) => violations += 1,
+            Some(seen) if parse_ts(ts) == parse_ts(seen) => {}
+            _ => {
+                newest.insert(&call.call_id, ts);
+            }
+        }
+    }
+    violations
+}
+
+fn parse_ts(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+async fn produce(bootstrap: &str, args: &DemoArgs, pace: Duration) -> Result<u64> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("socket.nagle.disable", "true")
@@ -278,13 +345,19 @@ async fn produce(bootstrap: &str, args: &DemoArgs) -> Result<u64> {
         });
         records.push((call.call_id.clone().into_bytes(), payload, headers));
     }
-    let prepared = records.iter().map(|(k, v, h)| {
-        FutureRecord::<[u8], [u8]>::to(CAD_TOPIC)
-            .key(k.as_slice())
-            .payload(v.as_slice())
-            .headers(h.clone())
-    });
-    produce_all(&producer, prepared).await?;
+    // Without a pace, everything at once; with one, in 40 slices spread over it.
+    let slices = if pace.is_zero() { 1 } else { 40 };
+    let per_slice = records.len().div_ceil(slices).max(1);
+    for slice in records.chunks(per_slice) {
+        let prepared = slice.iter().map(|(k, v, h)| {
+            FutureRecord::<[u8], [u8]>::to(CAD_TOPIC)
+                .key(k.as_slice())
+                .payload(v.as_slice())
+                .headers(h.clone())
+        });
+        produce_all(&producer, prepared).await?;
+        tokio::time::sleep(pace / slices as u32).await;
+    }
     Ok(records.len() as u64)
 }
 
@@ -380,6 +453,7 @@ fn print_summary(s: &Summary) {
     println!("  dead letters    {:>8}", s.dead_lettered);
     println!("  lost            {:>8}", s.lost);
     println!("  duplicates      {:>8}", s.duplicates);
+    println!("  order violations{:>8}", s.ordering_violations);
     println!(
         "  calls received  {:>8}  (by the sandbox API)",
         s.calls_received

@@ -23,9 +23,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::cad::{
     nhs_check_digit, CadCall, CallOrigin, CallTimes, ClinicalCode, Conveyance, ConveyanceOutcome,
-    Demographics, Destination, Dose, Gender, Medication, Observation, ObservationKind,
-    PatientContact, ResourceType, Response, ResponseCategory, ResponseTimes, TreatmentType, Triage,
-    TriageSystem, SCHEMA_ID,
+    Demographics, Destination, Dose, Gender, Medication, NhsNumberStatus, Observation,
+    ObservationKind, PatientContact, ResourceType, Response, ResponseCategory, ResponseTimes,
+    TreatmentType, Triage, TriageSystem, SCHEMA_ID,
 };
 
 /// A deterministic source of synthetic CAD calls and their later snapshots.
@@ -432,11 +432,20 @@ impl Generator {
             .rng
             .gen_range(age_years.start * 365..age_years.end * 365);
         let birth_date = call.call_date - Duration::days(age_days);
+        let nhs_number = self.rng.gen_bool(0.85).then(|| self.nhs_number());
+        // CAD systems trace most numbers against PDS; the rest arrive untraced or not at all.
+        let nhs_number_status = match &nhs_number {
+            Some(_) if self.rng.gen_bool(0.8) => Some(NhsNumberStatus::Verified),
+            Some(_) => Some(NhsNumberStatus::NotTraced),
+            None if self.rng.gen_bool(0.5) => Some(NhsNumberStatus::TraceRequired),
+            None => None,
+        };
         PatientContact {
             contact_id: n.to_string(),
             call_signs: vec![call_sign.to_string()],
             demographics: Demographics {
-                nhs_number: self.rng.gen_bool(0.85).then(|| self.nhs_number()),
+                nhs_number: nhs_number.clone(),
+                nhs_number_status,
                 given_name: known.then(|| given.choose(&mut self.rng).expect("names").to_string()),
                 family_name: known.then(|| {
                     FAMILY_NAMES

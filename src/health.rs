@@ -41,10 +41,11 @@ impl Health {
         self.offsets.assigned() > 0 && self.tokens.is_ready()
     }
 
-    /// Records that the runtime is alive.
+    /// Records that the runtime is alive, and publishes readiness as a metric.
     pub fn beat(&self) {
         self.heartbeat
             .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        self.metrics.readiness(self.is_ready());
     }
 }
 

@@ -1,6 +1,6 @@
 //! `ads-connector`: the command line. Thin: parse, load, run, report the exit status.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
-use ads_connector::{app, cad, demo, generate, keygen, mapping, sandbox, shutdown, telemetry};
+use ads_connector::{app, demo, generate, keygen, sandbox, shutdown, telemetry};
 
 /// Moves ambulance CAD call events from Kafka to NHS England's Ambulance Data Submission API.
 #[derive(Parser)]
@@ -51,6 +51,10 @@ enum Command {
         /// Base URL clients use (the JWT `aud` is `{public_url}/oauth2/token`).
         #[arg(long)]
         public_url: Option<url::Url>,
+        /// Faults to inject: none, flaky, chaos, token-outage, 429-storm, or knobs like
+        /// `503=0.05,reset=1%,latency=20..200ms` (docs/sandbox.md).
+        #[arg(long, value_name = "SPEC", default_value = "none", value_parser = sandbox::FaultProfile::parse)]
+        faults: sandbox::FaultProfile,
     },
     /// Write an RSA key pair and its JWKS.
     Keygen {
@@ -73,16 +77,16 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Check CAD records (JSON lines) from files; exit 1 if any is invalid.
+    /// Check CAD records or FHIR bundles (JSON documents or JSON lines); exit 1 if any is invalid.
     Validate {
-        /// Files of `cad.call.v1` JSON lines.
+        /// Files of `cad.call.v1` records or ADS FHIR Bundles.
         files: Vec<PathBuf>,
         /// Write each valid call's FHIR Bundle into this directory.
         #[arg(long)]
         emit_fhir: Option<PathBuf>,
     },
     /// Run everything embedded: Kafka, the NHS API sandbox, generated calls, the real pipeline.
-    Demo(demo::DemoArgs),
+    Demo(Box<demo::DemoArgs>),
 }
 
 fn main() -> ExitCode {
@@ -97,8 +101,9 @@ fn main() -> ExitCode {
 
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    // The demo draws a progress bar and a summary; its logs would only get in the way.
-    telemetry::init(match cli.command {
+    // Dropped last (after the runtime), so buffered spans are exported before exit. The demo
+    // draws a progress bar and a summary; its logs would only get in the way.
+    let _otel = telemetry::init(match cli.command {
         Command::Demo(_) => "error",
         _ => "info,rdkafka=warn",
     });
@@ -128,6 +133,7 @@ fn real_main() -> Result<ExitCode> {
             open,
             quota_per_minute,
             public_url,
+            faults,
         } => {
             let apps = apps
                 .iter()
@@ -143,6 +149,7 @@ fn real_main() -> Result<ExitCode> {
                 open_access: open,
                 quota_per_minute,
                 public_url,
+                faults,
                 ..sandbox::SandboxConfig::default()
             };
             runtime.block_on(async {
@@ -176,9 +183,19 @@ fn real_main() -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { files, emit_fhir } => validate(&files, emit_fhir.as_deref()),
+        Command::Validate { files, emit_fhir } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let all_valid = ads_connector::validate::run(&files, emit_fhir.as_deref(), &mut out)?;
+            out.flush()?;
+            Ok(if all_valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Demo(args) => {
-            let summary = runtime.block_on(demo::run(args))?;
+            let summary = runtime.block_on(demo::run(*args))?;
             Ok(if summary.lost == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -186,45 +203,4 @@ fn real_main() -> Result<ExitCode> {
             })
         }
     }
-}
-
-fn validate(files: &[PathBuf], emit: Option<&std::path::Path>) -> Result<ExitCode> {
-    if let Some(dir) = emit {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let options = mapping::MappingOptions::default();
-    let (mut valid, mut invalid) = (0usize, 0usize);
-    for file in files {
-        let reader = std::io::BufReader::new(
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
-        );
-        for (n, line) in reader.lines().enumerate() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let result = cad::decode(line.as_bytes())
-                .map_err(|e| e.to_string())
-                .and_then(|call| mapping::map_call(&call, &options).map_err(|e| e.to_string()));
-            match result {
-                Ok(bundle) => {
-                    valid += 1;
-                    if let Some(dir) = emit {
-                        let path = dir.join(format!("{}.json", bundle.bundle_id));
-                        std::fs::write(&path, serde_json::to_vec_pretty(&bundle.json)?)?;
-                    }
-                }
-                Err(problem) => {
-                    invalid += 1;
-                    println!("{}:{}: {problem}", file.display(), n + 1);
-                }
-            }
-        }
-    }
-    println!("{valid} valid, {invalid} invalid");
-    Ok(if invalid == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

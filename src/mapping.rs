@@ -1,82 +1,53 @@
 //! CAD call → ADS FHIR R4 call Bundle.
 //!
 //! **In:** one decoded [`CadCall`] and the [`MappingOptions`]. **Out:** a [`CallBundle`]: the
-//! Bundle as a `serde_json::Value` plus the identity the batcher and acker need. Pure: no I/O,
-//! no clock, no randomness.
+//! Bundle as a `serde_json::Value`, the identity the batcher and acker need, and the local
+//! validation warnings. Pure: no I/O, no clock, no randomness.
 //!
 //! **Shape** (ADS IG, `shared/docs/nhs-api.md` §2; every choice where the IG is not public is in
-//! `docs/mapping.md`): one `Communication` (UKCore-ADS-Communication: header and call details,
-//! ADS extensions, UK Core typed timestamps), one `Organization` per distinct ODS code (submitter
-//! and provider), one `Encounter` + `Patient` per patient contact, one vehicle `Location` per
-//! call sign and one receiving `Location` per destination. `type` is `collection` by default, or
-//! `message` with a `MessageHeader` first. Entries use `urn:uuid:` full URLs and every reference
-//! points at one of them (checked before returning).
+//! `docs/mapping.md`), in Bundle order:
+//!
+//! | module | entries |
+//! |---|---|
+//! | [`call`](self) | `MessageHeader` (message bundles only), one `Communication` (UKCore-ADS-Communication: header and call items, ADS extensions, typed timestamps), triage `Observation`s, one `Organization` per distinct ODS code |
+//! | `contact`, `clinical` | per patient contact: `Encounter`, `Patient`, then its `Observation`s, `Condition`s, `Procedure`s, `MedicationAdministration`s, safeguarding `Flag`s and public-health `Observation`s |
+//! | `response` | one vehicle `Location` per call sign (kind and response times), one receiving `Location` per destination |
+//!
+//! `type` is `collection` by default, or `message` with a `MessageHeader` first. Entries use
+//! `urn:uuid:` full URLs and every reference points at one of them.
 //!
 //! **Determinism:** every id is a UUIDv5 under [`ID_NAMESPACE`] of
 //! `"{provider_ods}|{call_id}|{resource path}"`; the Bundle id uses the path `Bundle`, so every
 //! snapshot of a call has the same Bundle id and the receiver can deduplicate. The same input
 //! gives byte-identical `serde_json::to_vec(&bundle.json)`.
 //!
-//! **Scope of this first pass:** the mandatory call items. Triage observations, stop-code reason,
-//! treatment type, response times and the clinical resources of a patient contact are modelled
-//! in `cad.call.v1` but not yet mapped (see `docs/mapping.md`, "Not mapped yet").
+//! **Validation:** [`map_call`] re-runs the `cad.call.v1` rules, then checks the Bundle it built
+//! with [`check::bundle`] (ADS mandatory items, NHS number, ODS codes, code systems, timestamp
+//! order, references). Errors fail the call ([`MappingError::InvalidBundle`]), warnings travel
+//! with the [`CallBundle`].
 //!
-//! **Failures:** [`MappingError`] (invalid input, invalid options, an unresolved reference);
+//! **Failures:** [`MappingError`], with a machine-readable [`MappingError::problems`] list;
 //! messages carry paths and rules, never patient data.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::cad::{format_utc, CadCall, DecodeError, PatientContact, ResponseCategory};
+use crate::cad::{format_utc, CadCall, DecodeError};
 
-/// Identifier system of the ADS call identifier (ADS3) in `Communication.identifier`.
-///
-/// The ADS IG does not publish one; this follows the NHS England `https://fhir.nhs.uk/Id/…`
-/// naming pattern and must be confirmed with NHS England before go-live.
-pub const CALL_ID_SYSTEM: &str = "https://fhir.nhs.uk/Id/ads-call-identifier";
-/// Identifier system of a response call sign on its vehicle `Location` (not public; as above).
-pub const CALL_SIGN_SYSTEM: &str = "https://fhir.nhs.uk/Id/ads-call-sign";
-/// UK Core: NHS number.
-pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
-/// UK Core: ODS organisation code.
-pub const ODS_ORGANIZATION_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
-/// UK Core: ODS site code.
-pub const ODS_SITE_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-site-code";
+mod call;
+pub mod check;
+mod clinical;
+pub mod codes;
+mod contact;
+mod ctx;
+mod response;
 
-/// Canonical URL of the UKCore-ADS-Communication profile (name public, URL assumed).
-pub const ADS_COMMUNICATION_PROFILE: &str =
-    "https://fhir.nhs.uk/StructureDefinition/UKCore-ADS-Communication";
-/// ADS-BundleType code system; the code goes in `Bundle.meta.tag`.
-pub const ADS_BUNDLE_TYPE_SYSTEM: &str = "https://fhir.nhs.uk/R4/CodeSystem/ADS-BundleType";
-/// ADS-CallOrigin extension (URL assumed).
-pub const EXT_CALL_ORIGIN: &str =
-    "https://fhir.nhs.uk/StructureDefinition/Extension-ADS-CallOrigin";
-/// ADS-111Flag extension (URL assumed).
-pub const EXT_111_FLAG: &str = "https://fhir.nhs.uk/StructureDefinition/Extension-ADS-111Flag";
-/// ADS-AQIIncidentFlag extension (URL assumed).
-pub const EXT_AQI_INCIDENT_FLAG: &str =
-    "https://fhir.nhs.uk/StructureDefinition/Extension-ADS-AQIIncidentFlag";
-/// ADS-ResponseCategory extension (URL assumed).
-pub const EXT_RESPONSE_CATEGORY: &str =
-    "https://fhir.nhs.uk/StructureDefinition/Extension-ADS-ResponseCategory";
-/// UK Core typed date-time extension.
-pub const EXT_TYPED_DATE_TIME: &str =
-    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-TypedDateTime";
-/// Ambulance-CallOrigin code system.
-pub const CALL_ORIGIN_SYSTEM: &str = "https://fhir.nhs.uk/R4/CodeSystem/Ambulance-CallOrigin";
-/// ADS-ResponseCategoryType code system, as the extension's conformance rules spell it.
-pub const RESPONSE_CATEGORY_TYPE_SYSTEM: &str =
-    "https://fhir.nhs.uk/CodeSystem/ADS-ResponseCategoryType";
-/// ADS-ResponseCategory code system (ValueSet name public, system and codes assumed).
-pub const RESPONSE_CATEGORY_SYSTEM: &str = "https://fhir.nhs.uk/R4/CodeSystem/ADS-ResponseCategory";
-/// UK Core DateTimeType code system.
-pub const DATE_TIME_TYPE_SYSTEM: &str = "https://fhir.hl7.org.uk/CodeSystem/UKCore-DateTimeType";
-/// HL7 v2 table 0136 (Yes/No), used for the ADS flag extensions' CodeableConcepts (assumed).
-pub const YES_NO_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0136";
+pub use crate::cad::Problem;
+pub use codes::*;
 
 /// Namespace of every UUIDv5 this module makes. Never change it: ids would change with it.
 pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0xb541606d_3dbb_49ed_a57d_12617645f7db);
@@ -101,6 +72,40 @@ impl BundleType {
     }
 }
 
+/// How NHS England code-system URIs are spelled.
+///
+/// The ADS IG spells them both with and without an `/R4/` segment
+/// (`https://fhir.nhs.uk/R4/CodeSystem/ADS-ResponseCategoryType` on the CodeSystems page,
+/// `https://fhir.nhs.uk/CodeSystem/ADS-ResponseCategoryType` in the extension's conformance
+/// rules; `shared/docs/nhs-api.md` §2.6). Which one DPS expects is not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CodeSystemStyle {
+    /// Each URI exactly as the IG page that defines its use spells it (the default).
+    #[default]
+    AsPublished,
+    /// Every `https://fhir.nhs.uk/…CodeSystem/…` URI with `/R4/`.
+    WithR4,
+    /// Every `https://fhir.nhs.uk/…CodeSystem/…` URI without `/R4/`.
+    WithoutR4,
+}
+
+const NHS_CS_R4: &str = "https://fhir.nhs.uk/R4/CodeSystem/";
+const NHS_CS_PLAIN: &str = "https://fhir.nhs.uk/CodeSystem/";
+
+impl CodeSystemStyle {
+    /// The URI in this spelling (URIs outside `https://fhir.nhs.uk/` are returned unchanged).
+    pub fn apply(&self, uri: &str) -> String {
+        let name = uri
+            .strip_prefix(NHS_CS_R4)
+            .or_else(|| uri.strip_prefix(NHS_CS_PLAIN));
+        match (self, name) {
+            (CodeSystemStyle::WithR4, Some(name)) => format!("{NHS_CS_R4}{name}"),
+            (CodeSystemStyle::WithoutR4, Some(name)) => format!("{NHS_CS_PLAIN}{name}"),
+            _ => uri.to_string(),
+        }
+    }
+}
+
 /// Payload choices that NHS England has not published (see `docs/mapping.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingOptions {
@@ -114,6 +119,8 @@ pub struct MappingOptions {
     pub message_event_code: String,
     /// `MessageHeader.source.endpoint` (message bundles only).
     pub message_source_endpoint: String,
+    /// Spelling of NHS England code-system URIs (the IG's `/R4/` inconsistency).
+    pub code_system_style: CodeSystemStyle,
 }
 
 impl Default for MappingOptions {
@@ -124,17 +131,10 @@ impl Default for MappingOptions {
             message_event_system: "https://fhir.nhs.uk/CodeSystem/message-event".to_string(),
             message_event_code: "ambulance-data-submission".to_string(),
             message_source_endpoint: "urn:nhs:ads-connector".to_string(),
+            code_system_style: CodeSystemStyle::AsPublished,
         }
     }
 }
-
-/// The ADS-BundleType codes and displays.
-const ADS_BUNDLE_TYPES: [(&str, &str); 4] = [
-    ("mvp", "ADS FHIR Bundle - MVP items"),
-    ("bundle-1", "ADS FHIR Bundle - Stage 2 Bundle 1 items"),
-    ("bundle-2", "ADS FHIR Bundle - Stage 2 Bundle 2 items"),
-    ("epr", "ADS FHIR Bundle - EPR items"),
-];
 
 /// One call's Bundle and its identity. `Debug` omits the JSON (it holds patient data).
 #[derive(Clone, PartialEq)]
@@ -147,6 +147,9 @@ pub struct CallBundle {
     pub snapshot_at: DateTime<Utc>,
     /// The Bundle.
     pub json: Value,
+    /// Local validation warnings: the Bundle is submitted, but something is worth a look
+    /// (typically an ADS mandatory item a later snapshot will fill in).
+    pub warnings: Vec<Problem>,
 }
 
 impl fmt::Debug for CallBundle {
@@ -155,6 +158,7 @@ impl fmt::Debug for CallBundle {
             .field("call_key", &self.call_key)
             .field("bundle_id", &self.bundle_id)
             .field("snapshot_at", &self.snapshot_at)
+            .field("warnings", &self.warnings.len())
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +183,14 @@ pub enum MappingError {
         /// JSON path of the reference inside the Bundle.
         path: String,
     },
+    /// The Bundle breaks local ADS validation rules (error severity).
+    #[error("bundle fails {} local validation rule(s), first {}: {}", problems.len(),
+        problems.first().map_or("$", |p| p.path.as_str()),
+        problems.first().map_or("", |p| p.message.as_str()))]
+    InvalidBundle {
+        /// Every error-severity problem, in Bundle order.
+        problems: Vec<Problem>,
+    },
 }
 
 /// The closed set of mapping failure kinds: a metric label and the `ads-error-kind` header.
@@ -190,14 +202,17 @@ pub enum MappingErrorKind {
     InvalidOption,
     /// `unresolved_reference`
     UnresolvedReference,
+    /// `invalid_bundle`
+    InvalidBundle,
 }
 
 impl MappingErrorKind {
     /// Every kind (for pre-registering metric label values).
-    pub const ALL: [MappingErrorKind; 3] = [
+    pub const ALL: [MappingErrorKind; 4] = [
         MappingErrorKind::InvalidInput,
         MappingErrorKind::InvalidOption,
         MappingErrorKind::UnresolvedReference,
+        MappingErrorKind::InvalidBundle,
     ];
 
     /// The snake_case label.
@@ -206,6 +221,7 @@ impl MappingErrorKind {
             MappingErrorKind::InvalidInput => "invalid_input",
             MappingErrorKind::InvalidOption => "invalid_option",
             MappingErrorKind::UnresolvedReference => "unresolved_reference",
+            MappingErrorKind::InvalidBundle => "invalid_bundle",
         }
     }
 }
@@ -223,6 +239,26 @@ impl MappingError {
             MappingError::InvalidInput(_) => MappingErrorKind::InvalidInput,
             MappingError::InvalidOption { .. } => MappingErrorKind::InvalidOption,
             MappingError::UnresolvedReference { .. } => MappingErrorKind::UnresolvedReference,
+            MappingError::InvalidBundle { .. } => MappingErrorKind::InvalidBundle,
+        }
+    }
+
+    /// The error as a machine-readable problem list (for the dead-letter header): paths into
+    /// the input record (`$.…` of `cad.call.v1`), into the Bundle, or `options.<name>`.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            MappingError::InvalidInput(e) => e.problems(),
+            MappingError::InvalidOption { option, .. } => vec![Problem {
+                path: format!("options.{option}"),
+                rule: "invalid_option",
+                message: self.to_string(),
+            }],
+            MappingError::UnresolvedReference { path } => vec![Problem {
+                path: path.clone(),
+                rule: "unresolved_reference",
+                message: "reference does not resolve to a bundle entry".into(),
+            }],
+            MappingError::InvalidBundle { problems } => problems.clone(),
         }
     }
 }
@@ -242,104 +278,31 @@ pub fn bundle_id(provider_ods: &str, call_id: &str) -> Uuid {
     resource_id(provider_ods, call_id, "Bundle")
 }
 
-/// Maps one call to its ADS call Bundle.
+/// Maps one call to its ADS call Bundle and validates the result.
 pub fn map_call(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, MappingError> {
     call.validate()?;
     let bundle_type_display = check_options(opts)?;
-    let ids = Ids { call };
+    let cx = ctx::Ctx { call, opts };
 
     let mut entries: Vec<Value> = Vec::new();
-    let communication = ids.url("Communication");
-    let submitter = ids.url(&format!("Organization/{}", call.submitter_ods));
-    let provider = ids.url(&format!("Organization/{}", call.provider_ods));
-
-    if opts.bundle_type == BundleType::Message {
-        entries.push(entry(
-            &ids.url("MessageHeader"),
-            json!({
-                "resourceType": "MessageHeader",
-                "id": ids.id("MessageHeader"),
-                "eventCoding": {
-                    "system": opts.message_event_system,
-                    "code": opts.message_event_code,
-                },
-                "source": { "endpoint": opts.message_source_endpoint },
-                "sender": { "reference": submitter },
-                "focus": [ { "reference": communication } ],
-            }),
-        ));
-    }
-
-    let encounters: Vec<String> = call
-        .patients
-        .iter()
-        .map(|p| ids.url(&format!("Encounter/{}", p.contact_id)))
-        .collect();
-    entries.push(entry(
-        &communication,
-        communication_resource(call, &ids, &submitter, &provider, &encounters),
-    ));
-
-    for ods in ods_codes(call) {
-        let path = format!("Organization/{ods}");
-        entries.push(entry(
-            &ids.url(&path),
-            json!({
-                "resourceType": "Organization",
-                "id": ids.id(&path),
-                "identifier": [ { "system": ODS_ORGANIZATION_SYSTEM, "value": ods } ],
-            }),
-        ));
-    }
-
+    entries.extend(call::message_header(&cx));
+    entries.push(call::communication(&cx));
+    entries.extend(call::triage_observations(&cx));
+    entries.extend(call::organizations(&cx));
     for p in &call.patients {
-        entries.push(entry(
-            &ids.url(&format!("Encounter/{}", p.contact_id)),
-            encounter_resource(call, p, &ids, &provider),
-        ));
-        entries.push(entry(
-            &ids.url(&format!("Patient/{}", p.contact_id)),
-            patient_resource(p, &ids),
-        ));
+        entries.push(contact::encounter(&cx, p));
+        entries.push(contact::patient(&cx, p));
+        entries.extend(clinical::entries(&cx, p));
     }
-
-    for r in &call.responses {
-        let path = format!("Location/vehicle/{}", r.call_sign);
-        entries.push(entry(
-            &ids.url(&path),
-            json!({
-                "resourceType": "Location",
-                "id": ids.id(&path),
-                "identifier": [ { "system": CALL_SIGN_SYSTEM, "value": r.call_sign } ],
-                "name": r.call_sign,
-                "mode": "instance",
-                "type": [ coding_concept(
-                    "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "AMB", "Ambulance") ],
-                "physicalType": coding_concept(
-                    "http://terminology.hl7.org/CodeSystem/location-physical-type", "ve",
-                    "Vehicle"),
-                "managingOrganization": { "reference": provider },
-            }),
-        ));
-    }
-
-    for (ods_site, name) in receiving_locations(call) {
-        let path = format!("Location/receiving/{ods_site}");
-        let mut location = json!({
-            "resourceType": "Location",
-            "id": ids.id(&path),
-            "identifier": [ { "system": ODS_SITE_SYSTEM, "value": ods_site } ],
-            "mode": "instance",
-        });
-        if let Some(name) = name {
-            location["name"] = json!(name);
-        }
-        entries.push(entry(&ids.url(&path), location));
-    }
+    entries.extend(response::vehicle_locations(&cx));
+    entries.extend(response::receiving_locations(&cx));
 
     let bundle_id = bundle_id(&call.provider_ods, &call.call_id);
-    let mut tag = json!({ "system": ADS_BUNDLE_TYPE_SYSTEM, "code": opts.ads_bundle_type_code });
-    tag["display"] = json!(bundle_type_display);
+    let tag = json!({
+        "system": cx.system(ADS_BUNDLE_TYPE_SYSTEM),
+        "code": opts.ads_bundle_type_code,
+        "display": bundle_type_display,
+    });
     let bundle = json!({
         "resourceType": "Bundle",
         "id": bundle_id.to_string(),
@@ -349,11 +312,18 @@ pub fn map_call(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, Map
         "entry": entries,
     });
     check_references(&bundle)?;
+    let report = check::bundle(&bundle);
+    if !report.errors.is_empty() {
+        return Err(MappingError::InvalidBundle {
+            problems: report.errors,
+        });
+    }
     Ok(CallBundle {
         call_key: call.call_key(),
         bundle_id,
         snapshot_at: call.snapshot_at,
         json: bundle,
+        warnings: report.warnings,
     })
 }
 
@@ -382,289 +352,6 @@ fn check_options(opts: &MappingOptions) -> Result<&'static str, MappingError> {
         }
     }
     Ok(display)
-}
-
-/// Resource ids and `urn:uuid:` URLs of one call.
-struct Ids<'a> {
-    call: &'a CadCall,
-}
-
-impl Ids<'_> {
-    fn uuid(&self, path: &str) -> Uuid {
-        resource_id(&self.call.provider_ods, &self.call.call_id, path)
-    }
-
-    fn id(&self, path: &str) -> String {
-        self.uuid(path).to_string()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("urn:uuid:{}", self.uuid(path))
-    }
-}
-
-fn entry(full_url: &str, resource: Value) -> Value {
-    json!({ "fullUrl": full_url, "resource": resource })
-}
-
-fn coding_concept(system: &str, code: &str, display: &str) -> Value {
-    json!({ "coding": [ { "system": system, "code": code, "display": display } ] })
-}
-
-fn yes_no(flag: bool) -> Value {
-    if flag {
-        coding_concept(YES_NO_SYSTEM, "Y", "Yes")
-    } else {
-        coding_concept(YES_NO_SYSTEM, "N", "No")
-    }
-}
-
-/// The typed timestamp extension for one UK Core DateTimeType code.
-fn typed_date_time(code: &str, display: &str, at: &DateTime<Utc>) -> Value {
-    json!({
-        "url": EXT_TYPED_DATE_TIME,
-        "extension": [
-            {
-                "url": "dateTimeType",
-                "valueCodeableConcept": coding_concept(DATE_TIME_TYPE_SYSTEM, code, display),
-            },
-            { "url": "dateTime", "valueDateTime": format_utc(at) },
-        ],
-    })
-}
-
-fn response_category(kind: &str, kind_display: &str, category: ResponseCategory) -> Value {
-    let number = category.number();
-    json!({
-        "url": EXT_RESPONSE_CATEGORY,
-        "extension": [
-            {
-                "url": "responseCategoryType",
-                "valueCodeableConcept":
-                    coding_concept(RESPONSE_CATEGORY_TYPE_SYSTEM, kind, kind_display),
-            },
-            {
-                "url": "responseCategoryCode",
-                "valueCodeableConcept": coding_concept(
-                    RESPONSE_CATEGORY_SYSTEM, &number.to_string(), &format!("Category {number}")),
-            },
-        ],
-    })
-}
-
-fn communication_resource(
-    call: &CadCall,
-    ids: &Ids<'_>,
-    submitter: &str,
-    provider: &str,
-    encounters: &[String],
-) -> Value {
-    let mut extensions = vec![json!({
-        "url": EXT_CALL_ORIGIN,
-        "valueCodeableConcept": coding_concept(
-            CALL_ORIGIN_SYSTEM, call.call_origin.code(), call.call_origin.display()),
-    })];
-    if let Some(flag) = call.nhs111_flag {
-        extensions.push(json!({ "url": EXT_111_FLAG, "valueCodeableConcept": yes_no(flag) }));
-    }
-    if let Some(flag) = call.aqi_flag {
-        extensions
-            .push(json!({ "url": EXT_AQI_INCIDENT_FLAG, "valueCodeableConcept": yes_no(flag) }));
-    }
-    if let Some(c) = call.initial_response_category {
-        extensions.push(response_category("initial", "Initial Response Category", c));
-    }
-    if let Some(c) = call.reporting_response_category {
-        extensions.push(response_category(
-            "reporting",
-            "Reporting Response Category",
-            c,
-        ));
-    }
-    let t = &call.times;
-    let typed = [
-        (
-            "time-call-answered",
-            "Time Call Answered",
-            Some(t.call_answered),
-        ),
-        ("time-call-ended", "Time Call Ended", t.call_ended),
-        (
-            "time-dispatch-code-established",
-            "Time Dispatch Code Established",
-            t.dispatch_code_established,
-        ),
-        (
-            "clock-start-date-time",
-            "Clock Start Date Time",
-            t.clock_start,
-        ),
-        ("clock-stop-date-time", "Clock Stop Date Time", t.clock_stop),
-    ];
-    for (code, display, at) in typed {
-        if let Some(at) = at {
-            extensions.push(typed_date_time(code, display, &at));
-        }
-    }
-
-    let status = if call.stop_code.is_some() {
-        "stopped"
-    } else if t.call_ended.is_some() {
-        "completed"
-    } else {
-        "in-progress"
-    };
-    let mut communication = json!({
-        "resourceType": "Communication",
-        "id": ids.id("Communication"),
-        "meta": { "profile": [ ADS_COMMUNICATION_PROFILE ] },
-        "extension": extensions,
-        "identifier": [ {
-            "system": CALL_ID_SYSTEM,
-            "value": call.call_id,
-            "period": { "start": call.call_date.format("%Y-%m-%d").to_string() },
-            "assigner": { "reference": provider },
-        } ],
-        "status": status,
-        "sent": format_utc(&t.call_answered),
-        "sender": { "reference": submitter },
-        "recipient": [ { "reference": provider } ],
-    });
-    if !encounters.is_empty() {
-        communication["about"] = encounters
-            .iter()
-            .map(|url| json!({ "reference": url }))
-            .collect();
-    }
-    communication
-}
-
-fn encounter_resource(call: &CadCall, p: &PatientContact, ids: &Ids<'_>, provider: &str) -> Value {
-    let attending: Vec<_> = call
-        .responses
-        .iter()
-        .filter(|r| p.call_signs.contains(&r.call_sign))
-        .collect();
-    let finished = !attending.is_empty()
-        && attending
-            .iter()
-            .all(|r| r.times.clear.is_some() || r.times.stood_down.is_some());
-    let on_scene = attending.iter().any(|r| r.times.arrived_on_scene.is_some());
-    let status = if finished {
-        "finished"
-    } else if on_scene {
-        "in-progress"
-    } else {
-        "planned"
-    };
-    let mut encounter = json!({
-        "resourceType": "Encounter",
-        "id": ids.id(&format!("Encounter/{}", p.contact_id)),
-        "status": status,
-        "class": {
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-            "code": "FLD",
-            "display": "field",
-        },
-        "subject": { "reference": ids.url(&format!("Patient/{}", p.contact_id)) },
-        "serviceProvider": { "reference": provider },
-    });
-    let mut period = Map::new();
-    if let Some(start) = attending
-        .iter()
-        .filter_map(|r| r.times.arrived_on_scene)
-        .min()
-    {
-        period.insert("start".into(), json!(format_utc(&start)));
-    }
-    if finished {
-        if let Some(end) = attending
-            .iter()
-            .filter_map(|r| r.times.clear.or(r.times.stood_down))
-            .max()
-        {
-            period.insert("end".into(), json!(format_utc(&end)));
-        }
-    }
-    if !period.is_empty() {
-        encounter["period"] = Value::Object(period);
-    }
-    if !p.call_signs.is_empty() {
-        encounter["location"] = p
-            .call_signs
-            .iter()
-            .map(|cs| {
-                json!({ "location": { "reference": ids.url(&format!("Location/vehicle/{cs}")) } })
-            })
-            .collect();
-    }
-    if let Some(dest) = p.conveyance.as_ref().and_then(|c| c.destination.as_ref()) {
-        encounter["hospitalization"] = json!({
-            "destination": {
-                "reference": ids.url(&format!("Location/receiving/{}", dest.ods_site)),
-            },
-        });
-    }
-    encounter
-}
-
-fn patient_resource(p: &PatientContact, ids: &Ids<'_>) -> Value {
-    let d = &p.demographics;
-    let mut patient = json!({
-        "resourceType": "Patient",
-        "id": ids.id(&format!("Patient/{}", p.contact_id)),
-    });
-    if let Some(n) = &d.nhs_number {
-        patient["identifier"] = json!([ { "system": NHS_NUMBER_SYSTEM, "value": n } ]);
-    }
-    if d.given_name.is_some() || d.family_name.is_some() {
-        let mut name = Map::new();
-        if let Some(family) = &d.family_name {
-            name.insert("family".into(), json!(family));
-        }
-        if let Some(given) = &d.given_name {
-            name.insert("given".into(), json!([given]));
-        }
-        patient["name"] = json!([Value::Object(name)]);
-    }
-    if let Some(g) = d.gender {
-        patient["gender"] = json!(g.code());
-    }
-    if let Some(born) = d.birth_date {
-        patient["birthDate"] = json!(born.format("%Y-%m-%d").to_string());
-    }
-    if let Some(pc) = &d.postcode {
-        patient["address"] = json!([ { "postalCode": pc } ]);
-    }
-    patient
-}
-
-/// Submitter first, then provider when different (the IG: one Organization if they are equal).
-fn ods_codes(call: &CadCall) -> Vec<&str> {
-    let mut codes = vec![call.submitter_ods.as_str()];
-    if call.provider_ods != call.submitter_ods {
-        codes.push(call.provider_ods.as_str());
-    }
-    codes
-}
-
-/// Distinct destinations in order of first appearance, with the first name given for each.
-fn receiving_locations(call: &CadCall) -> Vec<(&str, Option<&str>)> {
-    let mut seen = BTreeSet::new();
-    call.patients
-        .iter()
-        .filter_map(|p| p.conveyance.as_ref()?.destination.as_ref())
-        .filter(|d| seen.insert(d.ods_site.as_str()))
-        .map(|d| {
-            let name = call
-                .patients
-                .iter()
-                .filter_map(|p| p.conveyance.as_ref()?.destination.as_ref())
-                .filter(|other| other.ods_site == d.ods_site)
-                .find_map(|other| other.name.as_deref());
-            (d.ods_site.as_str(), name)
-        })
-        .collect()
 }
 
 /// Every `reference` string in the Bundle, with its JSON path.
@@ -750,7 +437,7 @@ mod tests {
         assert_eq!(resources(&bundle, "Patient").len(), 2);
         assert_eq!(
             resources(&bundle, "Location").len(),
-            call.responses.len() + receiving_locations(&call).len()
+            call.responses.len() + response::destinations(&call).len()
         );
         let communication = resources(&bundle, "Communication")[0];
         assert_eq!(communication["identifier"][0]["system"], CALL_ID_SYSTEM);

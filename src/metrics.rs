@@ -2,9 +2,14 @@
 //!
 //! Stages call semantic methods (`record_consumed`, `batch_flushed`, `request_completed`, …);
 //! they never spell a metric name or a label value. Every label value comes from an enum in this
-//! file or from configuration (topic names), so cardinality is bounded and no patient data,
-//! call id or URL can become a label. A private [`Registry`] keeps tests isolated; `/metrics`
-//! encodes it in the Prometheus text format.
+//! file, from a `&'static str` error kind of a bounded enum elsewhere (`record_invalid`,
+//! `dead_lettered`), or from configuration and the broker (topic names, partition numbers), so
+//! cardinality is bounded and no patient data, call id or URL can become a label. Every label
+//! value an enum knows is created at zero up front, so a dashboard's `rate()` and an alert's
+//! ratio see a series (of zeros) before the first event. A private [`Registry`] keeps tests
+//! isolated; `/metrics` encodes it in the Prometheus text format, with the process collector's
+//! `process_*` families (CPU, resident memory, open files, start time). The catalogue, with the
+//! meaning of every family, is `docs/metrics.md`; a test keeps the two in step.
 
 use std::time::Duration;
 
@@ -27,6 +32,9 @@ pub enum FlushReason {
 }
 
 impl FlushReason {
+    /// Every value, for zero-initialised series.
+    pub const ALL: [Self; 4] = [Self::Count, Self::Bytes, Self::Linger, Self::Shutdown];
+
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,6 +60,21 @@ pub enum StatusLabel {
 }
 
 impl StatusLabel {
+    /// The values created at zero up front: the statuses dashboards and alerts select on.
+    pub const COMMON: [Self; 11] = [
+        Self::Code(200),
+        Self::Code(400),
+        Self::Code(401),
+        Self::Code(403),
+        Self::Code(429),
+        Self::Code(500),
+        Self::Code(502),
+        Self::Code(503),
+        Self::Code(504),
+        Self::Timeout,
+        Self::TransportError,
+    ];
+
     /// From a response status.
     pub fn from_status(status: u16) -> Self {
         match status {
@@ -105,6 +128,9 @@ pub enum RequestOutcome {
 }
 
 impl RequestOutcome {
+    /// Every value, for zero-initialised series.
+    pub const ALL: [Self; 3] = [Self::Success, Self::Retryable, Self::Rejected];
+
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -135,6 +161,17 @@ pub enum RetryReason {
 }
 
 impl RetryReason {
+    /// Every value, for zero-initialised series.
+    pub const ALL: [Self; 7] = [
+        Self::Status429,
+        Self::Status408,
+        Self::Status5xx,
+        Self::Unauthorized,
+        Self::Timeout,
+        Self::Connect,
+        Self::Token,
+    ];
+
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -160,6 +197,9 @@ pub enum AckOutcome {
 }
 
 impl AckOutcome {
+    /// Every value, for zero-initialised series.
+    pub const ALL: [Self; 2] = [Self::Submitted, Self::Superseded];
+
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -179,6 +219,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every value, for zero-initialised series.
+    pub const ALL: [Self; 2] = [Self::Success, Self::Failure];
+
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -196,6 +239,25 @@ pub enum RebalanceKind {
     /// Partitions revoked.
     Revoke,
 }
+
+impl RebalanceKind {
+    /// Every value, for zero-initialised series.
+    pub const ALL: [Self; 2] = [Self::Assign, Self::Revoke];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Assign => "assign",
+            Self::Revoke => "revoke",
+        }
+    }
+}
+
+/// The commit the binary was built from: `ADS_GIT_SHA` at build time, `unknown` without it.
+pub const GIT_SHA: &str = match option_env!("ADS_GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
 
 /// The connector's metrics; cheap to clone (every field is an `Arc` inside).
 #[derive(Clone)]
@@ -222,6 +284,7 @@ pub struct Metrics {
     end_to_end: Histogram,
     last_success: IntGauge,
     consumer_lag: IntGaugeVec,
+    ready: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -258,11 +321,13 @@ impl Metrics {
         let r = Registry::new();
         let build = IntGaugeVec::new(
             Opts::new("ads_connector_build_info", "Build information; always 1."),
-            &["version"],
+            &["version", "git_sha"],
         )
         .expect("valid metric");
         r.register(Box::new(build.clone())).expect("unique metric");
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), GIT_SHA])
+            .set(1);
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -290,7 +355,7 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(consumer_lag.clone()))
             .expect("unique metric");
-        Self {
+        let metrics = Self {
             records_consumed: counter(
                 &r,
                 "records_consumed_total",
@@ -402,7 +467,40 @@ impl Metrics {
                 "Time of the last accepted submission, Unix seconds.",
             ),
             consumer_lag,
+            ready: gauge(
+                &r,
+                "ready",
+                "1 while /readyz answers 200 (partitions assigned and a token held), else 0.",
+            ),
             registry: r,
+        };
+        metrics.zero_known_series();
+        metrics
+    }
+
+    /// Creates every series an enum knows at zero, so `rate()` and ratios see them at once.
+    fn zero_known_series(&self) {
+        for reason in FlushReason::ALL {
+            self.flushes.with_label_values(&[reason.as_str()]);
+        }
+        for status in StatusLabel::COMMON {
+            self.http_requests.with_label_values(&[status.as_str()]);
+        }
+        for outcome in RequestOutcome::ALL {
+            self.request_duration.with_label_values(&[outcome.as_str()]);
+        }
+        for reason in RetryReason::ALL {
+            self.retries.with_label_values(&[reason.as_str()]);
+        }
+        for outcome in AckOutcome::ALL {
+            self.acks.with_label_values(&[outcome.as_str()]);
+        }
+        for outcome in Outcome::ALL {
+            self.token_refreshes.with_label_values(&[outcome.as_str()]);
+            self.offsets_commits.with_label_values(&[outcome.as_str()]);
+        }
+        for kind in RebalanceKind::ALL {
+            self.rebalances.with_label_values(&[kind.as_str()]);
         }
     }
 
@@ -437,12 +535,8 @@ impl Metrics {
 
     /// Partitions were assigned or revoked.
     pub fn rebalanced(&self, kind: RebalanceKind, partitions: usize, now_assigned: usize) {
-        let label = match kind {
-            RebalanceKind::Assign => "assign",
-            RebalanceKind::Revoke => "revoke",
-        };
         if partitions > 0 {
-            self.rebalances.with_label_values(&[label]).inc();
+            self.rebalances.with_label_values(&[kind.as_str()]).inc();
         }
         self.partitions_assigned.set(now_assigned as i64);
     }
@@ -520,6 +614,11 @@ impl Metrics {
         self.consumer_lag
             .with_label_values(&[topic, &partition.to_string()])
             .set(lag);
+    }
+
+    /// Whether `/readyz` answers 200 (set by every heartbeat).
+    pub fn readiness(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// Forgets a revoked partition's lag series.

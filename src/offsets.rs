@@ -15,7 +15,8 @@
 //! is logged and skipped; the record will be redelivered to whoever owns the partition now.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Instant;
 
 /// Where one consumed record sits, and under which assignment it was consumed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -130,6 +131,20 @@ impl OffsetTracker {
     pub fn assigned(&self) -> usize {
         self.topics.values().map(HashMap::len).sum()
     }
+
+    /// Records of one partition consumed and not yet done.
+    pub fn pending(&self, topic: &str, partition: i32) -> usize {
+        self.state(topic, partition).map_or(0, |s| s.pending.len())
+    }
+
+    /// The offset that may be committed for one partition, if any record was registered.
+    pub fn watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.state(topic, partition)?.watermark()
+    }
+
+    fn state(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.topics.get(topic)?.get(&partition)
+    }
 }
 
 /// The tracker shared by the source, the acker, the dead-letter stage and the rebalance hooks,
@@ -137,6 +152,8 @@ impl OffsetTracker {
 #[derive(Clone, Default)]
 pub struct Offsets {
     tracker: Arc<Mutex<OffsetTracker>>,
+    /// Signalled whenever records are completed (see [`Offsets::drain`]).
+    completed: Arc<Condvar>,
     store: Arc<OnceLock<Arc<dyn OffsetStore>>>,
 }
 
@@ -177,6 +194,7 @@ impl Offsets {
                 }
             }
         }
+        self.completed.notify_all();
         let Some(store) = self.store.get() else {
             return;
         };
@@ -195,6 +213,35 @@ impl Offsets {
     /// Records consumed and not yet done.
     pub fn outstanding(&self) -> usize {
         self.lock().outstanding()
+    }
+
+    /// Blocks (this is for the rebalance callback, which is synchronous) until no record of
+    /// `partitions` is pending or `deadline` passes; returns each partition's committable
+    /// offset. Records still pending at the deadline are abandoned to the next owner.
+    pub fn drain(&self, partitions: &[(String, i32)], deadline: Instant) -> Vec<(String, i32, i64)> {
+        let mut tracker = self.lock();
+        loop {
+            let pending: usize = partitions.iter().map(|(t, p)| tracker.pending(t, *p)).sum();
+            let now = Instant::now();
+            if pending == 0 || now >= deadline {
+                if pending > 0 {
+                    tracing::warn!(
+                        message = "Revocation drain deadline passed; in-flight records go to the next owner.",
+                        pending
+                    );
+                }
+                break;
+            }
+            tracker = self
+                .completed
+                .wait_timeout(tracker, deadline - now)
+                .expect("offset tracker lock poisoned")
+                .0;
+        }
+        partitions
+            .iter()
+            .filter_map(|(t, p)| Some((t.clone(), *p, tracker.watermark(t, *p)?)))
+            .collect()
     }
 
     /// Partitions assigned.
@@ -264,6 +311,33 @@ mod tests {
         assert_eq!(done(&mut t, &a), Some(1));
         assert_eq!(done(&mut t, &a), None);
         assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_drain_returns_once_the_partition_has_nothing_pending() {
+        let offsets = Offsets::new();
+        offsets.assign("cad", 0);
+        let a = offsets.register("cad", 0, 7).unwrap();
+        let finisher = {
+            let offsets = offsets.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                offsets.complete([&a]);
+            })
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        let marks = offsets.drain(&[("cad".into(), 0)], deadline);
+        finisher.join().unwrap();
+        assert_eq!(marks, vec![("cad".to_string(), 0, 8)]);
+    }
+
+    #[test]
+    fn a_drain_gives_up_at_its_deadline_and_reports_the_safe_watermark() {
+        let offsets = Offsets::new();
+        offsets.assign("cad", 0);
+        offsets.register("cad", 0, 3).unwrap();
+        let marks = offsets.drain(&[("cad".into(), 0)], Instant::now());
+        assert_eq!(marks, vec![("cad".to_string(), 0, 3)]);
     }
 
     #[test]

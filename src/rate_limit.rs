@@ -4,10 +4,14 @@
 //! request may go, having waited for the limiter and for any shared pause. A 429 with
 //! `Retry-After` calls [`RateLimiter::pause_for`], which holds back *every* request of the
 //! process until the pause ends, not only the one that was refused (peers that back off per
-//! request keep hammering the quota). Nothing here fails; the wait is reported to metrics.
+//! request keep hammering the quota). Across replicas the application quota is shared without a
+//! coordinator: after every rebalance the source calls [`RateLimiter::set_share`] with the
+//! fraction of all input partitions this process owns, and the limiter is rebuilt for that share
+//! of the quota, so N pods together stay under it. Nothing here fails; the wait is reported to
+//! metrics.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -18,23 +22,57 @@ use crate::metrics::Metrics;
 
 /// The process-wide limiter.
 pub struct RateLimiter {
-    limiter: DefaultDirectRateLimiter,
+    config: RateLimitConfig,
+    limiter: Mutex<Arc<DefaultDirectRateLimiter>>,
     paused_until: Mutex<Option<Instant>>,
     metrics: Metrics,
 }
 
+/// The GCRA quota for `share` of the configured quota. GCRA lets through at most
+/// `burst + T × rate` requests in any interval `T`; the rate is set to
+/// `(requests_per_minute − burst) / minute` so that no 60-second window, wherever it starts,
+/// holds more than `requests_per_minute` requests (the platform counts per minute).
+pub fn quota(config: RateLimitConfig, share: f64) -> Quota {
+    let scale = |n: u32| (f64::from(n) * share).floor() as u32;
+    let per_minute = scale(config.requests_per_minute).max(1);
+    let burst = scale(config.burst).clamp(1, per_minute);
+    let rate = (per_minute - burst).max(1);
+    let period = Duration::from_secs(60) / rate;
+    Quota::with_period(period)
+        .expect("a non-zero period")
+        .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"))
+}
+
+fn build(config: RateLimitConfig, share: f64) -> DefaultDirectRateLimiter {
+    DefaultDirectRateLimiter::direct(quota(config, share))
+}
+
 impl RateLimiter {
-    /// A limiter for `requests_per_minute` with `burst`.
+    /// A limiter for `requests_per_minute` with `burst`, the whole quota to this process.
     pub fn new(config: RateLimitConfig, metrics: Metrics) -> Self {
-        let per_minute = NonZeroU32::new(config.requests_per_minute).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(config.burst).unwrap_or(NonZeroU32::MIN);
         Self {
-            limiter: DefaultDirectRateLimiter::direct(
-                Quota::per_minute(per_minute).allow_burst(burst),
-            ),
+            config,
+            limiter: Mutex::new(Arc::new(build(config, 1.0))),
             paused_until: Mutex::new(None),
             metrics,
         }
+    }
+
+    /// Takes `owned` of `total` partitions' share of the quota (at least one request a minute).
+    pub fn set_share(&self, owned: usize, total: usize) {
+        let share = if total == 0 {
+            1.0
+        } else {
+            (owned as f64 / total as f64).clamp(0.0, 1.0)
+        };
+        *self.limiter.lock().expect("rate limiter lock poisoned") =
+            Arc::new(build(self.config, share));
+        tracing::info!(
+            message = "Rate limit share updated.",
+            owned,
+            total,
+            requests_per_minute = (f64::from(self.config.requests_per_minute) * share).floor()
+        );
     }
 
     /// Waits until a request may be sent.
@@ -50,7 +88,8 @@ impl RateLimiter {
                 _ => break,
             }
         }
-        self.limiter.until_ready().await;
+        let limiter = self.limiter.lock().expect("rate limiter lock poisoned").clone();
+        limiter.until_ready().await;
         self.metrics.rate_limited(started.elapsed());
     }
 
@@ -95,9 +134,56 @@ mod tests {
             },
             Metrics::new(),
         );
+        let inner = limiter.limiter.lock().unwrap().clone();
         for _ in 0..5 {
-            assert!(limiter.limiter.check().is_ok());
+            assert!(inner.check().is_ok());
         }
-        assert!(limiter.limiter.check().is_err(), "the sixth needs a second");
+        assert!(inner.check().is_err(), "the sixth needs a second");
+    }
+
+    #[test]
+    fn no_sixty_second_window_ever_holds_more_than_the_quota() {
+        use governor::clock::FakeRelativeClock;
+        for (rpm, burst) in [(1800, 1), (1800, 10), (300, 5), (60, 60)] {
+            let config = RateLimitConfig {
+                requests_per_minute: rpm,
+                burst,
+            };
+            let clock = FakeRelativeClock::default();
+            let limiter = governor::RateLimiter::direct_with_clock(quota(config, 1.0), clock.clone());
+            // A greedy client: every millisecond, take every request granted, for four minutes.
+            let mut sent: Vec<u64> = Vec::new();
+            for tick in 0..240_000u64 {
+                while limiter.check().is_ok() {
+                    sent.push(tick);
+                }
+                clock.advance(Duration::from_millis(1));
+            }
+            let worst = sent
+                .iter()
+                .enumerate()
+                .map(|(i, start)| sent[i..].iter().take_while(|t| **t < start + 60_000).count())
+                .max()
+                .unwrap();
+            assert!(worst <= rpm as usize, "{rpm}/min burst {burst}: {worst} in one minute");
+            // The lower bound only shows the limiter is not needlessly strict (1 ms ticks round
+            // the 33.4 ms spacing of 1800/min up).
+            assert!(worst as f64 >= 0.95 * f64::from(rpm), "{rpm}/min burst {burst}: only {worst} used");
+        }
+    }
+
+    #[test]
+    fn a_replica_owning_a_third_of_the_partitions_takes_a_third_of_the_quota() {
+        let limiter = RateLimiter::new(
+            RateLimitConfig {
+                requests_per_minute: 1800,
+                burst: 30,
+            },
+            Metrics::new(),
+        );
+        limiter.set_share(2, 6);
+        let inner = limiter.limiter.lock().unwrap().clone();
+        let granted = (0..100).take_while(|_| inner.check().is_ok()).count();
+        assert_eq!(granted, 10, "a third of the burst of 30");
     }
 }

@@ -7,25 +7,33 @@
 //! Acknowledgement: none here; offsets are stored by [`Offsets`] when records are done and
 //! committed by librdkafka's auto-commit (of stored offsets only) and by the final synchronous
 //! commit in [`crate::app`]. Rebalances: an assignment starts a fresh generation for its
-//! partitions; a revocation forgets them, so work still in flight for them can no longer move
-//! their offsets (it is redelivered to the new owner; at-least-once). Shutdown: only this stage
+//! partitions. A revocation first waits (at most `kafka.revoke_drain_timeout_ms`, polling
+//! stopped meanwhile) for the records of those partitions already in the pipeline to be acked or
+//! dead-lettered, commits their watermark, then forgets them; anything still in flight at the
+//! deadline can no longer move their offsets and is redelivered to the new owner
+//! (at-least-once). After every rebalance the rate limiter takes this consumer's share of all
+//! input partitions. Shutdown: only this stage
 //! watches the cancellation token; it stops polling and drops its sender, and the rest of the
 //! pipeline drains behind it. Failures: consumer errors are logged and polling goes on
 //! (librdkafka reconnects by itself); a record of a partition no longer assigned is skipped.
 
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
 use crate::metrics::{Metrics, Outcome, RebalanceKind};
 use crate::offsets::{OffsetStore, Offsets, RecordPos};
+use crate::rate_limit::RateLimiter;
 
 /// The source's failures.
 #[derive(Debug, thiserror::Error)]
@@ -55,17 +63,74 @@ pub struct Envelope {
     pub traceparent: Option<String>,
 }
 
-/// Consumer callbacks: rebalances feed the offset tracker and metrics.
+/// Consumer callbacks: rebalances drain and commit revoked partitions, feed the offset tracker,
+/// the rate limiter's share and metrics.
 pub struct SourceContext {
     offsets: Offsets,
     metrics: Metrics,
+    limiter: Arc<RateLimiter>,
+    topics: Vec<String>,
+    revoke_drain: Duration,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        crate::lag::record(&self.metrics, &statistics);
+    }
+}
+
+impl SourceContext {
+    /// Waits for the revoked partitions' in-flight records (bounded by `revoke_drain`), then
+    /// commits their watermarks so the next owner starts right behind the last ack.
+    fn drain_and_commit(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let deadline = Instant::now() + self.revoke_drain;
+        let wait = || self.offsets.drain(&partitions, deadline);
+        // The callback runs on the task polling the consumer; let the runtime move other tasks
+        // off this thread while it waits for them.
+        let marks = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+            _ => wait(),
+        };
+        let mut commit = TopicPartitionList::new();
+        for (topic, partition, next) in &marks {
+            let _ = commit.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        }
+        if commit.count() > 0 {
+            match consumer.commit(&commit, CommitMode::Sync) {
+                Ok(()) => self.metrics.offsets_committed(Outcome::Success),
+                Err(error) => {
+                    self.metrics.offsets_committed(Outcome::Failure);
+                    tracing::warn!(message = "Commit of revoked partitions failed.", %error);
+                }
+            }
+        }
+    }
+
+    /// Sets the rate limiter to this consumer's share of all input partitions.
+    fn update_share(&self, consumer: &BaseConsumer<Self>) {
+        let mut total = 0;
+        for topic in &self.topics {
+            match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+                Ok(m) => total += m.topics().iter().map(|t| t.partitions().len()).sum::<usize>(),
+                Err(error) => {
+                    tracing::warn!(message = "Cannot read topic metadata; keeping the rate share.", %error);
+                    return;
+                }
+            }
+        }
+        self.limiter.set_share(self.offsets.assigned(), total);
+    }
+}
 
 impl ConsumerContext for SourceContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.drain_and_commit(consumer, tpl);
             for e in tpl.elements() {
                 self.offsets.revoke(e.topic(), e.partition());
                 self.metrics.forget_partition(e.topic(), e.partition());
@@ -81,7 +146,7 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 for e in tpl.elements() {
@@ -95,8 +160,9 @@ impl ConsumerContext for SourceContext {
                     partitions = tpl.count(),
                     assigned
                 );
+                self.update_share(consumer);
             }
-            Rebalance::Revoke(_) => {}
+            Rebalance::Revoke(_) => self.update_share(consumer),
             Rebalance::Error(error) => {
                 tracing::warn!(message = "Rebalance failed.", %error)
             }
@@ -142,6 +208,7 @@ pub fn subscribe(
     cfg: &KafkaConfig,
     offsets: &Offsets,
     metrics: &Metrics,
+    limiter: &Arc<RateLimiter>,
 ) -> Result<Arc<CadConsumer>, SourceError> {
     let mut c = client_config(cfg)?;
     c.set("group.id", &cfg.group_id)
@@ -156,13 +223,18 @@ pub fn subscribe(
             cfg.session_timeout.as_millis().to_string(),
         )
         // Tansu and other brokers hold fetches for fetch.wait.max.ms when a partition is idle.
-        .set("fetch.wait.max.ms", "50");
+        .set("fetch.wait.max.ms", "50")
+        // Statistics feed the per-partition consumer lag gauge (crate::lag).
+        .set("statistics.interval.ms", "5000");
     for (k, v) in &cfg.properties {
         c.set(k, v);
     }
     let context = SourceContext {
         offsets: offsets.clone(),
         metrics: metrics.clone(),
+        limiter: limiter.clone(),
+        topics: cfg.topics.clone(),
+        revoke_drain: cfg.revoke_drain_timeout,
     };
     let consumer: Arc<CadConsumer> = Arc::new(c.create_with_context(context)?);
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();

@@ -4,21 +4,26 @@
 //! submission (200 with `{"message": id}` or `{"id": id}`), or one [`DeadLetter`] per source
 //! record for a permanently refused one (other 4xx, or the retry budget spent). At most
 //! `max_in_flight` submissions are in flight; every request waits for the shared
-//! [`RateLimiter`] and carries the shared token. Retry classification is data
+//! [`RateLimiter`] and carries the shared token. Ordering: batches are dispatched in arrival
+//! (so per-partition) order, and a per-call fence holds back a batch while any call in it has an
+//! older snapshot in flight or retrying, so a newer snapshot never reaches the API before an
+//! older one. Retry classification is data
 //! ([`classify`]): 429, 408 and 5xx except 501, timeouts and connection errors retry with capped
 //! exponential backoff and full jitter; a 429's `Retry-After` pauses the whole limiter; 401/403
 //! hand the token back and retry with a new one; other statuses dead-letter with the response
 //! body. While the API is down, batches wait here, the channels fill and consumption pauses:
 //! nothing is dropped unless `max_retry_duration_s` says so. No failure here is fatal.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 use url::Url;
 
 use crate::acker::{Accepted, AckWork};
@@ -28,6 +33,7 @@ use crate::config::{ApiConfig, SubmissionMode};
 use crate::dead_letter::{DeadLetter, ErrorStage};
 use crate::metrics::{Metrics, RequestOutcome, RetryReason, StatusLabel};
 use crate::rate_limit::RateLimiter;
+use crate::telemetry;
 
 /// What to do after one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,16 +168,27 @@ impl Submitter {
         dead: mpsc::Sender<DeadLetter>,
     ) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let fence = Arc::new(CallFence::default());
         let mut tasks = JoinSet::new();
         while let Some(batch) = input.recv().await {
+            let keys: Vec<String> = batch.calls.iter().map(|c| c.call_key.clone()).collect();
+            fence.enter(&keys).await;
             let permit = permits.clone().acquire_owned().await.expect("never closed");
-            let (this, acks, dead) = (self.clone(), acks.clone(), dead.clone());
+            let (this, acks, dead, fence) = (self.clone(), acks.clone(), dead.clone(), fence.clone());
             tasks.spawn(async move {
-                let outcome = this.submit(&batch).await;
+                let span = telemetry::process_span(&batch);
+                let outcome = this.submit(&batch).instrument(span.clone()).await;
+                fence.leave(&keys);
                 drop(permit);
                 match outcome {
                     Submitted::Accepted(accepted) => {
-                        let _ = acks.send(AckWork { batch, accepted }).await;
+                        let _ = acks
+                            .send(AckWork {
+                                batch,
+                                accepted,
+                                span,
+                            })
+                            .await;
                     }
                     Submitted::Rejected { kind, message } => {
                         for call in batch.calls {
@@ -212,7 +229,13 @@ impl Submitter {
                     self.limiter.acquire().await;
                     let sent = Instant::now();
                     self.metrics.in_flight(1);
-                    let attempt = self.send(&body, token.as_deref(), &traceparent).await;
+                    let post = telemetry::http_span(&self.config.submit_url, attempts);
+                    let request_traceparent =
+                        telemetry::traceparent(&post).unwrap_or_else(|| traceparent.clone());
+                    let attempt = self
+                        .send(&body, token.as_deref(), &request_traceparent)
+                        .instrument(post.clone())
+                        .await;
                     self.metrics.in_flight(-1);
                     let took = sent.elapsed();
                     let (label, code) = match &attempt {
@@ -229,6 +252,8 @@ impl Submitter {
                         Action::Retry { .. } | Action::RefreshToken => RequestOutcome::Retryable,
                     };
                     self.metrics.request_completed(label, outcome, took);
+                    let success = outcome == RequestOutcome::Success;
+                    telemetry::http_finished(&post, code, label.as_str(), success);
                     match action {
                         Action::Accept(api_id) => {
                             tracing::info!(message = "Submission accepted.", batch_id = %batch.id, calls = batch.calls.len(), attempts);
@@ -315,6 +340,53 @@ impl Submitter {
             Err(e) if e.is_timeout() => Attempt::Timeout,
             Err(_) => Attempt::Transport,
         }
+    }
+}
+
+/// The calls with a snapshot in flight or retrying.
+#[derive(Default)]
+pub struct CallFence {
+    in_flight: Mutex<HashSet<String>>,
+    left: Notify,
+}
+
+impl CallFence {
+    /// Waits until none of `keys` is in flight, then marks them all in flight.
+    pub async fn enter(&self, keys: &[String]) {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            // Register for the wake-up before checking, so a `leave` in between is not missed.
+            left.as_mut().enable();
+            {
+                let mut in_flight = self.in_flight.lock().expect("fence lock poisoned");
+                if keys.iter().all(|k| !in_flight.contains(k)) {
+                    in_flight.extend(keys.iter().cloned());
+                    return;
+                }
+            }
+            left.await;
+        }
+    }
+
+    /// Marks `keys` no longer in flight.
+    pub fn leave(&self, keys: &[String]) {
+        let mut in_flight = self.in_flight.lock().expect("fence lock poisoned");
+        for k in keys {
+            in_flight.remove(k);
+        }
+        drop(in_flight);
+        self.left.notify_waiters();
+    }
+
+    /// Calls in flight.
+    pub fn len(&self) -> usize {
+        self.in_flight.lock().expect("fence lock poisoned").len()
+    }
+
+    /// Whether no call is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -419,6 +491,23 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_fence_holds_a_newer_snapshot_until_the_older_one_left() {
+        let fence = Arc::new(CallFence::default());
+        fence.enter(&["RX6/1".into(), "RX6/2".into()]).await;
+        let waiting = {
+            let fence = fence.clone();
+            tokio::spawn(async move { fence.enter(&["RX6/2".into()]).await })
+        };
+        // Other calls pass while RX6/2 is held.
+        fence.enter(&["RX6/3".into()]).await;
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        fence.leave(&["RX6/1".into(), "RX6/2".into()]);
+        waiting.await.unwrap();
+        assert_eq!(fence.len(), 2);
     }
 
     #[test]

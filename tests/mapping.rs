@@ -1,22 +1,77 @@
 //! The `cad.call.v1` contract and the CAD → ADS FHIR mapping, end to end: generated calls,
-//! golden fixtures (`tests/fixtures/cad/*.json` → `tests/fixtures/fhir/*.json`), determinism
-//! and the decoder's rejection classes.
+//! golden fixtures (`tests/fixtures/cad/*.json` → `tests/fixtures/fhir/*.json`), the official
+//! FHIR R4 JSON Schema (`schemas/fhir-r4.schema.json`, compiled once per test binary), the CAD
+//! JSON Schema against the decoder, property tests over generated calls, determinism and the
+//! decoder's rejection classes.
 //!
 //! Regenerate the FHIR goldens after an intended mapping change with
 //! `UPDATE_FIXTURES=1 cargo test --test mapping`, then review the diff.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ads_connector::cad::{self, CadCall, DecodeErrorKind};
 use ads_connector::generate::{to_json_line, Generator};
-use ads_connector::mapping::{self, map_call, BundleType, MappingOptions};
+use ads_connector::mapping::{self, check, map_call, BundleType, CodeSystemStyle, MappingOptions};
+use proptest::prelude::*;
 use serde_json::{json, Value};
 
+fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn compile_schema(path: &str) -> jsonschema::Validator {
+    let text = std::fs::read(repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let schema: Value = serde_json::from_slice(&text).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The official FHIR R4 JSON Schema (a copy of `shared/reference/fhir-r4.schema.json`).
+fn fhir_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| compile_schema("schemas/fhir-r4.schema.json"))
+}
+
+/// The published `cad.call.v1` JSON Schema.
+fn cad_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| compile_schema("schemas/cad.call.v1.schema.json"))
+}
+
+fn schema_errors(schema: &jsonschema::Validator, v: &Value) -> Vec<String> {
+    schema
+        .iter_errors(v)
+        .take(5)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// The Bundle passes the FHIR R4 JSON Schema and local validation without errors.
+fn assert_valid_bundle(what: &str, bundle: &Value) {
+    let errors = schema_errors(fhir_schema(), bundle);
+    assert!(errors.is_empty(), "{what}: FHIR schema: {errors:#?}");
+    let report = check::bundle(bundle);
+    assert!(
+        report.is_valid(),
+        "{what}: local validation: {:#?}",
+        report.errors
+    );
+}
+
 fn fixture_dir(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(kind)
+    repo_file("tests/fixtures").join(kind)
+}
+
+/// The names of every golden CAD record, sorted.
+fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_dir("cad"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+        .collect();
+    names.sort();
+    names
 }
 
 fn read_fixture(name: &str) -> Vec<u8> {
@@ -170,12 +225,16 @@ fn patients_carry_the_nhs_number_under_the_uk_core_system() {
             match &contact.demographics.nhs_number {
                 Some(n) => {
                     seen += 1;
+                    let id = &p["identifier"][0];
+                    assert_eq!(id["system"], "https://fhir.nhs.uk/Id/nhs-number");
+                    assert_eq!(id["value"], n.as_str());
+                    let status = &id["extension"][0]["valueCodeableConcept"]["coding"][0];
                     assert_eq!(
-                        p["identifier"][0],
-                        json!({"system": "https://fhir.nhs.uk/Id/nhs-number", "value": n})
+                        status["code"],
+                        contact.demographics.nhs_number_status.unwrap().code()
                     );
                 }
-                None => assert!(p.get("identifier").is_none()),
+                None => assert!(p["identifier"][0].get("value").is_none()),
             }
         }
     }
@@ -225,24 +284,45 @@ fn different_calls_never_share_ids() {
     }
 }
 
+/// Every golden CAD record with the default options, plus option variants of a few.
+fn golden_cases() -> Vec<(String, String, MappingOptions)> {
+    let mut cases: Vec<_> = fixture_names()
+        .into_iter()
+        .map(|n| (n.clone(), n, MappingOptions::default()))
+        .collect();
+    let style = |code_system_style| MappingOptions {
+        code_system_style,
+        ..MappingOptions::default()
+    };
+    cases.retain(|(n, ..)| n != "hear-and-treat");
+    cases.push((
+        "hear-and-treat".into(),
+        "hear-and-treat.message".into(),
+        message_options(),
+    ));
+    cases.push((
+        "conveyed-two-patients".into(),
+        "conveyed-two-patients.with-r4".into(),
+        style(CodeSystemStyle::WithR4),
+    ));
+    cases.push((
+        "conveyed-two-patients".into(),
+        "conveyed-two-patients.without-r4".into(),
+        style(CodeSystemStyle::WithoutR4),
+    ));
+    cases
+}
+
+#[test]
+fn there_are_at_least_25_golden_cad_records() {
+    assert!(fixture_names().len() >= 25, "{:?}", fixture_names());
+}
+
 #[test]
 fn golden_fixtures_map_to_their_fhir_bundles() {
-    let cases = [
-        ("answered-only", "answered-only", MappingOptions::default()),
-        (
-            "conveyed-two-patients",
-            "conveyed-two-patients",
-            MappingOptions::default(),
-        ),
-        (
-            "hear-and-treat",
-            "hear-and-treat.message",
-            message_options(),
-        ),
-    ];
     let update = std::env::var_os("UPDATE_FIXTURES").is_some();
-    for (input, output, opts) in cases {
-        let call = cad::decode(&read_fixture(input)).unwrap_or_else(|e| panic!("{input}: {e}"));
+    for (input, output, opts) in golden_cases() {
+        let call = cad::decode(&read_fixture(&input)).unwrap_or_else(|e| panic!("{input}: {e}"));
         let bundle = map_call(&call, &opts).unwrap().json;
         assert_references_resolve(&bundle);
         let path = fixture_dir("fhir").join(format!("{output}.json"));
@@ -254,6 +334,91 @@ fn golden_fixtures_map_to_their_fhir_bundles() {
         let expected: Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(bundle, expected, "{output} differs from its golden file");
+    }
+}
+
+#[test]
+fn every_golden_fhir_bundle_passes_the_fhir_r4_schema_and_local_validation() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(fixture_dir("fhir")).unwrap() {
+        let path = entry.unwrap().path();
+        let bundle: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_valid_bundle(&path.display().to_string(), &bundle);
+        seen += 1;
+    }
+    assert!(seen >= 25, "{seen}");
+}
+
+#[test]
+fn the_cad_json_schema_and_the_decoder_agree_on_every_golden_record() {
+    for name in fixture_names() {
+        let value = fixture_value(&name);
+        let errors = schema_errors(cad_schema(), &value);
+        assert!(errors.is_empty(), "{name}: CAD schema: {errors:#?}");
+        cad::decode(&read_fixture(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn the_cad_json_schema_examples_decode() {
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(repo_file("schemas/cad.call.v1.schema.json")).unwrap(),
+    )
+    .unwrap();
+    for (i, example) in schema["examples"].as_array().unwrap().iter().enumerate() {
+        assert!(cad_schema().is_valid(example), "example {i}");
+        let call = cad::decode(&serde_json::to_vec(example).unwrap())
+            .unwrap_or_else(|e| panic!("example {i}: {e}"));
+        map_call(&call, &MappingOptions::default()).unwrap();
+    }
+}
+
+#[test]
+fn generated_bundles_pass_the_fhir_r4_schema_with_every_option_set() {
+    let option_sets = [
+        MappingOptions::default(),
+        message_options(),
+        MappingOptions {
+            code_system_style: CodeSystemStyle::WithoutR4,
+            ads_bundle_type_code: "epr".into(),
+            ..MappingOptions::default()
+        },
+    ];
+    for (i, call) in generated_calls(31, 60).into_iter().enumerate() {
+        let opts = &option_sets[i % option_sets.len()];
+        let bundle = map_call(&call, opts).unwrap_or_else(|e| panic!("{e}"));
+        assert_valid_bundle(&call.call_key(), &bundle.json);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_generated_call_and_its_updates_map_to_a_valid_bundle(
+        seed in any::<u64>(),
+        updates in 0usize..6,
+        message in any::<bool>(),
+    ) {
+        let mut generator = Generator::new(seed);
+        let mut call = generator.next_call();
+        for _ in 0..updates {
+            call = generator.next_update(&call);
+        }
+        let decoded = cad::decode(to_json_line(&call).as_bytes()).unwrap();
+        prop_assert_eq!(&decoded, &call);
+        let opts = if message { message_options() } else { MappingOptions::default() };
+        let bundle = map_call(&decoded, &opts).unwrap();
+        let errors = schema_errors(fhir_schema(), &bundle.json);
+        prop_assert!(errors.is_empty(), "FHIR schema: {:#?}", errors);
+        let report = check::bundle(&bundle.json);
+        prop_assert!(report.is_valid(), "local validation: {:#?}", report.errors);
+        prop_assert_eq!(report.warnings, bundle.warnings);
+        let again = map_call(&decoded, &opts).unwrap();
+        prop_assert_eq!(
+            serde_json::to_vec(&bundle.json).unwrap(),
+            serde_json::to_vec(&again.json).unwrap()
+        );
     }
 }
 
@@ -270,9 +435,17 @@ fn as_floats(v: Value) -> Value {
 
 #[test]
 fn golden_fixtures_round_trip_through_the_model() {
-    for name in ["answered-only", "conveyed-two-patients", "hear-and-treat"] {
+    for name in fixture_names() {
+        let name = name.as_str();
         let call = cad::decode(&read_fixture(name)).unwrap();
         assert_eq!(cad::decode(&call.to_json_bytes()).unwrap(), call, "{name}");
+        // These two spell the same data differently on purpose (nulls, offsets).
+        if matches!(
+            name,
+            "nulls-and-empty-lists" | "offset-and-fractional-timestamps"
+        ) {
+            continue;
+        }
         // No field is dropped or renamed (numbers compared as numbers: 5 and 5.0 are equal).
         let reencoded: Value = serde_json::from_slice(&call.to_json_bytes()).unwrap();
         assert_eq!(

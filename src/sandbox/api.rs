@@ -1,23 +1,29 @@
 //! The Ambulance Data Submission proxy: `POST /ambulance-data-submission/$process-message`,
-//! `GET /ambulance-data-submission/_ping`, the 404 for every other path, and the read-only
-//! `/_sandbox/{stats,calls}` inspection endpoints.
+//! `GET /ambulance-data-submission/_ping`, the 404 for every other path, the read-only
+//! `/_sandbox/{stats,calls}` inspection endpoints, and `GET`/`PUT /_sandbox/faults` to read or
+//! replace the fault profile.
 //!
 //! `$process-message` checks, in the live proxy's order (nhs-api.md §1.6): path (404, by the
-//! router) → method (405) → access token (401/403, skipped with `open_access`) → per-app quota
-//! (429 with `Retry-After`) → 200 `{"message": "<fresh id>"}`. The body is never validated, as on
-//! the real API; call bundles found in it are recorded, and a body that is not a FHIR Bundle is
+//! router) → method (405) → access token (401/403, skipped with `open_access`) → 429 storm (an
+//! injected fault) → per-app quota (429 with `Retry-After`) → injected latency, then an injected
+//! status or connection reset → 200 `{"message": "<fresh id>"}`. Only a request that got no
+//! injected fault is accepted and recorded; it is recorded before its injected delay, so a client
+//! that gives up waiting has delivered it all the same. The body is never validated, as on the
+//! real API; call bundles found in it are recorded, and a body that is not a FHIR Bundle is
 //! accepted and counted as unparseable. Bodies are never logged.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::connection::Connection;
+use super::faults::{ApiFault, FaultProfile};
 use super::quota::retry_after_secs;
 use super::record::{received_calls, ReceivedCall};
 use super::state::{SandboxStats, Shared, TokenStatus};
@@ -108,6 +114,7 @@ fn refuse(shared: &Shared, error: ApiError) -> Response {
 /// `POST /ambulance-data-submission/$process-message`.
 pub(crate) async fn process_message(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -119,6 +126,13 @@ pub(crate) async fn process_message(
             Err(error) => return refuse(&shared, error),
         }
     };
+    if let Some(retry_after) = shared.faults.storm() {
+        shared.count(|stats| stats.faults_storm_429 += 1);
+        tracing::debug!(message = "Request refused by an injected 429 storm.");
+        let body = json!({"error": "This API is currently receiving a high volume of requests and is being rate limited."});
+        let retry_after = [(header::RETRY_AFTER, retry_after_secs(retry_after))];
+        return (StatusCode::TOO_MANY_REQUESTS, retry_after, Json(body)).into_response();
+    }
     if let Err((limit, retry_after)) = shared.take_api_quota(&app) {
         let error = ApiError::RateLimited {
             app,
@@ -127,12 +141,92 @@ pub(crate) async fn process_message(
         };
         return refuse(&shared, error);
     }
-    let message = uuid::Uuid::new_v4().to_string();
-    let calls = received_calls(&body, &message);
-    let recorded = calls.as_ref().map(Vec::len);
-    shared.record_submission(body.len(), calls);
-    tracing::debug!(message = "Submission accepted.", bytes = body.len(), calls = ?recorded);
-    Json(json!({ "message": message })).into_response()
+    let plan = shared.faults.plan_api();
+    if !plan.delay.is_zero() {
+        shared.count(|stats| stats.faults_delayed += 1);
+    }
+    match plan.fault {
+        ApiFault::None => {
+            let message = uuid::Uuid::new_v4().to_string();
+            let calls = received_calls(&body, &message);
+            let recorded = calls.as_ref().map(Vec::len);
+            shared.record_submission(body.len(), calls);
+            tracing::debug!(message = "Submission accepted.", bytes = body.len(), calls = ?recorded);
+            delay(plan.delay).await;
+            Json(json!({ "message": message })).into_response()
+        }
+        ApiFault::Status(status) => {
+            delay(plan.delay).await;
+            injected_status(&shared, &app, status)
+        }
+        ApiFault::Reset => {
+            delay(plan.delay).await;
+            shared.count(|stats| stats.faults_reset += 1);
+            tracing::debug!(message = "Connection reset by an injected fault.");
+            connection.reset();
+            // Never written: the connection fails first.
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn delay(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Counts and renders an injected error status, with the body the platform most likely sends
+/// (Apigee's default fault bodies for gateway errors; a guess, nhs-api.md §1.6 says "unknown").
+fn injected_status(shared: &Shared, app: &str, status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    shared.count(|stats| match status.as_u16() {
+        429 => stats.faults_injected_429 += 1,
+        500.. => stats.faults_injected_5xx += 1,
+        _ => stats.faults_injected_4xx += 1,
+    });
+    tracing::debug!(message = "Injected error status.", %status);
+    match status.as_u16() {
+        // §1.6: the proxy's own 500 has no body.
+        500 => status.into_response(),
+        502 => apigee_fault(
+            status,
+            "Unexpected EOF at target",
+            "messaging.adaptors.http.flow.UnexpectedEOFAtTarget",
+        ),
+        503 => service_unavailable(),
+        504 => apigee_fault(
+            status,
+            "Gateway Timeout",
+            "messaging.adaptors.http.flow.GatewayTimeout",
+        ),
+        429 => {
+            let retry_after = retry_after_secs(shared.faults.retry_after());
+            let body = json!({"error": format!(
+                "Your application, {app}, has created a spike in traffic and is being rate limited. \
+                 Please reduce the frequency of your requests."
+            )});
+            (status, [(header::RETRY_AFTER, retry_after)], Json(body)).into_response()
+        }
+        _ => {
+            let reason = status.canonical_reason().unwrap_or("Injected fault");
+            (status, Json(json!({ "error": reason }))).into_response()
+        }
+    }
+}
+
+/// Apigee's 503 when the target is down; also the token endpoint's injected outage.
+pub(crate) fn service_unavailable() -> Response {
+    apigee_fault(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The Service is temporarily unavailable",
+        "messaging.adaptors.http.flow.ServiceUnavailable",
+    )
+}
+
+fn apigee_fault(status: StatusCode, faultstring: &str, errorcode: &str) -> Response {
+    let body = json!({"fault": {"faultstring": faultstring, "detail": {"errorcode": errorcode}}});
+    (status, Json(body)).into_response()
 }
 
 /// The app owning the bearer token in `headers`.
@@ -183,4 +277,23 @@ pub(crate) async fn stats(State(shared): State<Arc<Shared>>) -> Json<SandboxStat
 /// `GET /_sandbox/calls`, in arrival order.
 pub(crate) async fn calls(State(shared): State<Arc<Shared>>) -> Json<Vec<ReceivedCall>> {
     Json(shared.calls())
+}
+
+/// `GET /_sandbox/faults`: `{"faults": "<spec>"}`, the canonical spec of the profile in force.
+pub(crate) async fn faults(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(json!({ "faults": shared.faults.profile().to_string() }))
+}
+
+/// `PUT /_sandbox/faults` with a fault spec as the body: puts it in force (windows restart) and
+/// answers like `GET`; 400 `{"error": "<why>"}` for a bad spec.
+pub(crate) async fn set_faults(State(shared): State<Arc<Shared>>, spec: String) -> Response {
+    match FaultProfile::parse(&spec) {
+        Ok(profile) => {
+            let spec = profile.to_string();
+            shared.faults.set(profile);
+            tracing::info!(message = "Sandbox fault profile set.", faults = %spec);
+            Json(json!({ "faults": spec })).into_response()
+        }
+        Err(error) => (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response(),
+    }
 }

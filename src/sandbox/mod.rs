@@ -3,15 +3,23 @@
 //! `/ambulance-data-submission` proxy ([`api`]), with the paths, check order, status codes and
 //! exact error bodies of `docs/nhs-api.md` §1.3–1.8.
 //!
-//! Input: registered apps (API key → JWKS file) and limits in [`SandboxConfig`]. Output: an HTTP
-//! server on the given listener, plus [`SandboxHandle`] to read what it received
-//! ([`SandboxStats`], [`ReceivedCall`]s in arrival order) and to stop it. The same data is served
-//! read-only at `GET /_sandbox/stats` and `GET /_sandbox/calls`.
+//! Input: registered apps (API key → JWKS file), limits and a [`FaultProfile`] in
+//! [`SandboxConfig`]. Output: an HTTP server on the given listener, plus [`SandboxHandle`] to read
+//! what it received ([`SandboxStats`], [`ReceivedCall`]s in arrival order), switch the fault
+//! profile, and stop it. The same data is served read-only at `GET /_sandbox/stats` and
+//! `GET /_sandbox/calls`; `GET`/`PUT /_sandbox/faults` read or replace the fault profile.
+//!
+//! Faults ([`faults`]: error statuses, latency, connection resets, 429 storms, token endpoint
+//! outages) are injected only when a profile asks; the default profile injects none. A reset
+//! closes the TCP connection with an RST and no response ([`connection`]). Faulted requests are
+//! never recorded as received calls. `docs/sandbox.md` documents all of it for users.
 //!
 //! State is in memory only (lost on restart); bodies are never logged or stored, only the ids
 //! and hashes in [`ReceivedCall`]. Dropping the handle stops the server too.
 
 mod api;
+mod connection;
+mod faults;
 mod jwt;
 mod quota;
 mod record;
@@ -33,9 +41,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
+pub use faults::{FaultProfile, FaultWindow, LatencyRange};
 pub use record::ReceivedCall;
 pub use state::SandboxStats;
 
+use connection::{Connection, ResettableListener};
 use state::{Settings, Shared};
 
 /// Where the proxy lives under the public URL.
@@ -64,6 +74,8 @@ pub struct SandboxConfig {
     pub public_url: Option<Url>,
     /// Lifetime of issued access tokens (`expires_in`).
     pub token_lifetime_secs: u64,
+    /// Faults to inject; the default injects none. Switch later with [`SandboxHandle::set_faults`].
+    pub faults: FaultProfile,
 }
 
 impl Default for SandboxConfig {
@@ -75,6 +87,7 @@ impl Default for SandboxConfig {
             token_quota_per_minute: 300,
             public_url: None,
             token_lifetime_secs: 599,
+            faults: FaultProfile::default(),
         }
     }
 }
@@ -171,6 +184,18 @@ impl SandboxHandle {
         self.shared.calls()
     }
 
+    /// Puts `faults` in force from the next request on: the dice are reseeded and windows (storms,
+    /// outages) restart from now. Requests already past their fault decision are unaffected.
+    pub fn set_faults(&self, faults: FaultProfile) {
+        tracing::info!(message = "Sandbox fault profile set.", faults = %faults);
+        self.shared.faults.set(faults);
+    }
+
+    /// The fault profile in force.
+    pub fn faults(&self) -> FaultProfile {
+        self.shared.faults.profile()
+    }
+
     /// Stops accepting connections, lets in-flight requests finish (up to a few seconds), and
     /// waits for the server task.
     pub async fn shutdown(mut self) {
@@ -209,9 +234,11 @@ pub async fn start(listener: TcpListener, cfg: SandboxConfig) -> std::io::Result
         settings,
         cfg.quota_per_minute,
         cfg.token_quota_per_minute,
+        cfg.faults.clone(),
     ));
     let stop = CancellationToken::new();
-    let server = axum::serve(listener, routes(shared.clone()))
+    let app = routes(shared.clone()).into_make_service_with_connect_info::<Connection>();
+    let server = axum::serve(ResettableListener(listener), app)
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
     tracing::info!(
@@ -219,6 +246,7 @@ pub async fn start(listener: TcpListener, cfg: SandboxConfig) -> std::io::Result
         addr = %local_addr,
         apps = cfg.apps.len(),
         open_access = cfg.open_access,
+        faults = %cfg.faults,
     );
     Ok(SandboxHandle {
         local_addr,
@@ -249,6 +277,7 @@ fn routes(shared: Arc<Shared>) -> Router {
         )
         .route("/_sandbox/stats", get(api::stats))
         .route("/_sandbox/calls", get(api::calls))
+        .route("/_sandbox/faults", get(api::faults).put(api::set_faults))
         .fallback(api::not_found)
         .with_state(shared)
 }

@@ -1,5 +1,5 @@
-//! The sandbox's memory: registered apps, issued tokens, used `jti`s, quotas, counters and the
-//! calls received.
+//! The sandbox's memory: registered apps, issued tokens, used `jti`s, quotas, counters, the
+//! calls received and the fault profile in force.
 //!
 //! Everything lives behind one `std::sync::Mutex`, held only for map updates and never across an
 //! `.await`, which keeps thousands of requests per second cheap. Nothing is persisted: a restart
@@ -15,11 +15,13 @@ use rand::distributions::{Alphanumeric, DistString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::faults::{FaultProfile, Injector};
 use super::quota::Quota;
 use super::record::ReceivedCall;
 
 /// Counters of everything the sandbox answered. `rejected_*` count `$process-message` and other
-/// API-path rejections; token endpoint failures are all in `token_errors`.
+/// API-path rejections; token endpoint failures are all in `token_errors`. Injected faults are
+/// counted only in the `faults_*` and `token_outage_*` counters, never in the others.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxStats {
     /// `$process-message` requests answered 200.
@@ -48,6 +50,22 @@ pub struct SandboxStats {
     pub rejected_405: u64,
     /// 429s: `$process-message` quota exceeded.
     pub rejected_429: u64,
+    /// `$process-message` requests answered with an injected 5xx.
+    pub faults_injected_5xx: u64,
+    /// `$process-message` requests answered with an injected 4xx other than 429 (e.g. 408).
+    pub faults_injected_4xx: u64,
+    /// `$process-message` requests answered with an injected 429 (the `429=` rate).
+    pub faults_injected_429: u64,
+    /// `$process-message` requests answered 429 because a 429 storm was on.
+    pub faults_storm_429: u64,
+    /// `$process-message` connections reset without a response.
+    pub faults_reset: u64,
+    /// `$process-message` requests delayed by injected latency (accepted or faulted).
+    pub faults_delayed: u64,
+    /// Token requests refused with 503 by an injected outage.
+    pub token_outage_refusals: u64,
+    /// Token request connections reset without a response.
+    pub token_outage_resets: u64,
 }
 
 /// What the sandbox knows about an access token presented on `$process-message`.
@@ -77,6 +95,8 @@ pub(crate) struct Settings {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub settings: Settings,
+    /// The fault profile in force and its dice (its own lock).
+    pub faults: Injector,
     state: Mutex<State>,
 }
 
@@ -98,7 +118,12 @@ struct TokenRecord {
 }
 
 impl Shared {
-    pub(crate) fn new(settings: Settings, quota_per_minute: u32, token_quota: u32) -> Self {
+    pub(crate) fn new(
+        settings: Settings,
+        quota_per_minute: u32,
+        token_quota: u32,
+        faults: FaultProfile,
+    ) -> Self {
         let state = State {
             stats: SandboxStats::default(),
             calls: Vec::new(),
@@ -109,6 +134,7 @@ impl Shared {
         };
         Self {
             settings,
+            faults: Injector::new(faults),
             state: Mutex::new(state),
         }
     }

@@ -7,6 +7,10 @@
 //! 1–15; [`grant`] reads top to bottom like that table. Every error body is
 //! `{"error", "error_description", "message_id"}`, except row 1 (405, empty text/plain).
 //!
+//! Before any of that, an injected token endpoint outage (the fault profile's `token_outage` and
+//! `token_reset`) refuses the request with Apigee's 503 or resets its connection; such a request
+//! uses neither the token quota nor its `jti`, and is counted only in `token_outage_*`.
+//!
 //! The JWKS file is re-read on every request, so rotating keys needs no restart. A `jti` is
 //! remembered per client once a token is issued with it. Never logs the assertion or the token.
 
@@ -16,13 +20,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jsonwebtoken::DecodingKey;
 use serde_json::{json, Value};
 
+use super::api::service_unavailable;
+use super::connection::Connection;
+use super::faults::TokenFault;
 use super::jwt::{find_key, is_falsy, KeyLookup, UnverifiedJwt};
 use super::quota::retry_after_secs;
 use super::state::Shared;
@@ -150,9 +157,25 @@ pub(crate) async fn method_not_allowed() -> Response {
 /// `POST /oauth2/token`.
 pub(crate) async fn issue(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    match shared.faults.plan_token() {
+        TokenFault::None => {}
+        TokenFault::Unavailable => {
+            shared.count(|s| s.token_outage_refusals += 1);
+            tracing::debug!(message = "Token request refused by an injected outage.");
+            return service_unavailable();
+        }
+        TokenFault::Reset => {
+            shared.count(|s| s.token_outage_resets += 1);
+            tracing::debug!(message = "Token connection reset by an injected fault.");
+            connection.reset();
+            // Never written: the connection fails first.
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
     let granted = grant(&shared, &headers, &body).await;
     let issued = granted.and_then(|(client, jti)| {
         shared

@@ -342,6 +342,7 @@ pub fn config_toml(
         ack_topic = "{ack}"
         dead_letter_topic = "{dlq}"
         session_timeout_ms = 10000
+        revoke_drain_timeout_ms = 5000
         [nhs_api]
         environment = "custom"
         base_url = "{base}"

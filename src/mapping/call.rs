@@ -1,0 +1,226 @@
+//! The call section: MessageHeader (message bundles), Communication (header and call items),
+//! triage Observations and the Organizations.
+//!
+//! **In:** the mapping context. **Out:** Bundle entries, in Bundle order. Pure; every reference
+//! points at a resource this mapping emits.
+
+use serde_json::{json, Value};
+
+use super::codes::*;
+use super::ctx::{entry, typed_date_times, yes_no, Ctx};
+use super::BundleType;
+use crate::cad::{format_utc, ResponseCategory, TriageSystem};
+
+/// The MessageHeader entry (only for `message` bundles).
+pub(super) fn message_header(cx: &Ctx<'_>) -> Option<Value> {
+    if cx.opts.bundle_type != BundleType::Message {
+        return None;
+    }
+    let o = cx.opts;
+    Some(entry(
+        cx.url("MessageHeader"),
+        json!({
+            "resourceType": "MessageHeader",
+            "id": cx.id("MessageHeader"),
+            "eventCoding": { "system": o.message_event_system, "code": o.message_event_code },
+            "source": { "endpoint": o.message_source_endpoint },
+            "sender": cx.reference(&format!("Organization/{}", cx.call.submitter_ods)),
+            "focus": [ cx.reference("Communication") ],
+        }),
+    ))
+}
+
+/// The Communication entry: header and call details.
+pub(super) fn communication(cx: &Ctx<'_>) -> Value {
+    let call = cx.call;
+    let t = &call.times;
+    let mut extensions = vec![json!({
+        "url": EXT_CALL_ORIGIN,
+        "valueCodeableConcept": cx.nhs_concept(
+            CALL_ORIGIN_SYSTEM, call.call_origin.code(), Some(call.call_origin.display())),
+    })];
+    if let Some(flag) = call.nhs111_flag {
+        extensions.push(json!({ "url": EXT_111_FLAG, "valueCodeableConcept": yes_no(flag) }));
+    }
+    if let Some(flag) = call.aqi_flag {
+        extensions
+            .push(json!({ "url": EXT_AQI_INCIDENT_FLAG, "valueCodeableConcept": yes_no(flag) }));
+    }
+    if let Some(c) = call.initial_response_category {
+        extensions.push(response_category(
+            cx,
+            "initial",
+            "Initial Response Category",
+            c,
+        ));
+    }
+    if let Some(c) = call.reporting_response_category {
+        extensions.push(response_category(
+            cx,
+            "reporting",
+            "Reporting Response Category",
+            c,
+        ));
+    }
+    if let Some(code) = &call.cat1_early_prediction {
+        // Only code 01 "Cat 1 e…" is visible in the code system; its display is truncated in
+        // the IG, so no display is sent.
+        extensions.push(json!({
+            "url": EXT_CAT1_EARLY_PREDICTION,
+            "extension": [ {
+                "url": "cat1EarlyPredictionFlag",
+                "valueCodeableConcept": cx.nhs_concept(CAT1_EARLY_PREDICTION_SYSTEM, code, None),
+            } ],
+        }));
+    }
+    if let (Some(start), Some(stop)) = (t.clock_start, t.clock_stop) {
+        // AQI response time: clock start to clock stop, in whole seconds.
+        extensions.push(json!({
+            "url": EXT_AQI_RESPONSE_TIME,
+            "valueDuration": {
+                "value": (stop - start).num_seconds(),
+                "unit": "s",
+                "system": UCUM_SYSTEM,
+                "code": "s",
+            },
+        }));
+    }
+    extensions.extend(typed_date_times(&[
+        ("time-call-answered", Some(t.call_answered)),
+        ("time-call-ended", t.call_ended),
+        (
+            "time-dispatch-code-established",
+            t.dispatch_code_established,
+        ),
+        ("clock-start-date-time", t.clock_start),
+        ("clock-stop-date-time", t.clock_stop),
+    ]));
+
+    let status = if call.stop_code.is_some() {
+        "stopped"
+    } else if t.call_ended.is_some() {
+        "completed"
+    } else {
+        "in-progress"
+    };
+    let mut c = json!({
+        "resourceType": "Communication",
+        "id": cx.id("Communication"),
+        "meta": { "profile": [ ADS_COMMUNICATION_PROFILE ] },
+        "extension": extensions,
+        "identifier": [ {
+            "system": CALL_ID_SYSTEM,
+            "value": call.call_id,
+            "period": { "start": super::ctx::date(call.call_date) },
+            "assigner": cx.provider(),
+        } ],
+        "status": status,
+        "sent": format_utc(&t.call_answered),
+        "sender": cx.reference(&format!("Organization/{}", call.submitter_ods)),
+        "recipient": [ cx.provider() ],
+    });
+    if let Some(code) = &call.stop_code {
+        c["statusReason"] = cx.nhs_concept(STOP_CODE_SYSTEM, code, None);
+    }
+    if let Some(tt) = call.treatment_type {
+        let (code, display) = treatment_type(tt);
+        c["category"] = json!([cx.nhs_concept(TREATMENT_TYPE_SYSTEM, code, Some(display))]);
+    }
+    let about: Vec<Value> = call
+        .patients
+        .iter()
+        .map(|p| cx.reference(&format!("Encounter/{}", p.contact_id)))
+        .collect();
+    if !about.is_empty() {
+        c["about"] = json!(about);
+    }
+    entry(cx.url("Communication"), c)
+}
+
+fn response_category(
+    cx: &Ctx<'_>,
+    kind: &str,
+    kind_display: &str,
+    category: ResponseCategory,
+) -> Value {
+    let number = category.number().to_string();
+    json!({
+        "url": EXT_RESPONSE_CATEGORY,
+        "extension": [
+            {
+                "url": "responseCategoryType",
+                "valueCodeableConcept":
+                    cx.nhs_concept(RESPONSE_CATEGORY_TYPE_SYSTEM, kind, Some(kind_display)),
+            },
+            {
+                "url": "responseCategoryCode",
+                "valueCodeableConcept": cx.nhs_concept(
+                    RESPONSE_CATEGORY_SYSTEM, &number, Some(&format!("Category {number}"))),
+            },
+        ],
+    })
+}
+
+/// Triage Observations: up to one per ADS-TriageCategory (IG "Design Overview").
+pub(super) fn triage_observations(cx: &Ctx<'_>) -> Vec<Value> {
+    let Some(triage) = &cx.call.triage else {
+        return Vec::new();
+    };
+    let mut items: Vec<(usize, &str, &str)> = Vec::new();
+    match triage.system {
+        TriageSystem::Ampds => items.push((0, AMPDS_SYSTEM, &triage.disposition_code)),
+        TriageSystem::Pathways => {
+            items.push((1, PATHWAYS_DX_SYSTEM, &triage.disposition_code));
+            if let Some(sg) = &triage.symptom_group {
+                items.push((2, PATHWAYS_SG_SYSTEM, sg));
+            }
+            if let Some(sd) = &triage.symptom_discriminator {
+                items.push((3, PATHWAYS_SD_SYSTEM, sd));
+            }
+        }
+    }
+    items
+        .into_iter()
+        .map(|(category, system, code)| {
+            let (cat_code, cat_display) = TRIAGE_CATEGORIES[category];
+            let path = format!("Observation/triage/{cat_code}");
+            let mut obs = json!({
+                "resourceType": "Observation",
+                "id": cx.id(&path),
+                "status": "final",
+                "code": cx.nhs_concept(TRIAGE_CATEGORY_SYSTEM, cat_code, Some(cat_display)),
+                "focus": [ cx.reference("Communication") ],
+                "performer": [ cx.provider() ],
+                "valueCodeableConcept": { "coding": [ { "system": system, "code": code } ] },
+            });
+            if let Some(at) = cx.call.times.dispatch_code_established {
+                obs["effectiveDateTime"] = json!(format_utc(&at));
+            }
+            entry(cx.url(&path), obs)
+        })
+        .collect()
+}
+
+/// One Organization per distinct ODS code: submitter first, then the provider when different
+/// (IG: "this may be the same resource if they are the same organisation").
+pub(super) fn organizations(cx: &Ctx<'_>) -> Vec<Value> {
+    let call = cx.call;
+    let mut codes = vec![call.submitter_ods.as_str()];
+    if call.provider_ods != call.submitter_ods {
+        codes.push(call.provider_ods.as_str());
+    }
+    codes
+        .into_iter()
+        .map(|ods| {
+            let path = format!("Organization/{ods}");
+            entry(
+                cx.url(&path),
+                json!({
+                    "resourceType": "Organization",
+                    "id": cx.id(&path),
+                    "identifier": [ { "system": ODS_ORGANIZATION_SYSTEM, "value": ods } ],
+                }),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,173 @@
+//! The patient contact section: one Encounter and one Patient per patient contact.
+//!
+//! **In:** the mapping context and one contact. **Out:** the Encounter (patient response
+//! details as typed timestamps, attending vehicles, conveyance outcome and destination, links
+//! to the contact's Conditions) and the Patient (demographics, NHS number and its verification
+//! status). Pure.
+
+use serde_json::{json, Map, Value};
+
+use super::codes::*;
+use super::ctx::{concept, date, entry, typed_date_times, Ctx};
+use super::response::response_times;
+use crate::cad::{format_utc, PatientContact, Response};
+
+/// The Encounter entry of one patient contact.
+pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
+    let attending: Vec<&Response> = p
+        .call_signs
+        .iter()
+        .filter_map(|cs| cx.call.responses.iter().find(|r| &r.call_sign == cs))
+        .collect();
+    let finished = !attending.is_empty()
+        && attending
+            .iter()
+            .all(|r| r.times.clear.is_some() || r.times.stood_down.is_some());
+    let on_scene = attending.iter().any(|r| r.times.arrived_on_scene.is_some());
+    let status = if finished {
+        "finished"
+    } else if on_scene {
+        "in-progress"
+    } else {
+        "planned"
+    };
+    let path = format!("Encounter/{}", p.contact_id);
+    let mut e = json!({
+        "resourceType": "Encounter",
+        "id": cx.id(&path),
+        "status": status,
+        "class": { "system": ACT_CODE_SYSTEM, "code": "FLD", "display": "field" },
+        "subject": cx.reference(&format!("Patient/{}", p.contact_id)),
+        "serviceProvider": cx.provider(),
+    });
+
+    // Patient response details: the times of the response that conveyed the patient, or else
+    // of the lead (first) attending response.
+    let conveyed_by = p.conveyance.as_ref().and_then(|c| c.conveyed_by.as_ref());
+    let patient_response = conveyed_by
+        .and_then(|cs| attending.iter().find(|r| &r.call_sign == cs))
+        .or(attending.first());
+    if let Some(r) = patient_response {
+        let times = typed_date_times(&response_times(&r.times));
+        if !times.is_empty() {
+            e["extension"] = json!(times);
+        }
+    }
+
+    let mut period = Map::new();
+    if let Some(start) = attending
+        .iter()
+        .filter_map(|r| r.times.arrived_on_scene)
+        .min()
+    {
+        period.insert("start".into(), json!(format_utc(&start)));
+    }
+    if finished {
+        let end = attending
+            .iter()
+            .filter_map(|r| r.times.clear.or(r.times.stood_down))
+            .max();
+        if let Some(end) = end {
+            period.insert("end".into(), json!(format_utc(&end)));
+        }
+    }
+    if !period.is_empty() {
+        e["period"] = Value::Object(period);
+    }
+
+    if !attending.is_empty() {
+        e["location"] = attending.iter().map(|r| vehicle_stay(cx, r)).collect();
+    }
+
+    if let Some(conveyance) = &p.conveyance {
+        let (code, display) = conveyance_outcome(conveyance.outcome);
+        let mut h = json!({
+            "dischargeDisposition":
+                cx.nhs_concept(CONVEYANCE_OUTCOME_SYSTEM, code, Some(display)),
+        });
+        if let Some(dest) = &conveyance.destination {
+            h["destination"] = cx.reference(&format!("Location/receiving/{}", dest.ods_site));
+        }
+        e["hospitalization"] = h;
+    }
+
+    let conditions: Vec<Value> = (0..p.diagnoses.len())
+        .map(|i| format!("Condition/{}/diagnoses/{i}", p.contact_id))
+        .chain((0..p.injuries.len()).map(|i| format!("Condition/{}/injuries/{i}", p.contact_id)))
+        .map(|path| json!({ "condition": cx.reference(&path) }))
+        .collect();
+    if !conditions.is_empty() {
+        e["diagnosis"] = json!(conditions);
+    }
+    entry(cx.url(&path), e)
+}
+
+/// One `Encounter.location`: the vehicle, its status and its time with the patient.
+fn vehicle_stay(cx: &Ctx<'_>, r: &Response) -> Value {
+    let t = &r.times;
+    let left = t.left_scene.or(t.clear).or(t.stood_down);
+    let status = if left.is_some() {
+        "completed"
+    } else if t.arrived_on_scene.is_some() {
+        "active"
+    } else {
+        "planned"
+    };
+    let mut stay = json!({
+        "location": cx.reference(&format!("Location/vehicle/{}", r.call_sign)),
+        "status": status,
+    });
+    let mut period = Map::new();
+    if let Some(start) = t.arrived_on_scene {
+        period.insert("start".into(), json!(format_utc(&start)));
+    }
+    // A stand-down can be recorded without the arrival it cancelled: keep start ≤ end.
+    if let Some(end) = left.filter(|end| t.arrived_on_scene.is_none_or(|s| s <= *end)) {
+        period.insert("end".into(), json!(format_utc(&end)));
+    }
+    if !period.is_empty() {
+        stay["period"] = Value::Object(period);
+    }
+    stay
+}
+
+/// The Patient entry of one patient contact.
+pub(super) fn patient(cx: &Ctx<'_>, p: &PatientContact) -> Value {
+    let d = &p.demographics;
+    let path = format!("Patient/{}", p.contact_id);
+    let mut patient = json!({ "resourceType": "Patient", "id": cx.id(&path) });
+    if d.nhs_number.is_some() || d.nhs_number_status.is_some() {
+        let mut identifier = json!({ "system": NHS_NUMBER_SYSTEM });
+        if let Some(n) = &d.nhs_number {
+            identifier["value"] = json!(n);
+        }
+        if let Some(status) = d.nhs_number_status {
+            identifier["extension"] = json!([ {
+                "url": EXT_NHS_NUMBER_VERIFICATION,
+                "valueCodeableConcept":
+                    concept(NHS_NUMBER_VERIFICATION_SYSTEM, status.code(), status.display()),
+            } ]);
+        }
+        patient["identifier"] = json!([identifier]);
+    }
+    if d.given_name.is_some() || d.family_name.is_some() {
+        let mut name = Map::new();
+        if let Some(family) = &d.family_name {
+            name.insert("family".into(), json!(family));
+        }
+        if let Some(given) = &d.given_name {
+            name.insert("given".into(), json!([given]));
+        }
+        patient["name"] = json!([Value::Object(name)]);
+    }
+    if let Some(g) = d.gender {
+        patient["gender"] = json!(g.code());
+    }
+    if let Some(born) = d.birth_date {
+        patient["birthDate"] = json!(date(born));
+    }
+    if let Some(pc) = &d.postcode {
+        patient["address"] = json!([ { "postalCode": pc } ]);
+    }
+    entry(cx.url(&path), patient)
+}
