@@ -1,1 +1,97 @@
-fn main() {}
+//! Criterion benches of the per-call work of the transform stage: decode (`cad.call.v1` bytes →
+//! `CadCall`), map (`CadCall` → validated ADS Bundle, including local validation) and serialize
+//! (Bundle → JSON bytes). Each iteration handles a fixed set of generated calls of every stage
+//! of life, so throughput reads as calls (or bytes) per second.
+//!
+//! Run: `cargo bench --bench mapping` (add `-- --quick` for a short run).
+
+use std::hint::black_box;
+
+use ads_connector::cad::{self, CadCall};
+use ads_connector::generate::{to_json_line, Generator};
+use ads_connector::mapping::{map_call, MappingOptions};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const CALLS: usize = 100;
+
+fn inputs() -> (Vec<Vec<u8>>, Vec<CadCall>) {
+    let mut generator = Generator::new(2025);
+    let calls: Vec<CadCall> = (0..CALLS)
+        .map(|_| {
+            let call = generator.next_call();
+            generator.next_update(&call)
+        })
+        .collect();
+    let bytes = calls.iter().map(|c| to_json_line(c).into_bytes()).collect();
+    (bytes, calls)
+}
+
+fn bench(c: &mut Criterion) {
+    let (records, calls) = inputs();
+    let options = MappingOptions::default();
+    let bundles: Vec<_> = calls
+        .iter()
+        .map(|call| map_call(call, &options).expect("generated calls map"))
+        .collect();
+    let record_bytes: usize = records.iter().map(Vec::len).sum();
+    let bundle_bytes: usize = bundles
+        .iter()
+        .map(|b| serde_json::to_vec(&b.json).expect("serializes").len())
+        .sum();
+
+    let mut group = c.benchmark_group("per_call");
+    group.throughput(Throughput::Elements(CALLS as u64));
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            for r in &records {
+                black_box(cad::decode(black_box(r)).expect("valid"));
+            }
+        })
+    });
+    group.bench_function("map", |b| {
+        b.iter(|| {
+            for call in &calls {
+                black_box(map_call(black_box(call), &options).expect("maps"));
+            }
+        })
+    });
+    group.bench_function("serialize", |b| {
+        b.iter(|| {
+            for bundle in &bundles {
+                black_box(serde_json::to_vec(black_box(&bundle.json)).expect("serializes"));
+            }
+        })
+    });
+    group.bench_function("decode_map_serialize", |b| {
+        b.iter(|| {
+            for r in &records {
+                let call = cad::decode(black_box(r)).expect("valid");
+                let bundle = map_call(&call, &options).expect("maps");
+                black_box(serde_json::to_vec(&bundle.json).expect("serializes"));
+            }
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("bytes");
+    group.throughput(Throughput::Bytes(record_bytes as u64));
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            for r in &records {
+                black_box(cad::decode(black_box(r)).expect("valid"));
+            }
+        })
+    });
+    group.throughput(Throughput::Bytes(bundle_bytes as u64));
+    group.bench_function("serialize", |b| {
+        b.iter(|| {
+            for bundle in &bundles {
+                black_box(serde_json::to_vec(black_box(&bundle.json)).expect("serializes"));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

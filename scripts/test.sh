@@ -46,6 +46,13 @@ set -e
 if [ "$status" -ne 0 ]; then
   log "tansu log (tail)"; tail -50 "$WORK/tansu.log" >&2 || true
 fi
-# One closing line over every test binary (the last cargo line is the doc-tests').
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$WORK/test.log"
+
+log "deployment checks: Dockerfile, compose stack, Helm chart, Kubernetes manifests"
+./scripts/test-deploy.sh 2>&1 | tee "$WORK/deploy.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+# One closing line over everything (the last cargo line is the doc-tests').
+awk '/^test result:/ { p += $4; f += $6 }
+     /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$WORK/test.log" "$WORK/deploy.log"
 exit "$status"

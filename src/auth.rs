@@ -292,10 +292,15 @@ impl TokenProvider {
             .map_err(|e| AuthError::Transport(without_url(e)))?;
         if status != 200 {
             let err: OAuthError = serde_json::from_slice(&body).unwrap_or_default();
+            let (error, description) = if err.error.is_empty() {
+                ("(no OAuth error body)".to_string(), String::new())
+            } else {
+                (err.error, err.error_description)
+            };
             return Err(AuthError::Refused {
                 status,
-                error: err.error,
-                description: err.error_description,
+                error,
+                description,
             });
         }
         let parsed: TokenResponse =

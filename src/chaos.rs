@@ -70,7 +70,10 @@ pub async fn timeline(
 
     sleep_until(at(4.0)).await;
     let base = sandbox.faults();
-    sandbox.set_faults(FaultProfile::named("token-outage").unwrap_or_default());
+    // API faults go on; every token request fails.
+    let outage = FaultProfile::parse("500=3%,503=3%,reset=3%,latency=20..200ms,token_outage=100%")
+        .expect("a valid fault spec");
+    sandbox.set_faults(outage);
     event(&mut report, "token endpoint failing");
 
     sleep_until(at(5.5)).await;

@@ -187,6 +187,8 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
             linger_ms = 200
             [http]
             listen = "{listen}"
+            [shutdown]
+            drain_timeout_s = 8
             "#,
             base = sandbox.api_base_url(),
             token = sandbox.token_url(),

@@ -53,8 +53,9 @@ enum Command {
         public_url: Option<url::Url>,
         /// Faults to inject: none, flaky, chaos, token-outage, 429-storm, or knobs like
         /// `503=0.05,reset=1%,latency=20..200ms` (docs/sandbox.md).
-        #[arg(long, value_name = "SPEC", default_value = "none", value_parser = sandbox::FaultProfile::parse)]
-        faults: sandbox::FaultProfile,
+        #[arg(long, value_name = "SPEC", default_value = "none",
+              value_parser = |s: &str| sandbox::FaultProfile::parse(s).map(Box::new))]
+        faults: Box<sandbox::FaultProfile>,
     },
     /// Write an RSA key pair and its JWKS.
     Keygen {
@@ -149,7 +150,7 @@ fn real_main() -> Result<ExitCode> {
                 open_access: open,
                 quota_per_minute,
                 public_url,
-                faults,
+                faults: *faults,
                 ..sandbox::SandboxConfig::default()
             };
             runtime.block_on(async {

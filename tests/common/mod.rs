@@ -83,48 +83,74 @@ pub async fn produce_calls(
     seed: u64,
     invalid_every: usize,
 ) -> Vec<Produced> {
-    let producer: FutureProducer = client(bootstrap).set("linger.ms", "5").create().unwrap();
-    let mut generator = Generator::new(seed);
-    let mut calls: Vec<CadCall> = Vec::new();
-    let mut out = Vec::with_capacity(n);
-    let mut pending = Vec::new();
-    for i in 0..n {
-        let call = if i % 7 == 3 && !calls.is_empty() {
-            let j = (i * 31) % calls.len();
-            let next = generator.next_update(&calls[j]);
-            calls[j] = next.clone();
-            next
-        } else {
-            let c = generator.next_call();
-            calls.push(c.clone());
-            c
-        };
-        let mut payload = generate::to_json_line(&call).into_bytes();
-        let valid = !(invalid_every > 0 && i % invalid_every == invalid_every - 1);
-        if !valid {
-            payload.truncate(payload.len() / 2);
+    CallSource::new(seed, invalid_every)
+        .produce(bootstrap, topic, n)
+        .await
+}
+
+/// A generator of call records that can be produced in several slices.
+pub struct CallSource {
+    generator: Generator,
+    calls: Vec<CadCall>,
+    invalid_every: usize,
+    i: usize,
+}
+
+impl CallSource {
+    pub fn new(seed: u64, invalid_every: usize) -> Self {
+        Self {
+            generator: Generator::new(seed),
+            calls: Vec::new(),
+            invalid_every,
+            i: 0,
         }
-        let key = call.call_id.clone();
-        let record = FutureRecord::to(topic).key(&key).payload(&payload);
-        let delivery = producer.send_result(record).map_err(|(e, _)| e).unwrap();
-        pending.push((
-            delivery,
-            call.call_id.clone(),
-            valid,
-            call.snapshot_at.to_rfc3339(),
-        ));
     }
-    for (delivery, call_id, valid, snapshot_at) in pending {
-        let delivered = delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
-        out.push(Produced {
-            partition: delivered.partition,
-            offset: delivered.offset,
-            call_id,
-            valid,
-            snapshot_at,
-        });
+
+    pub async fn produce(&mut self, bootstrap: &str, topic: &str, n: usize) -> Vec<Produced> {
+        let producer: FutureProducer = client(bootstrap).set("linger.ms", "5").create().unwrap();
+        let mut out = Vec::with_capacity(n);
+        let mut pending = Vec::new();
+        for _ in 0..n {
+            let i = self.i;
+            self.i += 1;
+            let call = if i % 7 == 3 && !self.calls.is_empty() {
+                let j = (i * 31) % self.calls.len();
+                let next = self.generator.next_update(&self.calls[j]);
+                self.calls[j] = next.clone();
+                next
+            } else {
+                let c = self.generator.next_call();
+                self.calls.push(c.clone());
+                c
+            };
+            let mut payload = generate::to_json_line(&call).into_bytes();
+            let every = self.invalid_every;
+            let valid = !(every > 0 && i % every == every - 1);
+            if !valid {
+                payload.truncate(payload.len() / 2);
+            }
+            let key = call.call_id.clone();
+            let record = FutureRecord::to(topic).key(&key).payload(&payload);
+            let delivery = producer.send_result(record).map_err(|(e, _)| e).unwrap();
+            pending.push((
+                delivery,
+                call.call_id.clone(),
+                valid,
+                call.snapshot_at.to_rfc3339(),
+            ));
+        }
+        for (delivery, call_id, valid, snapshot_at) in pending {
+            let delivered = delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+            out.push(Produced {
+                partition: delivered.partition,
+                offset: delivered.offset,
+                call_id,
+                valid,
+                snapshot_at,
+            });
+        }
+        out
     }
-    out
 }
 
 /// Reads every partition of `topic` from the start until `expected` records arrived or the
@@ -296,6 +322,10 @@ pub struct AuthSandbox {
 }
 
 pub async fn auth_sandbox() -> AuthSandbox {
+    auth_sandbox_with(|_| {}).await
+}
+
+pub async fn auth_sandbox_with(configure: impl FnOnce(&mut sandbox::SandboxConfig)) -> AuthSandbox {
     let dir = tempfile::tempdir().unwrap();
     let kid = "test-1".to_string();
     let pair = keygen::generate(&kid, 2048).unwrap();
@@ -304,18 +334,15 @@ pub async fn auth_sandbox() -> AuthSandbox {
     let api_key_file = dir.path().join("api-key");
     std::fs::write(&api_key_file, &api_key).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = sandbox::start(
-        listener,
-        sandbox::SandboxConfig {
-            apps: vec![sandbox::SandboxApp {
-                api_key,
-                jwks_path: Some(paths.jwks.clone()),
-            }],
-            ..sandbox::SandboxConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut cfg = sandbox::SandboxConfig {
+        apps: vec![sandbox::SandboxApp {
+            api_key,
+            jwks_path: Some(paths.jwks.clone()),
+        }],
+        ..sandbox::SandboxConfig::default()
+    };
+    configure(&mut cfg);
+    let handle = sandbox::start(listener, cfg).await.unwrap();
     AuthSandbox {
         handle,
         api_key_file,
@@ -388,4 +415,164 @@ pub fn assert_sandbox_received_every_call(sandbox: &sandbox::SandboxHandle, prod
             "the API never received call {call_id}"
         );
     }
+}
+
+/// Asserts every produced record has at least one ack or dead letter (never both) and returns
+/// the number of extra copies (duplicates).
+pub fn assert_every_record_at_least_once(
+    produced: &[Produced],
+    acks: &[OwnedMessage],
+    dlq: &[OwnedMessage],
+) -> usize {
+    let mut acked: HashMap<(i32, i64), Vec<String>> = HashMap::new();
+    let mut dead: HashMap<(i32, i64), usize> = HashMap::new();
+    for m in acks {
+        let (p, o, v) = ack_source(m);
+        acked
+            .entry((p, o))
+            .or_default()
+            .push(v["bundle_id"].as_str().unwrap_or_default().to_string());
+    }
+    for m in dlq {
+        *dead.entry(dlq_source(m)).or_default() += 1;
+    }
+    let mut duplicates = 0;
+    for r in produced {
+        let a = acked.get(&(r.partition, r.offset)).map_or(0, Vec::len);
+        let d = dead.get(&(r.partition, r.offset)).copied().unwrap_or(0);
+        assert!(a + d >= 1, "record {}:{} was lost", r.partition, r.offset);
+        assert!(
+            a == 0 || d == 0,
+            "record {}:{} both acked and dead-lettered",
+            r.partition,
+            r.offset
+        );
+        assert_eq!(
+            r.valid,
+            a > 0,
+            "record {}:{} valid={} but acked {a}×",
+            r.partition,
+            r.offset,
+            r.valid
+        );
+        if let Some(ids) = acked.get(&(r.partition, r.offset)) {
+            assert!(
+                ids.windows(2).all(|w| w[0] == w[1]),
+                "a duplicate ack names another bundle"
+            );
+        }
+        duplicates += a.saturating_sub(1) + d.saturating_sub(1);
+    }
+    duplicates
+}
+
+/// Produces `n` calls in `slices` slices spread over `over`, so faults hit a pipeline in motion.
+pub async fn produce_paced(
+    bootstrap: &str,
+    topic: &str,
+    n: usize,
+    seed: u64,
+    invalid_every: usize,
+    slices: usize,
+    over: Duration,
+) -> Vec<Produced> {
+    let mut out = Vec::new();
+    let per = n.div_ceil(slices);
+    for i in 0..slices {
+        let mut part =
+            produce_calls(bootstrap, topic, per, seed * 1000 + i as u64, invalid_every).await;
+        out.append(&mut part);
+        tokio::time::sleep(over / slices as u32).await;
+    }
+    out
+}
+
+/// Reads the ack and dead-letter topics until every produced record has an outcome (or the
+/// timeout passes), then a little longer to catch duplicates.
+pub fn read_outcomes(
+    bootstrap: &str,
+    names: &Names,
+    produced: &[Produced],
+    timeout: Duration,
+) -> (Vec<OwnedMessage>, Vec<OwnedMessage>) {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for topic in [&names.ack, &names.dlq] {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).unwrap();
+    let wanted: std::collections::HashSet<(i32, i64)> =
+        produced.iter().map(|r| (r.partition, r.offset)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let (mut acks, mut dlq) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + timeout;
+    let mut settle: Option<Instant> = None;
+    while Instant::now() < settle.unwrap_or(deadline) {
+        if settle.is_none() && wanted.iter().all(|k| seen.contains(k)) {
+            settle = Some(Instant::now() + Duration::from_millis(700));
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(50)) else {
+            continue;
+        };
+        let m = m.unwrap().detach();
+        if m.topic() == names.ack {
+            let (p, o, _) = ack_source(&m);
+            seen.insert((p, o));
+            acks.push(m);
+        } else {
+            seen.insert(dlq_source(&m));
+            dlq.push(m);
+        }
+    }
+    (acks, dlq)
+}
+
+/// Calls the API received an older snapshot of after a newer one.
+pub fn calls_out_of_order(received: &[sandbox::ReceivedCall]) -> std::collections::HashSet<String> {
+    let mut newest: HashMap<&str, chrono::DateTime<chrono::FixedOffset>> = HashMap::new();
+    let mut out = std::collections::HashSet::new();
+    for call in received {
+        let Some(ts) = call.timestamp.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) else {
+            continue;
+        };
+        match newest.get(call.call_id.as_str()) {
+            Some(seen) if ts < *seen => {
+                out.insert(call.call_id.clone());
+            }
+            Some(seen) if ts == *seen => {}
+            _ => {
+                newest.insert(&call.call_id, ts);
+            }
+        }
+    }
+    out
+}
+
+/// Calls with more than one ack for one source record: work redelivered after a fault.
+pub fn redelivered_calls(acks: &[OwnedMessage]) -> std::collections::HashSet<String> {
+    let mut count: HashMap<(i32, i64), (usize, String)> = HashMap::new();
+    for m in acks {
+        let (p, o, v) = ack_source(m);
+        let e = count.entry((p, o)).or_insert((0, v["call_id"].as_str().unwrap_or_default().to_string()));
+        e.0 += 1;
+    }
+    count.into_values().filter(|(n, _)| *n > 1).map(|(_, c)| c).collect()
+}
+
+/// Only calls redelivered after a fault may reach the API out of order.
+pub fn assert_out_of_order_only_if_redelivered(received: &[sandbox::ReceivedCall], acks: &[OwnedMessage]) {
+    let out_of_order = calls_out_of_order(received);
+    let redelivered = redelivered_calls(acks);
+    let unexplained: Vec<_> = out_of_order.difference(&redelivered).collect();
+    assert!(unexplained.is_empty(), "calls out of order without a redelivery: {unexplained:?}");
 }

@@ -148,7 +148,12 @@ class Checks:
     def objects(self, ci: Path) -> list[dict]:
         """Rendered objects of one ci values file, each with `__template__` set."""
         if ci.name not in self._renders:
-            rendered = self.render(self.values_of(ci))
+            import helm_python
+
+            try:
+                rendered = self.render(self.values_of(ci))
+            except helm_python.HelmError as e:
+                raise Failure(f"helm template failed: {e}") from None
             objs = []
             for template, text in sorted(rendered.items()):
                 if template.endswith("NOTES.txt"):
@@ -465,6 +470,7 @@ class Checks:
     def compose_checks(self) -> None:
         self.check("compose: docker compose config, every profile (Compose v2 parser and schema)", self.compose_config)
         self.check("compose: build contexts, mounted files and images", self.compose_files)
+        self.check("deploy: config.example.toml passes check-config", lambda: self.check_config((DEPLOY / "config.example.toml").read_text(), "config.example.toml"))
         self.check("compose: connector.toml passes check-config", lambda: self.check_config((DEPLOY / "compose/connector.toml").read_text(), "connector.toml"))
         self.check("compose: the connector and sandbox share keys, ports and names with connector.toml", self.compose_wiring)
         self.check("compose: promtool check config prometheus.yml", self.compose_prometheus)

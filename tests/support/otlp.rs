@@ -161,23 +161,20 @@ pub fn attributes(kvs: &[KeyValue]) -> HashMap<String, String> {
 
 /// Every string a span carries: name, attribute keys and values, events, links, status, resource.
 pub fn span_text(r: &Received) -> String {
-    let mut out = vec![r.span.name.clone()];
-    let mut push = |kvs: &[KeyValue]| {
+    fn push(out: &mut Vec<String>, kvs: &[KeyValue]) {
         for kv in kvs {
             out.push(kv.key.clone());
             out.push(value(&kv.value));
         }
-    };
-    push(&r.span.attributes);
-    for e in &r.span.events {
-        push(&e.attributes);
     }
-    for l in &r.span.links {
-        push(&l.attributes);
-    }
-    let mut out = out;
+    let mut out = vec![r.span.name.clone()];
+    push(&mut out, &r.span.attributes);
     for e in &r.span.events {
         out.push(e.name.clone());
+        push(&mut out, &e.attributes);
+    }
+    for l in &r.span.links {
+        push(&mut out, &l.attributes);
     }
     if let Some(s) = &r.span.status {
         out.push(s.message.clone());
