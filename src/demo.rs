@@ -227,11 +227,16 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         .expect("valid template"),
     );
     let started = Instant::now();
-    let pace = if chaos { Duration::from_secs(8) } else { Duration::ZERO };
+    let pace = if chaos {
+        Duration::from_secs(8)
+    } else {
+        Duration::ZERO
+    };
     let produce = produce(&bootstrap, &args, pace);
     let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
     let read = tokio::task::spawn_blocking({
-        let (bootstrap, progress, expected) = (bootstrap.clone(), progress.clone(), args.calls as u64);
+        let (bootstrap, progress, expected) =
+            (bootstrap.clone(), progress.clone(), args.calls as u64);
         move || read_back(&bootstrap, expected, deadline, &progress)
     });
     let second = chaos::Second {

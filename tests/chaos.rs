@@ -28,7 +28,11 @@ struct Stage {
     sandbox: AuthSandbox,
 }
 
-async fn stage(test: &str, brokers: i32, configure: impl FnOnce(&mut ads_connector::sandbox::SandboxConfig)) -> Stage {
+async fn stage(
+    test: &str,
+    brokers: i32,
+    configure: impl FnOnce(&mut ads_connector::sandbox::SandboxConfig),
+) -> Stage {
     let cluster = MockCluster::new(brokers).unwrap();
     let bootstrap = cluster.bootstrap_servers();
     let names = Names::new(test);
@@ -46,21 +50,42 @@ async fn stage(test: &str, brokers: i32, configure: impl FnOnce(&mut ads_connect
 
 impl Stage {
     fn config(&self) -> Config {
-        Config::from_toml_str(&config_toml(&self.bootstrap, &self.names, &self.sandbox, BATCH, REQUEST)).unwrap()
+        Config::from_toml_str(&config_toml(
+            &self.bootstrap,
+            &self.names,
+            &self.sandbox,
+            BATCH,
+            REQUEST,
+        ))
+        .unwrap()
     }
 
     async fn start(&self) -> (Pipeline, CancellationToken) {
         let cancel = CancellationToken::new();
-        let p = Pipeline::start(self.config(), Metrics::new(), cancel.clone()).await.unwrap();
+        let p = Pipeline::start(self.config(), Metrics::new(), cancel.clone())
+            .await
+            .unwrap();
         assert!(p.ready(Duration::from_secs(30)).await, "pipeline not ready");
         (p, cancel)
     }
 
-    async fn outcomes(&self, produced: &[Produced]) -> (Vec<rdkafka::message::OwnedMessage>, Vec<rdkafka::message::OwnedMessage>) {
-        let (b, names, produced) = (self.bootstrap.clone(), self.names_clone(), produced.to_vec());
-        tokio::task::spawn_blocking(move || read_outcomes(&b, &names, &produced, Duration::from_secs(90)))
-            .await
-            .unwrap()
+    async fn outcomes(
+        &self,
+        produced: &[Produced],
+    ) -> (
+        Vec<rdkafka::message::OwnedMessage>,
+        Vec<rdkafka::message::OwnedMessage>,
+    ) {
+        let (b, names, produced) = (
+            self.bootstrap.clone(),
+            self.names_clone(),
+            produced.to_vec(),
+        );
+        tokio::task::spawn_blocking(move || {
+            read_outcomes(&b, &names, &produced, Duration::from_secs(90))
+        })
+        .await
+        .unwrap()
     }
 
     fn names_clone(&self) -> Names {
@@ -86,7 +111,11 @@ impl Stage {
 
     fn assert_in_order(&self) {
         let received = self.sandbox.handle.received_calls();
-        assert_eq!(ordering_violations(&received), 0, "an older snapshot reached the API after a newer one");
+        assert_eq!(
+            ordering_violations(&received),
+            0,
+            "an older snapshot reached the API after a newer one"
+        );
     }
 }
 
@@ -98,7 +127,16 @@ async fn api_errors_resets_and_429_storms_delay_delivery_but_lose_nothing() {
     })
     .await;
     let (pipeline, cancel) = s.start().await;
-    let produced = produce_paced(&s.bootstrap, &s.names.cad, 400, 31, 60, 8, Duration::from_secs(3)).await;
+    let produced = produce_paced(
+        &s.bootstrap,
+        &s.names.cad,
+        400,
+        31,
+        60,
+        8,
+        Duration::from_secs(3),
+    )
+    .await;
     let (acks, dlq) = s.outcomes(&produced).await;
     cancel.cancel();
     pipeline.finish().await.unwrap();
@@ -108,16 +146,30 @@ async fn api_errors_resets_and_429_storms_delay_delivery_but_lose_nothing() {
     s.assert_in_order();
     s.assert_committed_at_end(&produced).await;
     let stats = s.sandbox.handle.stats();
-    assert!(stats.faults_injected_5xx + stats.faults_reset + stats.faults_injected_429 > 0, "faults were injected");
+    assert!(
+        stats.faults_injected_5xx + stats.faults_reset + stats.faults_injected_429 > 0,
+        "faults were injected"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_endpoint_outage_holds_submissions_until_it_recovers() {
     let s = stage("token", 1, |cfg| cfg.token_lifetime_secs = 2).await;
     let (pipeline, cancel) = s.start().await;
-    s.sandbox.handle.set_faults(FaultProfile::parse("token_outage=100%").unwrap());
+    s.sandbox
+        .handle
+        .set_faults(FaultProfile::parse("token_outage=100%").unwrap());
     // The held token expires during the outage; submissions must wait, not fail.
-    let produced = produce_paced(&s.bootstrap, &s.names.cad, 200, 32, 0, 4, Duration::from_secs(3)).await;
+    let produced = produce_paced(
+        &s.bootstrap,
+        &s.names.cad,
+        200,
+        32,
+        0,
+        4,
+        Duration::from_secs(3),
+    )
+    .await;
     s.sandbox.handle.set_faults(FaultProfile::default());
     let (acks, dlq) = s.outcomes(&produced).await;
     cancel.cancel();
@@ -192,14 +244,30 @@ async fn the_connector_killed_with_sigkill_and_restarted_loses_nothing() {
     })
     .await;
     let path = s.sandbox.dir.path().join("connector.toml");
-    std::fs::write(&path, config_toml(&s.bootstrap, &s.names, &s.sandbox, BATCH, REQUEST)).unwrap();
+    std::fs::write(
+        &path,
+        config_toml(&s.bootstrap, &s.names, &s.sandbox, BATCH, REQUEST),
+    )
+    .unwrap();
 
     let mut child = spawn_connector(&path);
-    let produced = produce_paced(&s.bootstrap, &s.names.cad, 600, 35, 90, 6, Duration::from_secs(2)).await;
+    let produced = produce_paced(
+        &s.bootstrap,
+        &s.names.cad,
+        600,
+        35,
+        90,
+        6,
+        Duration::from_secs(2),
+    )
+    .await;
     // Kill it mid-run, without any chance to drain or commit.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while s.sandbox.handle.stats().calls_received < 100 {
-        assert!(tokio::time::Instant::now() < deadline, "nothing reached the API");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing reached the API"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
@@ -208,7 +276,10 @@ async fn the_connector_killed_with_sigkill_and_restarted_loses_nothing() {
 
     let mut child = spawn_connector(&path);
     let (acks, dlq) = s.outcomes(&produced).await;
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success());
 
     let duplicates = assert_every_record_at_least_once(&produced, &acks, &dlq);
@@ -219,8 +290,49 @@ async fn the_connector_killed_with_sigkill_and_restarted_loses_nothing() {
     let mut bodies = std::collections::HashMap::new();
     for call in s.sandbox.handle.received_calls() {
         let key = (call.call_id.clone(), call.timestamp.clone());
-        let first = bodies.entry(key).or_insert_with(|| call.body_sha256.clone());
-        assert_eq!(*first, call.body_sha256, "a resend of call {} differs", call.call_id);
+        let first = bodies
+            .entry(key)
+            .or_insert_with(|| call.body_sha256.clone());
+        assert_eq!(
+            *first, call.body_sha256,
+            "a resend of call {} differs",
+            call.call_id
+        );
     }
+    s.assert_committed_at_end(&produced).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_outage_pauses_consumption_with_bounded_memory_and_loses_nothing() {
+    let s = stage("outage", 1, |cfg| {
+        cfg.faults = FaultProfile::parse("503=100%").unwrap();
+    })
+    .await;
+    let metrics = Metrics::new();
+    let cancel = CancellationToken::new();
+    let pipeline = Pipeline::start(s.config(), metrics.clone(), cancel.clone())
+        .await
+        .unwrap();
+    assert!(pipeline.ready(Duration::from_secs(30)).await);
+    let produced = produce_calls(&s.bootstrap, &s.names.cad, 6000, 36, 0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Two channels of 1,024 records, the open batch, and four batches of 20 in and out of flight.
+    let held = metrics.records_consumed();
+    assert!(
+        held < 2400,
+        "consumed {held} records while the API was down: backpressure failed"
+    );
+    assert_eq!(s.sandbox.handle.stats().calls_received, 0);
+
+    s.sandbox.handle.set_faults(FaultProfile::default());
+    let (acks, dlq) = s.outcomes(&produced).await;
+    cancel.cancel();
+    pipeline.finish().await.unwrap();
+    assert_eq!(assert_every_record_at_least_once(&produced, &acks, &dlq), 0);
+    assert!(
+        dlq.is_empty(),
+        "an outage never dead-letters without a retry budget"
+    );
+    s.assert_in_order();
     s.assert_committed_at_end(&produced).await;
 }

@@ -542,7 +542,11 @@ pub fn calls_out_of_order(received: &[sandbox::ReceivedCall]) -> std::collection
     let mut newest: HashMap<&str, chrono::DateTime<chrono::FixedOffset>> = HashMap::new();
     let mut out = std::collections::HashSet::new();
     for call in received {
-        let Some(ts) = call.timestamp.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) else {
+        let Some(ts) = call
+            .timestamp
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        else {
             continue;
         };
         match newest.get(call.call_id.as_str()) {
@@ -563,16 +567,28 @@ pub fn redelivered_calls(acks: &[OwnedMessage]) -> std::collections::HashSet<Str
     let mut count: HashMap<(i32, i64), (usize, String)> = HashMap::new();
     for m in acks {
         let (p, o, v) = ack_source(m);
-        let e = count.entry((p, o)).or_insert((0, v["call_id"].as_str().unwrap_or_default().to_string()));
+        let e = count
+            .entry((p, o))
+            .or_insert((0, v["call_id"].as_str().unwrap_or_default().to_string()));
         e.0 += 1;
     }
-    count.into_values().filter(|(n, _)| *n > 1).map(|(_, c)| c).collect()
+    count
+        .into_values()
+        .filter(|(n, _)| *n > 1)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 /// Only calls redelivered after a fault may reach the API out of order.
-pub fn assert_out_of_order_only_if_redelivered(received: &[sandbox::ReceivedCall], acks: &[OwnedMessage]) {
+pub fn assert_out_of_order_only_if_redelivered(
+    received: &[sandbox::ReceivedCall],
+    acks: &[OwnedMessage],
+) {
     let out_of_order = calls_out_of_order(received);
     let redelivered = redelivered_calls(acks);
     let unexplained: Vec<_> = out_of_order.difference(&redelivered).collect();
-    assert!(unexplained.is_empty(), "calls out of order without a redelivery: {unexplained:?}");
+    assert!(
+        unexplained.is_empty(),
+        "calls out of order without a redelivery: {unexplained:?}"
+    );
 }
