@@ -1,6 +1,6 @@
 //! Criterion benches of the per-call work of the transform stage: decode (`cad.call.v1` bytes →
-//! `CadCall`), map (`CadCall` → validated ADS Bundle, including local validation) and serialize
-//! (Bundle → JSON bytes). Each iteration handles a fixed set of generated calls of every stage
+//! `CadCall`), map (`CadCall` → validated ADS Bundle, including local validation), local
+//! validation alone (`check`) and serialize (Bundle → JSON bytes). Each iteration handles a fixed set of generated calls of every stage
 //! of life, so throughput reads as calls (or bytes) per second.
 //!
 //! Run: `cargo bench --bench mapping` (add `-- --quick` for a short run).
@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use ads_connector::cad::{self, CadCall};
 use ads_connector::generate::{to_json_line, Generator};
-use ads_connector::mapping::{map_call, MappingOptions};
+use ads_connector::mapping::{check, map_call, MappingOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const CALLS: usize = 100;
@@ -52,6 +52,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for call in &calls {
                 black_box(map_call(black_box(call), &options).expect("maps"));
+            }
+        })
+    });
+    group.bench_function("check", |b| {
+        b.iter(|| {
+            for bundle in &bundles {
+                black_box(check::bundle(black_box(&bundle.json)));
             }
         })
     });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks of the deployment artefacts: deploy/Dockerfile, deploy/compose/, helm/ads-connector
-# and deploy/kubernetes/. No Docker engine or cluster is needed. Installs its tools itself
+# and deploy/k8s/. No Docker engine or cluster is needed. Installs its tools itself
 # (a cached Python venv and npm folder under ~/.cache/ads-connector/deploy, Debian's promtool)
 # and builds the connector for `check-config`. Prints one line per check and ends with
 # `N passed, N failed`; exits non-zero on any failure.

@@ -31,6 +31,11 @@ for _ in $(seq 1 100); do
 done
 kill -0 "$TANSU_PID" || { cat "$WORK/tansu.log"; exit 1; }
 
+log "Prometheus and promtool (Debian's package; its service is not started)"
+./scripts/test-observability.sh --install
+export ADS_TEST_PROMETHEUS=/usr/bin/prometheus
+export ADS_TEST_REQUIRE_PROMETHEUS=1
+
 export ADS_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$TANSU_PORT"
 export ADS_TEST_REQUIRE_BROKER=1
 

@@ -3,11 +3,15 @@
 //! Input: [`AckWork`], an accepted submission with every source record it carried. Output: for
 //! each record, one ack on the ack topic (key = call id, header `traceparent` when the source
 //! record had one): outcome `submitted` for the snapshot that was sent, `superseded` for older
-//! snapshots of the same call that the same submission replaced. Guarantee: the ack is written
-//! and acknowledged by the broker *before* the source record is marked done in [`Offsets`];
-//! a crash between the two produces a duplicate ack on restart, never a missing one. Ordering:
+//! snapshots of the same call that the same submission replaced. Guarantee (at-least-once mode):
+//! the ack is written and acknowledged by the broker *before* the source record is marked done in
+//! [`Offsets`]; a crash between the two produces a duplicate ack on restart, never a missing one.
+//! Transactional mode (`kafka.transactional_id`): the acks of one submission and the offsets they
+//! complete are committed in one Kafka transaction ([`Transactions`]), and the records are marked
+//! done only after the commit; `read_committed` readers see each ack exactly once. Ordering:
 //! submissions are acked in the order they complete. Failure: a write the producer cannot
-//! deliver is fatal (see [`ProduceError`]); nothing past it is committed.
+//! deliver, or a transaction that fails, is fatal (see [`ProduceError`]); nothing past it is
+//! committed.
 
 use std::time::Duration;
 
@@ -24,6 +28,7 @@ use crate::metrics::{AckOutcome, Metrics};
 use crate::offsets::Offsets;
 use crate::source::Envelope;
 use crate::telemetry;
+use crate::transactions::Transactions;
 
 /// The schema id written in every ack.
 pub const ACK_SCHEMA: &str = "ads.ack.v1";
@@ -107,6 +112,8 @@ pub struct AckSource<'a> {
 pub struct AckPublisher {
     /// The shared producer.
     pub producer: FutureProducer,
+    /// Transactional mode: the transactions shared with the dead-letter stage.
+    pub transactions: Option<Transactions>,
     /// Ack topic.
     pub topic: String,
     /// Offset tracker.
@@ -176,11 +183,16 @@ impl AckPublisher {
                 None => r,
             }
         });
-        produce_all(&self.producer, records)
-            .instrument(send)
-            .await?;
-        self.offsets
-            .complete(prepared.iter().map(|(_, _, e, _)| &e.pos));
+        let done = prepared.iter().map(|(_, _, e, _)| &e.pos);
+        match &self.transactions {
+            Some(transactions) => transactions.publish(records, done).instrument(send).await?,
+            None => {
+                produce_all(&self.producer, records)
+                    .instrument(send)
+                    .await?;
+                self.offsets.complete(done);
+            }
+        }
         for (_, _, envelope, outcome) in &prepared {
             self.metrics.ack_published(*outcome, envelope.timestamp_ms);
         }

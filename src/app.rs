@@ -4,8 +4,11 @@
 //! consumer instead of growing memory. Only the source watches the cancellation token; every
 //! later stage ends when its input closes, flushing what it holds on the way out. After the
 //! drain (bounded by `shutdown.drain_timeout_s`), the offsets stored so far (records with an ack
-//! or a dead letter) are committed synchronously. A stage that fails fatally (the producer cannot
-//! deliver) cancels the pipeline; the process then exits non-zero without committing past it.
+//! or a dead letter) are committed synchronously. In transactional mode (`kafka.transactional_id`)
+//! there is no such commit: offsets are committed only inside the transactions of the acker and
+//! the dead-letter stage, and a transaction a cut-off stage left open is aborted. A stage that
+//! fails fatally (the producer cannot deliver, a transaction fails) cancels the pipeline; the
+//! process then exits non-zero without committing past it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
@@ -29,6 +32,7 @@ use crate::offsets::Offsets;
 use crate::rate_limit::RateLimiter;
 use crate::source::{self, CadConsumer, SourceError};
 use crate::submitter::Submitter;
+use crate::transactions::{self, Transactions};
 use crate::{batcher, transform};
 
 /// Records buffered between two stages: enough to keep the API busy, small enough that a stalled
@@ -56,12 +60,16 @@ pub enum AppError {
     /// A stage panicked (a bug).
     #[error("a pipeline stage panicked: {0}")]
     Panic(String),
+    /// The MESH poller could not start (`[mesh]`: a secret file or a PEM).
+    #[error(transparent)]
+    Mesh(#[from] crate::mesh::MeshStartError),
 }
 
 /// A running pipeline.
 pub struct Pipeline {
     stages: JoinSet<Result<(), AppError>>,
     consumer: Arc<CadConsumer>,
+    transactions: Option<Transactions>,
     cancel: CancellationToken,
     background: CancellationToken,
     drain_timeout: Duration,
@@ -108,10 +116,25 @@ impl Pipeline {
 
         // Kafka: the consumer group and the producer of acks and dead letters.
         let consumer = source::subscribe(&config.kafka, &offsets, &metrics, &limiter)?;
-        let producer: FutureProducer =
-            acker::producer_config(source::client_config(&config.kafka)?)
-                .create()
-                .map_err(AppError::Producer)?;
+        let mut producer_config = acker::producer_config(source::client_config(&config.kafka)?);
+        if let Some(id) = &config.kafka.transactional_id {
+            producer_config = transactions::producer_config(producer_config, id);
+        }
+        let producer: FutureProducer = producer_config.create().map_err(AppError::Producer)?;
+        // Transactional mode: one transaction at a time carries acks, dead letters and offsets.
+        let transactions = match config.kafka.transactional_id {
+            Some(_) => Some(
+                Transactions::init(
+                    producer.clone(),
+                    &consumer,
+                    offsets.clone(),
+                    metrics.clone(),
+                )
+                .await
+                .map_err(AppError::Producer)?,
+            ),
+            None => None,
+        };
 
         let (records_tx, records_rx) = mpsc::channel(CHANNEL_RECORDS);
         let (mapped_tx, mapped_rx) = mpsc::channel(CHANNEL_RECORDS);
@@ -163,6 +186,7 @@ impl Pipeline {
         // 5. Acker: one ack per record, then mark the offsets done.
         let acker = AckPublisher {
             producer: producer.clone(),
+            transactions: transactions.clone(),
             topic: config.kafka.ack_topic.clone(),
             offsets: offsets.clone(),
             metrics: metrics.clone(),
@@ -172,16 +196,34 @@ impl Pipeline {
         // 6. Dead letters: the original record plus reason headers, then mark the offsets done.
         let dead_letters = DeadLetterProducer {
             producer,
+            transactions: transactions.clone(),
             topic: config.kafka.dead_letter_topic.clone(),
             offsets,
             metrics: metrics.clone(),
         };
         stages.spawn(async move { Ok(dead_letters.run(dead_rx).await?) });
 
+        // 7. MESH poller (when `[mesh]` is set): DPS error notifications to the errors topic,
+        //    correlated through the ack topic; its own non-transactional producer.
+        if let Some(mesh) = &config.mesh {
+            let kafka = source::client_config(&config.kafka)?;
+            let producer = acker::producer_config(kafka.clone())
+                .create()
+                .map_err(AppError::Producer)?;
+            let ack_topic = &config.kafka.ack_topic;
+            let (m, stop) = (metrics.clone(), cancel.clone());
+            let poller = crate::mesh::start(mesh, kafka, ack_topic, producer, m, background.clone())?;
+            stages.spawn(async move {
+                poller.run(stop).await;
+                Ok(())
+            });
+        }
+
         tracing::info!(message = "Pipeline started.", metrics = %health_addr);
         Ok(Self {
             stages,
             consumer,
+            transactions,
             cancel,
             background,
             drain_timeout: config.drain_timeout,
@@ -239,11 +281,18 @@ impl Pipeline {
             self.stages.abort_all();
         }
 
+        // Transactional mode: abort what a cut-off stage left open. Its offsets were committed
+        // by its transactions, so nothing is committed below.
+        let transactional = self.transactions.is_some();
+        if let Some(transactions) = self.transactions.take() {
+            transactions.close().await;
+        }
+
         // Commit every offset stored so far; records without an ack or dead letter stay behind.
         let consumer = self.consumer;
         let metrics = self.metrics;
         let committed = tokio::task::spawn_blocking(move || {
-            let result = consumer.commit_consumer_state(CommitMode::Sync);
+            let result = (!transactional).then(|| consumer.commit_consumer_state(CommitMode::Sync));
             // Dropping the last handle leaves the group (rd_kafka_consumer_close).
             drop(consumer);
             result
@@ -251,9 +300,9 @@ impl Pipeline {
         .await
         .map_err(|e| AppError::Panic(e.to_string()))?;
         match committed {
-            Ok(()) => metrics.offsets_committed(Outcome::Success),
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => {
+            None | Some(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))) => {}
+            Some(Ok(())) => metrics.offsets_committed(Outcome::Success),
+            Some(Err(error)) => {
                 metrics.offsets_committed(Outcome::Failure);
                 tracing::warn!(message = "Final offset commit failed.", %error);
             }

@@ -67,6 +67,9 @@ pub struct RawConfig {
     /// Graceful shutdown.
     #[serde(default)]
     pub shutdown: RawShutdown,
+    /// DPS error notifications from MESH (optional; see `docs/dps-errors.md`).
+    #[serde(default)]
+    pub mesh: Option<crate::mesh::RawMesh>,
 }
 
 /// `[kafka]`
@@ -97,6 +100,11 @@ pub struct RawKafka {
     /// File holding the SASL password (sets `sasl.password`); never put the value in the file.
     #[serde(default)]
     pub sasl_password_file: Option<PathBuf>,
+    /// Turns on transactional mode: acks, dead letters and offsets in one Kafka transaction.
+    /// Must be unique per replica and stable across its restarts (e.g. the pod name, through
+    /// `ADS__KAFKA__TRANSACTIONAL_ID`).
+    #[serde(default)]
+    pub transactional_id: Option<String>,
 }
 
 /// `[nhs_api]`
@@ -335,6 +343,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Drain deadline on SIGTERM.
     pub drain_timeout: Duration,
+    /// The MESH poller, when `[mesh]` is configured.
+    pub mesh: Option<crate::mesh::MeshConfig>,
 }
 
 /// Validated `[kafka]`.
@@ -358,6 +368,8 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// SASL password file.
     pub sasl_password_file: Option<PathBuf>,
+    /// The producer's `transactional.id`; `Some` means transactional mode.
+    pub transactional_id: Option<String>,
 }
 
 /// How the client authenticates.
@@ -504,7 +516,8 @@ impl RawConfig {
                 "1800",
             ));
         }
-        if self.rate_limit.burst == 0 || self.rate_limit.burst > self.rate_limit.requests_per_minute {
+        if self.rate_limit.burst == 0 || self.rate_limit.burst > self.rate_limit.requests_per_minute
+        {
             return Err(invalid(
                 "rate_limit.burst",
                 "must be positive and at most requests_per_minute",
@@ -573,6 +586,7 @@ impl RawConfig {
             },
             http_listen,
             drain_timeout,
+            mesh: self.mesh.map(crate::mesh::RawMesh::validate).transpose()?,
         })
     }
 }
@@ -625,6 +639,24 @@ impl RawKafka {
                 "ads.dead-letters",
             ));
         }
+        if self
+            .transactional_id
+            .as_ref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return Err(invalid(
+                "kafka.transactional_id",
+                "must not be empty (leave it out for at-least-once mode)",
+                "ads-connector-0",
+            ));
+        }
+        if self.properties.contains_key("transactional.id") {
+            return Err(invalid(
+                "kafka.properties",
+                "must not set `transactional.id`; use kafka.transactional_id",
+                "{ \"security.protocol\" = \"SASL_SSL\" }",
+            ));
+        }
         for key in self.properties.keys() {
             if key.starts_with("sasl.password") || key == "ssl.key.password" {
                 return Err(invalid(
@@ -644,6 +676,7 @@ impl RawKafka {
             revoke_drain_timeout: Duration::from_millis(self.revoke_drain_timeout_ms),
             properties: self.properties,
             sasl_password_file: self.sasl_password_file,
+            transactional_id: self.transactional_id,
         })
     }
 }
@@ -886,6 +919,33 @@ mod tests {
         );
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(err.contains("sasl_password_file"), "{err}");
+    }
+
+    #[test]
+    fn a_transactional_id_turns_on_transactional_mode_and_must_not_be_empty() {
+        assert_eq!(
+            Config::from_toml_str(MINIMAL)
+                .unwrap()
+                .kafka
+                .transactional_id,
+            None
+        );
+        let with = |id: &str| {
+            MINIMAL.replace(
+                "dead_letter_topic = \"ads.dlq\"",
+                &format!("dead_letter_topic = \"ads.dlq\"\ntransactional_id = \"{id}\""),
+            )
+        };
+        let c = Config::from_toml_str(&with("ads-connector-0")).unwrap();
+        assert_eq!(c.kafka.transactional_id.as_deref(), Some("ads-connector-0"));
+        let err = Config::from_toml_str(&with(" ")).unwrap_err().to_string();
+        assert!(err.contains("`kafka.transactional_id`"), "{err}");
+        let text = MINIMAL.replace(
+            "dead_letter_topic = \"ads.dlq\"",
+            "dead_letter_topic = \"ads.dlq\"\nproperties = { \"transactional.id\" = \"x\" }",
+        );
+        let err = Config::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("kafka.transactional_id"), "{err}");
     }
 
     #[test]

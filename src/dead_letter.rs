@@ -6,8 +6,12 @@
 //! `ads-error-stage`, `ads-error-kind` (a bounded enum value), `ads-error-message`,
 //! `ads-source-topic`, `ads-source-partition`, `ads-source-offset`. Only after the broker has
 //! acknowledged that write is the source record marked done in [`Offsets`]: a crash in between
-//! writes the dead letter twice, never zero times. Ordering: per input order. Failure: a write
-//! the producer cannot deliver (after librdkafka's own retries) is fatal: the stage stops with an
+//! writes the dead letter twice, never zero times. In transactional mode
+//! (`kafka.transactional_id`) each chunk of dead letters and the offsets it completes are
+//! committed in one Kafka transaction ([`Transactions`], shared with the acker), and the records
+//! are marked done only after the commit: `read_committed` readers see each dead letter exactly
+//! once. Ordering: per input order. Failure: a write the producer cannot deliver (after
+//! librdkafka's own retries), or a transaction that fails, is fatal: the stage stops with an
 //! error, nothing past it is committed, and the process exits non-zero.
 
 use rdkafka::message::{Header, OwnedHeaders};
@@ -18,6 +22,7 @@ use crate::acker::{produce_all, ProduceError};
 use crate::metrics::Metrics;
 use crate::offsets::Offsets;
 use crate::source::Envelope;
+use crate::transactions::Transactions;
 
 /// The pipeline stage where a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +63,8 @@ pub struct DeadLetter {
 pub struct DeadLetterProducer {
     /// The shared producer.
     pub producer: FutureProducer,
+    /// Transactional mode: the transactions shared with the acker.
+    pub transactions: Option<Transactions>,
     /// Dead-letter topic.
     pub topic: String,
     /// The offset tracker.
@@ -93,9 +100,14 @@ impl DeadLetterProducer {
             }
             r
         });
-        produce_all(&self.producer, records).await?;
-        self.offsets
-            .complete(letters.iter().map(|d| &d.envelope.pos));
+        let done = letters.iter().map(|d| &d.envelope.pos);
+        match &self.transactions {
+            Some(transactions) => transactions.publish(records, done).await?,
+            None => {
+                produce_all(&self.producer, records).await?;
+                self.offsets.complete(done);
+            }
+        }
         for d in letters {
             self.metrics.dead_lettered(d.kind);
             tracing::warn!(

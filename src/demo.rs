@@ -65,6 +65,12 @@ pub struct DemoArgs {
     /// Do not print the progress bar and the summary.
     #[arg(long)]
     pub quiet: bool,
+    /// The NHS application quota the connector keeps to (requests per minute).
+    #[arg(long, default_value_t = 1800)]
+    pub requests_per_minute: u32,
+    /// Also time a plain consumer reading the same CAD topic, and report the ratio.
+    #[arg(long)]
+    pub measure_raw: bool,
     /// Run under faults: `chaos` (API faults, a second consumer joining and leaving, a broker
     /// down and up, the token endpoint failing for a while) or a sandbox fault spec.
     #[arg(long)]
@@ -85,6 +91,8 @@ impl Default for DemoArgs {
             metrics_listen: "127.0.0.1:0".into(),
             quiet: true,
             faults: None,
+            requests_per_minute: 1800,
+            measure_raw: false,
         }
     }
 }
@@ -118,6 +126,12 @@ pub struct Summary {
     pub p50_ms: f64,
     /// 99th percentile Kafka timestamp → ack, milliseconds.
     pub p99_ms: f64,
+    /// A plain consumer's rate on the same topic and cluster (`--measure-raw`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_consume_records_per_s: Option<f64>,
+    /// `records_per_s / raw_consume_records_per_s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_ratio: Option<f64>,
 }
 
 /// Runs the demo; see the module header.
@@ -182,6 +196,8 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
             max_in_flight = 4
             initial_backoff_ms = 50
             max_backoff_ms = 2000
+            [rate_limit]
+            requests_per_minute = {rpm}
             [batch]
             max_calls = 100
             linger_ms = 200
@@ -194,6 +210,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
             token = sandbox.token_url(),
             api_key_file = api_key_file.display(),
             key = paths.private_key.display(),
+            rpm = args.requests_per_minute,
         )
     };
 
@@ -257,6 +274,12 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
     let stats = sandbox.stats();
     let received = sandbox.received_calls();
     sandbox.shutdown().await;
+    let raw = if args.measure_raw {
+        let bootstrap = bootstrap.clone();
+        Some(tokio::task::spawn_blocking(move || raw_consume_rate(&bootstrap, produced)).await??)
+    } else {
+        None
+    };
     drop(cluster);
 
     let mut latencies = tally.latencies_ms;
@@ -277,6 +300,8 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         records_per_s: produced as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
+        raw_consume_records_per_s: raw,
+        throughput_ratio: raw.map(|r| produced as f64 / elapsed.as_secs_f64() / r),
     };
     if !args.quiet {
         if let Some(report) = &chaos_report {
@@ -443,6 +468,32 @@ fn read_back(
     Ok(tally)
 }
 
+/// Records per second of a plain consumer reading the whole CAD topic of the same cluster.
+fn raw_consume_rate(bootstrap: &str, expected: u64) -> Result<f64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ads-demo-raw")
+        .set("enable.auto.commit", "false")
+        .set("socket.nagle.disable", "true")
+        .set("fetch.wait.max.ms", "20")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(CAD_TOPIC), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(CAD_TOPIC, p.id(), Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    let mut seen = 0u64;
+    while seen < expected && started.elapsed() < Duration::from_secs(60) {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            m?;
+            seen += 1;
+        }
+    }
+    Ok(seen as f64 / started.elapsed().as_secs_f64())
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -472,4 +523,8 @@ fn print_summary(s: &Summary) {
         s.p50_ms
     );
     println!("  latency p99     {:>8.1} ms", s.p99_ms);
+    if let (Some(raw), Some(ratio)) = (s.raw_consume_records_per_s, s.throughput_ratio) {
+        println!("  raw consume     {raw:>8.0} records/s  (a plain consumer, same topic and cluster)");
+        println!("  ratio           {ratio:>8.3}  (connector / raw consume)");
+    }
 }

@@ -8,9 +8,9 @@
 //!
 //! **Realism:** English ambulance trust ODS codes, call origins weighted towards 999, AMPDS or
 //! Pathways triage consistent with the response category, 0–3 responses with call signs, 0–2
-//! patient contacts with valid (synthetic `9…`) NHS numbers, names from small lists, postcodes
-//! of the trust's area, a receiving hospital of the trust's area, and timestamps that follow the
-//! life of a call. **Validity:** every call produced passes [`crate::cad::decode`].
+//! patient contacts with valid (synthetic `9…`) NHS numbers and their verification status,
+//! names from small lists, postcodes of the trust's area, a receiving hospital of the trust's
+//! area, and timestamps that follow the life of a call. **Validity:** every call produced passes [`crate::cad::decode`].
 //!
 //! A call evolves one *event* at a time (triage, call ended, resource mobilised, arrived on
 //! scene, left scene, …); every event happens after the previous snapshot, so each new snapshot

@@ -28,6 +28,7 @@
 //! | [`acker`] | publishes one `ads.ack.v1` record per consumed record, then marks it done |
 //! | [`dead_letter`] | publishes the original record with reason headers, then marks it done |
 //! | [`offsets`] | per-partition contiguous watermark of done records; what may be committed |
+//! | [`transactions`] | transactional mode: acks, dead letters and offsets in one Kafka transaction |
 //! | [`metrics`], [`health`], [`telemetry`], [`shutdown`] | operations |
 //! | [`sandbox`], [`keygen`], [`generate`], [`demo`] | the local NHS API, keys, synthetic calls, the embedded demo |
 //!
@@ -47,6 +48,7 @@ pub mod health;
 pub mod keygen;
 pub mod lag;
 pub mod mapping;
+pub mod mesh;
 pub mod metrics;
 pub mod offsets;
 pub mod rate_limit;
@@ -55,5 +57,6 @@ pub mod shutdown;
 pub mod source;
 pub mod submitter;
 pub mod telemetry;
+pub mod transactions;
 pub mod transform;
 pub mod validate;

@@ -9,7 +9,7 @@
 //!
 //! | module | entries |
 //! |---|---|
-//! | [`call`](self) | `MessageHeader` (message bundles only), one `Communication` (UKCore-ADS-Communication: header and call items, ADS extensions, typed timestamps), triage `Observation`s, one `Organization` per distinct ODS code |
+//! | `call` | `MessageHeader` (message bundles only), one `Communication` (UKCore-ADS-Communication: header and call items, ADS extensions, typed timestamps), triage `Observation`s, one `Organization` per distinct ODS code |
 //! | `contact`, `clinical` | per patient contact: `Encounter`, `Patient`, then its `Observation`s, `Condition`s, `Procedure`s, `MedicationAdministration`s, safeguarding `Flag`s and public-health `Observation`s |
 //! | `response` | one vehicle `Location` per call sign (kind and response times), one receiving `Location` per destination |
 //!
@@ -303,14 +303,15 @@ pub fn map_call(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, Map
         "code": opts.ads_bundle_type_code,
         "display": bundle_type_display,
     });
-    let bundle = json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "id": bundle_id.to_string(),
         "meta": { "tag": [ tag ] },
         "type": opts.bundle_type.as_str(),
         "timestamp": format_utc(&call.snapshot_at),
-        "entry": entries,
     });
+    // Moved in, not through `json!`, which would copy every resource once more.
+    bundle["entry"] = Value::Array(entries);
     check_references(&bundle)?;
     let report = check::bundle(&bundle);
     if !report.errors.is_empty() {
@@ -386,6 +387,19 @@ pub fn references(bundle: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// True when every `reference` string in `v` is in `full_urls`. A fast walk that builds no
+/// paths; [`references`] gives the paths when something is wrong.
+pub(crate) fn all_references_resolve(v: &Value, full_urls: &BTreeSet<&str>) -> bool {
+    match v {
+        Value::Object(map) => map.iter().all(|(k, child)| match (k.as_str(), child) {
+            ("reference", Value::String(s)) => full_urls.contains(s.as_str()),
+            _ => all_references_resolve(child, full_urls),
+        }),
+        Value::Array(items) => items.iter().all(|c| all_references_resolve(c, full_urls)),
+        _ => true,
+    }
+}
+
 fn check_references(bundle: &Value) -> Result<(), MappingError> {
     let full_urls: BTreeSet<&str> = bundle["entry"]
         .as_array()
@@ -393,6 +407,9 @@ fn check_references(bundle: &Value) -> Result<(), MappingError> {
         .flatten()
         .filter_map(|e| e["fullUrl"].as_str())
         .collect();
+    if all_references_resolve(bundle, &full_urls) {
+        return Ok(());
+    }
     match references(bundle)
         .into_iter()
         .find(|(_, reference)| !full_urls.contains(reference.as_str()))

@@ -285,6 +285,7 @@ pub struct Metrics {
     last_success: IntGauge,
     consumer_lag: IntGaugeVec,
     ready: IntGauge,
+    mesh: MeshMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -472,6 +473,7 @@ impl Metrics {
                 "ready",
                 "1 while /readyz answers 200 (partitions assigned and a token held), else 0.",
             ),
+            mesh: MeshMetrics::new(&r),
             registry: r,
         };
         metrics.zero_known_series();
@@ -626,6 +628,75 @@ impl Metrics {
         let _ = self
             .consumer_lag
             .remove_label_values(&[topic, &partition.to_string()]);
+    }
+
+    /// A DPS error record was written to the errors topic (`crate::mesh`). `severity` is the
+    /// worst issue's, folded into `fatal`/`error`/`warning`/`unknown`.
+    pub fn dps_error_published(&self, unknown_format: bool, correlated: bool, severity: &str) {
+        let severity = match severity {
+            "fatal" | "error" | "warning" => severity,
+            _ => "unknown",
+        };
+        let format = if unknown_format { "unknown" } else { "parsed" };
+        let correlated = if correlated { "true" } else { "false" };
+        self.mesh
+            .dps_errors
+            .with_label_values(&[format, correlated, severity])
+            .inc();
+    }
+
+    /// A MESH poll failed; `kind` is a `MeshError`/`PollError` kind (bounded).
+    pub fn mesh_poll_failed(&self, kind: &'static str) {
+        self.mesh.poll_failures.with_label_values(&[kind]).inc();
+    }
+
+    /// A MESH poll completed (the inbox was read and every message in hand handled).
+    pub fn mesh_polled(&self) {
+        self.mesh.last_poll.set(chrono::Utc::now().timestamp());
+    }
+}
+
+/// The MESH poller's families (`crate::mesh`).
+#[derive(Clone)]
+struct MeshMetrics {
+    dps_errors: IntCounterVec,
+    poll_failures: IntCounterVec,
+    last_poll: IntGauge,
+}
+
+impl MeshMetrics {
+    fn new(r: &Registry) -> Self {
+        let dps_errors = counter(
+            r,
+            "dps_errors_published_total",
+            "DPS error records written to the errors topic, by format, correlation and severity.",
+            &["format", "correlated", "severity"],
+        );
+        for format in ["parsed", "unknown"] {
+            for correlated in ["true", "false"] {
+                for severity in ["fatal", "error", "warning", "unknown"] {
+                    dps_errors.with_label_values(&[format, correlated, severity]);
+                }
+            }
+        }
+        let poll_failures = counter(
+            r,
+            "mesh_poll_failures_total",
+            "MESH polls that ended in an error, by kind.",
+            &["kind"],
+        );
+        for kind in ["auth", "transport", "status", "protocol", "produce"] {
+            poll_failures.with_label_values(&[kind]);
+        }
+        Self {
+            dps_errors,
+            poll_failures,
+            last_poll: gauge(
+                r,
+                "mesh_last_poll_success_timestamp_seconds",
+                "Time of the last MESH poll that completed, Unix seconds; 0 before the first.",
+            ),
+        }
     }
 }
 

@@ -4,17 +4,21 @@
 //! current *generation* (a fresh one on every assignment). The acker and the dead-letter stage
 //! mark records done, in any order, after their ack or dead-letter record is durably written.
 //! Output: for each partition, the next offset that may be committed: the lowest offset still
-//! pending, or one past the highest registered offset when nothing is pending. It is handed to
-//! an [`OffsetStore`] (librdkafka's offset store, committed by its auto-commit and by the final
-//! synchronous commit at shutdown).
+//! pending, or one past the highest registered offset when nothing is pending. In at-least-once
+//! mode it is handed to an [`OffsetStore`] (librdkafka's offset store, committed by its
+//! auto-commit and by the final synchronous commit at shutdown). In transactional mode no store is
+//! plugged in: [`crate::transactions`] asks [`Offsets::watermarks_after`] which watermarks a set
+//! of records moves, sends those inside the transaction that writes their acks or dead letters,
+//! and marks the records done only once that transaction is committed.
 //!
-//! Guarantee: the stored offset never passes a record that has neither an ack nor a dead letter,
-//! so a crash can only resend, never lose. A completion from an older generation (the partition
-//! was revoked, and maybe reassigned, since) is ignored: that work is redelivered from the
-//! committed offset. Failure behaviour: a store that fails (the partition was revoked under us)
-//! is logged and skipped; the record will be redelivered to whoever owns the partition now.
+//! Guarantee: the stored (or transactionally sent) offset never passes a record that has neither
+//! an ack nor a dead letter, and never moves backwards within a generation, so a crash can only
+//! resend, never lose. A completion from an older generation (the partition was revoked, and maybe
+//! reassigned, since) is ignored: that work is redelivered from the committed offset. Failure
+//! behaviour: a store that fails (the partition was revoked under us) is logged and skipped; the
+//! record will be redelivered to whoever owns the partition now.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -118,6 +122,48 @@ impl OffsetTracker {
         Some(watermark)
     }
 
+    /// The watermarks that completing `positions` would move, without completing them:
+    /// `(topic, partition, next offset)` for each partition whose watermark would pass the last
+    /// one handed out. Positions of another generation, or not pending, move nothing; so
+    /// [`OffsetTracker::complete`] on the same positions, with nothing completed in between,
+    /// moves the same partitions to the same or (if records were registered meanwhile) no
+    /// lower offsets.
+    pub fn watermarks_after<'a>(
+        &self,
+        positions: impl IntoIterator<Item = &'a RecordPos>,
+    ) -> Vec<(Arc<str>, i32, i64)> {
+        let mut done: HashMap<(Arc<str>, i32), HashSet<i64>> = HashMap::new();
+        for pos in positions {
+            let Some(state) = self.state(&pos.topic, pos.partition) else {
+                continue;
+            };
+            if state.generation == pos.generation && state.pending.contains(&pos.offset) {
+                done.entry((pos.topic.clone(), pos.partition))
+                    .or_default()
+                    .insert(pos.offset);
+            }
+        }
+        let mut moved = Vec::new();
+        for ((topic, partition), offsets) in done {
+            let Some(state) = self.state(&topic, partition) else {
+                continue;
+            };
+            let lowest_left = state.pending.iter().find(|o| !offsets.contains(o));
+            let Some(watermark) = lowest_left
+                .copied()
+                .or(state.highest_registered.map(|h| h + 1))
+            else {
+                continue;
+            };
+            if state.stored.is_some_and(|s| s >= watermark) {
+                continue;
+            }
+            moved.push((topic, partition, watermark));
+        }
+        moved.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        moved
+    }
+
     /// Records consumed and not yet done, over all partitions.
     pub fn outstanding(&self) -> usize {
         self.topics
@@ -210,6 +256,14 @@ impl Offsets {
         }
     }
 
+    /// See [`OffsetTracker::watermarks_after`].
+    pub fn watermarks_after<'a>(
+        &self,
+        positions: impl IntoIterator<Item = &'a RecordPos>,
+    ) -> Vec<(Arc<str>, i32, i64)> {
+        self.lock().watermarks_after(positions)
+    }
+
     /// Records consumed and not yet done.
     pub fn outstanding(&self) -> usize {
         self.lock().outstanding()
@@ -218,7 +272,11 @@ impl Offsets {
     /// Blocks (this is for the rebalance callback, which is synchronous) until no record of
     /// `partitions` is pending or `deadline` passes; returns each partition's committable
     /// offset. Records still pending at the deadline are abandoned to the next owner.
-    pub fn drain(&self, partitions: &[(String, i32)], deadline: Instant) -> Vec<(String, i32, i64)> {
+    pub fn drain(
+        &self,
+        partitions: &[(String, i32)],
+        deadline: Instant,
+    ) -> Vec<(String, i32, i64)> {
         let mut tracker = self.lock();
         loop {
             let pending: usize = partitions.iter().map(|(t, p)| tracker.pending(t, *p)).sum();
@@ -338,6 +396,45 @@ mod tests {
         offsets.register("cad", 0, 3).unwrap();
         let marks = offsets.drain(&[("cad".into(), 0)], Instant::now());
         assert_eq!(marks, vec![("cad".to_string(), 0, 3)]);
+    }
+
+    #[test]
+    fn watermarks_after_tells_what_completing_would_move_without_completing() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        t.assign("cad", 1);
+        let a = t.register("cad", 0, 10).unwrap();
+        let b = t.register("cad", 0, 11).unwrap();
+        let c = t.register("cad", 0, 12).unwrap();
+        let d = t.register("cad", 1, 4).unwrap();
+        assert_eq!(
+            t.watermarks_after([&b]),
+            vec![(Arc::from("cad"), 0, 10)],
+            "10 still pending: the watermark stays at 10, as `complete` would first report it"
+        );
+        let both = t.watermarks_after([&a, &b, &d]);
+        assert_eq!(
+            both,
+            vec![(Arc::from("cad"), 0, 12), (Arc::from("cad"), 1, 5)]
+        );
+        assert_eq!(t.outstanding(), 4, "nothing was completed");
+        assert_eq!(done(&mut t, &a), Some(11));
+        assert_eq!(done(&mut t, &b), Some(12));
+        assert_eq!(done(&mut t, &d), Some(5));
+        assert_eq!(t.watermarks_after([&a, &d]), vec![], "already done");
+        assert_eq!(t.watermarks_after([&c]), vec![(Arc::from("cad"), 0, 13)]);
+    }
+
+    #[test]
+    fn watermarks_after_ignores_revoked_generations() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        let old = t.register("cad", 0, 1).unwrap();
+        t.revoke("cad", 0);
+        assert_eq!(t.watermarks_after([&old]), vec![]);
+        t.assign("cad", 0);
+        t.register("cad", 0, 1).unwrap();
+        assert_eq!(t.watermarks_after([&old]), vec![]);
     }
 
     #[test]

@@ -88,7 +88,11 @@ impl RateLimiter {
                 _ => break,
             }
         }
-        let limiter = self.limiter.lock().expect("rate limiter lock poisoned").clone();
+        let limiter = self
+            .limiter
+            .lock()
+            .expect("rate limiter lock poisoned")
+            .clone();
         limiter.until_ready().await;
         self.metrics.rate_limited(started.elapsed());
     }
@@ -150,7 +154,8 @@ mod tests {
                 burst,
             };
             let clock = FakeRelativeClock::default();
-            let limiter = governor::RateLimiter::direct_with_clock(quota(config, 1.0), clock.clone());
+            let limiter =
+                governor::RateLimiter::direct_with_clock(quota(config, 1.0), clock.clone());
             // A greedy client: every millisecond, take every request granted, for four minutes.
             let mut sent: Vec<u64> = Vec::new();
             for tick in 0..240_000u64 {
@@ -162,13 +167,24 @@ mod tests {
             let worst = sent
                 .iter()
                 .enumerate()
-                .map(|(i, start)| sent[i..].iter().take_while(|t| **t < start + 60_000).count())
+                .map(|(i, start)| {
+                    sent[i..]
+                        .iter()
+                        .take_while(|t| **t < start + 60_000)
+                        .count()
+                })
                 .max()
                 .unwrap();
-            assert!(worst <= rpm as usize, "{rpm}/min burst {burst}: {worst} in one minute");
+            assert!(
+                worst <= rpm as usize,
+                "{rpm}/min burst {burst}: {worst} in one minute"
+            );
             // The lower bound only shows the limiter is not needlessly strict (1 ms ticks round
             // the 33.4 ms spacing of 1800/min up).
-            assert!(worst as f64 >= 0.95 * f64::from(rpm), "{rpm}/min burst {burst}: only {worst} used");
+            assert!(
+                worst as f64 >= 0.95 * f64::from(rpm),
+                "{rpm}/min burst {burst}: only {worst} used"
+            );
         }
     }
 

@@ -6,12 +6,14 @@
 //! registered with [`Offsets`] before it is sent on, so the watermark can never pass it.
 //! Acknowledgement: none here; offsets are stored by [`Offsets`] when records are done and
 //! committed by librdkafka's auto-commit (of stored offsets only) and by the final synchronous
-//! commit in [`crate::app`]. Rebalances: an assignment starts a fresh generation for its
+//! commit in [`crate::app`]; in transactional mode (`kafka.transactional_id`) auto-commit is off,
+//! no offset store is plugged in, and offsets are committed only inside
+//! [`crate::transactions`]. Rebalances: an assignment starts a fresh generation for its
 //! partitions. A revocation first waits (at most `kafka.revoke_drain_timeout_ms`, polling
 //! stopped meanwhile) for the records of those partitions already in the pipeline to be acked or
-//! dead-lettered, commits their watermark, then forgets them; anything still in flight at the
-//! deadline can no longer move their offsets and is redelivered to the new owner
-//! (at-least-once). After every rebalance the rate limiter takes this consumer's share of all
+//! dead-lettered, commits their watermark (not in transactional mode), then forgets them;
+//! anything still in flight at the deadline can no longer move their offsets and is redelivered
+//! to the new owner (at-least-once). After every rebalance the rate limiter takes this consumer's share of all
 //! input partitions. Shutdown: only this stage
 //! watches the cancellation token; it stops polling and drops its sender, and the rest of the
 //! pipeline drains behind it. Failures: consumer errors are logged and polling goes on
@@ -71,6 +73,8 @@ pub struct SourceContext {
     limiter: Arc<RateLimiter>,
     topics: Vec<String>,
     revoke_drain: Duration,
+    /// Transactional mode: offsets are committed only inside transactions.
+    transactional: bool,
 }
 
 impl ClientContext for SourceContext {
@@ -100,7 +104,9 @@ impl SourceContext {
         for (topic, partition, next) in &marks {
             let _ = commit.add_partition_offset(topic, *partition, Offset::Offset(*next));
         }
-        if commit.count() > 0 {
+        // In transactional mode the transactions that completed these records committed their
+        // watermarks already; a commit here would be one outside a transaction.
+        if commit.count() > 0 && !self.transactional {
             match consumer.commit(&commit, CommitMode::Sync) {
                 Ok(()) => self.metrics.offsets_committed(Outcome::Success),
                 Err(error) => {
@@ -116,7 +122,13 @@ impl SourceContext {
         let mut total = 0;
         for topic in &self.topics {
             match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-                Ok(m) => total += m.topics().iter().map(|t| t.partitions().len()).sum::<usize>(),
+                Ok(m) => {
+                    total += m
+                        .topics()
+                        .iter()
+                        .map(|t| t.partitions().len())
+                        .sum::<usize>()
+                }
                 Err(error) => {
                     tracing::warn!(message = "Cannot read topic metadata; keeping the rate share.", %error);
                     return;
@@ -213,7 +225,14 @@ pub fn subscribe(
     let mut c = client_config(cfg)?;
     c.set("group.id", &cfg.group_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("enable.auto.commit", "true")
+        .set(
+            "enable.auto.commit",
+            if cfg.transactional_id.is_some() {
+                "false"
+            } else {
+                "true"
+            },
+        )
         .set("auto.commit.interval.ms", "1000")
         // Offsets are stored only when a record has its ack or dead letter.
         .set("enable.auto.offset.store", "false")
@@ -235,11 +254,14 @@ pub fn subscribe(
         limiter: limiter.clone(),
         topics: cfg.topics.clone(),
         revoke_drain: cfg.revoke_drain_timeout,
+        transactional: cfg.transactional_id.is_some(),
     };
     let consumer: Arc<CadConsumer> = Arc::new(c.create_with_context(context)?);
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    offsets.set_store(Arc::new(KafkaOffsetStore(Arc::downgrade(&consumer))));
+    if cfg.transactional_id.is_none() {
+        offsets.set_store(Arc::new(KafkaOffsetStore(Arc::downgrade(&consumer))));
+    }
     Ok(consumer)
 }
 

@@ -174,7 +174,8 @@ impl Submitter {
             let keys: Vec<String> = batch.calls.iter().map(|c| c.call_key.clone()).collect();
             fence.enter(&keys).await;
             let permit = permits.clone().acquire_owned().await.expect("never closed");
-            let (this, acks, dead, fence) = (self.clone(), acks.clone(), dead.clone(), fence.clone());
+            let (this, acks, dead, fence) =
+                (self.clone(), acks.clone(), dead.clone(), fence.clone());
             tasks.spawn(async move {
                 let span = telemetry::process_span(&batch);
                 let outcome = this.submit(&batch).instrument(span.clone()).await;

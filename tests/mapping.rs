@@ -373,6 +373,107 @@ fn the_cad_json_schema_examples_decode() {
     }
 }
 
+/// Every golden FHIR Bundle, parsed.
+fn golden_bundles() -> Vec<Value> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(fixture_dir("fhir")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        out.push(serde_json::from_slice(&bytes).unwrap());
+    }
+    out
+}
+
+#[test]
+fn the_goldens_cover_every_resource_type_and_every_uk_core_date_time_type() {
+    let text: String = golden_bundles().iter().map(Value::to_string).collect();
+    for kind in [
+        "MessageHeader",
+        "Communication",
+        "Organization",
+        "Encounter",
+        "Patient",
+        "Observation",
+        "Condition",
+        "Procedure",
+        "MedicationAdministration",
+        "Flag",
+        "Location",
+    ] {
+        assert!(
+            text.contains(&format!("\"resourceType\":\"{kind}\"")),
+            "{kind}"
+        );
+    }
+    for (code, _) in mapping::DATE_TIME_TYPES {
+        assert!(text.contains(&format!("\"code\":\"{code}\"")), "{code}");
+    }
+    for (code, display) in mapping::TRIAGE_CATEGORIES {
+        let coding = format!("\"code\":\"{code}\",\"display\":\"{display}\"");
+        assert!(text.contains(&coding), "{coding}");
+    }
+}
+
+#[test]
+fn code_system_styles_rewrite_only_nhs_england_code_systems() {
+    let r4 = "https://fhir.nhs.uk/R4/CodeSystem/ADS-ResponseCategoryType";
+    let plain = "https://fhir.nhs.uk/CodeSystem/ADS-ResponseCategoryType";
+    assert_eq!(CodeSystemStyle::WithR4.apply(plain), r4);
+    assert_eq!(CodeSystemStyle::WithoutR4.apply(r4), plain);
+    assert_eq!(CodeSystemStyle::AsPublished.apply(plain), plain);
+    for other in [
+        mapping::SNOMED_SYSTEM,
+        mapping::NHS_NUMBER_SYSTEM,
+        mapping::DATE_TIME_TYPE_SYSTEM,
+    ] {
+        assert_eq!(CodeSystemStyle::WithR4.apply(other), other);
+        assert_eq!(CodeSystemStyle::WithoutR4.apply(other), other);
+    }
+    let call = cad::decode(&read_fixture("conveyed-two-patients")).unwrap();
+    for style in [CodeSystemStyle::WithR4, CodeSystemStyle::WithoutR4] {
+        let opts = MappingOptions {
+            code_system_style: style,
+            ..MappingOptions::default()
+        };
+        let text = map_call(&call, &opts).unwrap().json.to_string();
+        let unwanted = match style {
+            CodeSystemStyle::WithR4 => "https://fhir.nhs.uk/CodeSystem/",
+            _ => "https://fhir.nhs.uk/R4/CodeSystem/",
+        };
+        assert!(!text.contains(unwanted), "{style:?}");
+    }
+}
+
+#[test]
+fn the_fhir_schema_rejects_what_fhir_forbids() {
+    let good = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Patient", "birthDate": "1950-06-01"}}]});
+    assert!(fhir_schema().is_valid(&good));
+    let cases = [
+        (
+            "misspelled element",
+            "/entry/0/resource/birthdate",
+            json!("1950-06-01"),
+        ),
+        (
+            "bad date",
+            "/entry/0/resource/birthDate",
+            json!("01/06/1950"),
+        ),
+        (
+            "unknown resource",
+            "/entry/0/resource/resourceType",
+            json!("Ambulance"),
+        ),
+        ("bad bundle type", "/type", json!("bag")),
+    ];
+    for (what, pointer, value) in cases {
+        let mut bad = good.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        bad.pointer_mut(parent).unwrap()[key] = value;
+        assert!(!fhir_schema().is_valid(&bad), "{what}");
+    }
+}
+
 #[test]
 fn generated_bundles_pass_the_fhir_r4_schema_with_every_option_set() {
     let option_sets = [

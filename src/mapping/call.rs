@@ -107,7 +107,6 @@ pub(super) fn communication(cx: &Ctx<'_>) -> Value {
         "resourceType": "Communication",
         "id": cx.id("Communication"),
         "meta": { "profile": [ ADS_COMMUNICATION_PROFILE ] },
-        "extension": extensions,
         "identifier": [ {
             "system": CALL_ID_SYSTEM,
             "value": call.call_id,
@@ -119,12 +118,17 @@ pub(super) fn communication(cx: &Ctx<'_>) -> Value {
         "sender": cx.reference(&format!("Organization/{}", call.submitter_ods)),
         "recipient": [ cx.provider() ],
     });
+    c["extension"] = Value::Array(extensions);
     if let Some(code) = &call.stop_code {
         c["statusReason"] = cx.nhs_concept(STOP_CODE_SYSTEM, code, None);
     }
     if let Some(tt) = call.treatment_type {
         let (code, display) = treatment_type(tt);
-        c["category"] = json!([cx.nhs_concept(TREATMENT_TYPE_SYSTEM, code, Some(display))]);
+        c["category"] = Value::Array(vec![cx.nhs_concept(
+            TREATMENT_TYPE_SYSTEM,
+            code,
+            Some(display),
+        )]);
     }
     let about: Vec<Value> = call
         .patients
@@ -132,7 +136,7 @@ pub(super) fn communication(cx: &Ctx<'_>) -> Value {
         .map(|p| cx.reference(&format!("Encounter/{}", p.contact_id)))
         .collect();
     if !about.is_empty() {
-        c["about"] = json!(about);
+        c["about"] = Value::Array(about);
     }
     entry(cx.url("Communication"), c)
 }

@@ -129,7 +129,12 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
         return;
     }
     let full_urls = full_urls(entries, base, r);
-    for (path, reference) in super::references(b) {
+    let refs = if super::all_references_resolve(b, &full_urls) {
+        Vec::new()
+    } else {
+        super::references(b)
+    };
+    for (path, reference) in refs {
         if !full_urls.contains(reference.as_str()) {
             let path = format!("{base}{}", &path[1..]);
             r.error(
@@ -383,7 +388,7 @@ fn codings(v: &Value, path: &mut String, r: &mut Report) {
                         if let (Some(system), Some(code)) =
                             (c["system"].as_str(), c["code"].as_str())
                         {
-                            coding(system, code, &format!("{path}[{i}].code"), r);
+                            coding(system, code, || format!("{path}[{i}].code"), r);
                         }
                     }
                 } else {
@@ -473,23 +478,24 @@ fn known(system: &str) -> Option<(&'static str, Known)> {
     })
 }
 
-fn coding(system: &str, code: &str, path: &str, r: &mut Report) {
+/// Checks one coding; `path` is only built when there is something to report.
+fn coding(system: &str, code: &str, path: impl FnOnce() -> String, r: &mut Report) {
     let Some((label, k)) = known(system) else {
         return;
     };
     match k {
         Known::Closed(codes) if !codes.contains(&code) => r.error(
-            path,
+            path(),
             "code_not_in_code_system",
             format!("code is not in {label}"),
         ),
         Known::Check(ok) if !ok(code) => r.error(
-            path,
+            path(),
             "code_not_in_code_system",
             format!("code is not a valid {label} code"),
         ),
         Known::Visible(codes) if !codes.contains(&code) => r.warn(
-            path,
+            path(),
             "code_not_in_visible_code_system",
             format!("code is not in the published part of {label}"),
         ),

@@ -184,13 +184,13 @@ fn observations(cx: &Ctx<'_>, p: &PatientContact) -> Vec<Value> {
         match partner {
             Some(j) => {
                 paired[j] = true;
-                r["category"] = json!([category(o.kind)]);
+                r["category"] = Value::Array(vec![category(o.kind)]);
                 r["code"] = concept_of(BLOOD_PRESSURE_PANEL);
-                r["component"] = json!([component(o), component(&obs[j])]);
+                r["component"] = Value::Array(vec![component(o), component(&obs[j])]);
             }
             None => {
                 let coding = observation(o.kind);
-                r["category"] = json!([category(o.kind)]);
+                r["category"] = Value::Array(vec![category(o.kind)]);
                 r["code"] = concept_of(coding.codings);
                 r["valueQuantity"] = quantity(o.value, coding.unit_display, o.kind.unit());
             }

@@ -50,7 +50,7 @@ pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
     if let Some(r) = patient_response {
         let times = typed_date_times(&response_times(&r.times));
         if !times.is_empty() {
-            e["extension"] = json!(times);
+            e["extension"] = Value::Array(times);
         }
     }
 
@@ -97,7 +97,7 @@ pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
         .map(|path| json!({ "condition": cx.reference(&path) }))
         .collect();
     if !conditions.is_empty() {
-        e["diagnosis"] = json!(conditions);
+        e["diagnosis"] = Value::Array(conditions);
     }
     entry(cx.url(&path), e)
 }

@@ -59,7 +59,18 @@ impl Ctx<'_> {
 
 /// One Bundle entry.
 pub(super) fn entry(full_url: String, resource: Value) -> Value {
-    json!({ "fullUrl": full_url, "resource": resource })
+    object([("fullUrl", Value::String(full_url)), ("resource", resource)])
+}
+
+/// A JSON object from owned values. `json!` would copy each interpolated `Value` through the
+/// serializer; this moves them, which matters for whole resources and Bundles.
+pub(super) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// A CodeableConcept with one coding.

@@ -53,7 +53,7 @@ pub(super) fn vehicle_locations(cx: &Ctx<'_>) -> Vec<Value> {
             });
             let times = typed_date_times(&response_times(&r.times));
             if !times.is_empty() {
-                location["extension"] = json!(times);
+                location["extension"] = Value::Array(times);
             }
             entry(cx.url(&path), location)
         })

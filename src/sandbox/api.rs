@@ -114,6 +114,7 @@ fn refuse(shared: &Shared, error: ApiError) -> Response {
 /// `POST /ambulance-data-submission/$process-message`.
 pub(crate) async fn process_message(
     State(shared): State<Arc<Shared>>,
+    axum::Extension(dps): axum::Extension<Arc<super::dps::DpsSlot>>,
     ConnectInfo(connection): ConnectInfo<Connection>,
     headers: HeaderMap,
     body: Bytes,
@@ -151,6 +152,7 @@ pub(crate) async fn process_message(
             let calls = received_calls(&body, &message);
             let recorded = calls.as_ref().map(Vec::len);
             shared.record_submission(body.len(), calls);
+            dps.submitted(&body, &message);
             tracing::debug!(message = "Submission accepted.", bytes = body.len(), calls = ?recorded);
             delay(plan.delay).await;
             Json(json!({ "message": message })).into_response()

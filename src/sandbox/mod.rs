@@ -19,8 +19,10 @@
 
 mod api;
 mod connection;
+mod dps;
 mod faults;
 mod jwt;
+pub mod mesh_box;
 mod quota;
 mod record;
 mod state;
@@ -41,6 +43,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
+pub use dps::{DpsConfig, DpsStats};
 pub use faults::{FaultProfile, FaultWindow, LatencyRange};
 pub use record::ReceivedCall;
 pub use state::SandboxStats;
@@ -142,6 +145,7 @@ pub struct SandboxHandle {
     api_base_url: Url,
     token_url: Url,
     shared: Arc<Shared>,
+    dps: Arc<dps::DpsSlot>,
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     _stop_on_drop: DropGuard,
@@ -196,6 +200,24 @@ impl SandboxHandle {
         self.shared.faults.profile()
     }
 
+    /// The embedded MESH emulation's base URL ([`mesh_box`]: mailboxes `X26ABC1`–`3`, password
+    /// `password`, shared key `TestKey`).
+    pub fn mesh_url(&self) -> Url {
+        let base = self.api_base_url.as_str();
+        let root = base.trim_end_matches(API_BASE_PATH);
+        Url::parse(root).expect("the public URL is a valid URL")
+    }
+
+    /// Puts DPS mode in force (`None` switches it off): see [`DpsConfig`].
+    pub fn set_dps(&self, config: Option<DpsConfig>) -> Result<(), crate::mesh::MeshError> {
+        self.dps.set(config)
+    }
+
+    /// What DPS mode did so far.
+    pub fn dps_stats(&self) -> DpsStats {
+        self.dps.stats()
+    }
+
     /// Stops accepting connections, lets in-flight requests finish (up to a few seconds), and
     /// waits for the server task.
     pub async fn shutdown(mut self) {
@@ -237,7 +259,11 @@ pub async fn start(listener: TcpListener, cfg: SandboxConfig) -> std::io::Result
         cfg.faults.clone(),
     ));
     let stop = CancellationToken::new();
-    let app = routes(shared.clone()).into_make_service_with_connect_info::<Connection>();
+    let dps = Arc::new(dps::DpsSlot::default());
+    let app = routes(shared.clone())
+        .merge(mesh_box::routes())
+        .layer(axum::Extension(dps.clone()))
+        .into_make_service_with_connect_info::<Connection>();
     let server = axum::serve(ResettableListener(listener), app)
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
@@ -253,6 +279,7 @@ pub async fn start(listener: TcpListener, cfg: SandboxConfig) -> std::io::Result
         api_base_url,
         token_url,
         shared,
+        dps,
         _stop_on_drop: stop.clone().drop_guard(),
         stop,
         server,

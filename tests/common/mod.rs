@@ -537,58 +537,54 @@ pub fn read_outcomes(
     (acks, dlq)
 }
 
-/// Calls the API received an older snapshot of after a newer one.
-pub fn calls_out_of_order(received: &[sandbox::ReceivedCall]) -> std::collections::HashSet<String> {
-    let mut newest: HashMap<&str, chrono::DateTime<chrono::FixedOffset>> = HashMap::new();
-    let mut out = std::collections::HashSet::new();
-    for call in received {
-        let Some(ts) = call
-            .timestamp
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        else {
-            continue;
-        };
-        match newest.get(call.call_id.as_str()) {
-            Some(seen) if ts < *seen => {
-                out.insert(call.call_id.clone());
-            }
-            Some(seen) if ts == *seen => {}
-            _ => {
-                newest.insert(&call.call_id, ts);
-            }
-        }
-    }
-    out
-}
-
-/// Calls with more than one ack for one source record: work redelivered after a fault.
-pub fn redelivered_calls(acks: &[OwnedMessage]) -> std::collections::HashSet<String> {
-    let mut count: HashMap<(i32, i64), (usize, String)> = HashMap::new();
-    for m in acks {
-        let (p, o, v) = ack_source(m);
-        let e = count
-            .entry((p, o))
-            .or_insert((0, v["call_id"].as_str().unwrap_or_default().to_string()));
-        e.0 += 1;
-    }
-    count
-        .into_values()
-        .filter(|(n, _)| *n > 1)
-        .map(|(_, c)| c)
-        .collect()
-}
-
-/// Only calls redelivered after a fault may reach the API out of order.
+/// After a crash or an expired revocation drain, work in flight is consumed and sent again, so
+/// an older snapshot can reach the API after a newer one; the newer one is then always resent
+/// after it. So: every call the API saw out of order must also have been resent (some snapshot
+/// received twice), and the last snapshot the API received of every call is its newest.
 pub fn assert_out_of_order_only_if_redelivered(
     received: &[sandbox::ReceivedCall],
-    acks: &[OwnedMessage],
+    _acks: &[OwnedMessage],
 ) {
-    let out_of_order = calls_out_of_order(received);
-    let redelivered = redelivered_calls(acks);
-    let unexplained: Vec<_> = out_of_order.difference(&redelivered).collect();
+    type Ts = chrono::DateTime<chrono::FixedOffset>;
+    let mut newest: HashMap<&str, Ts> = HashMap::new();
+    let mut last: HashMap<&str, Ts> = HashMap::new();
+    let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut resent: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut out_of_order: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for call in received {
+        let Some(raw) = call.timestamp.as_deref() else {
+            continue;
+        };
+        let Ok(ts) = chrono::DateTime::parse_from_rfc3339(raw) else {
+            continue;
+        };
+        let id = call.call_id.as_str();
+        if !seen.insert((id, raw)) {
+            resent.insert(id);
+        }
+        match newest.get(id) {
+            Some(n) if ts < *n => {
+                out_of_order.insert(id);
+            }
+            Some(n) if ts == *n => {}
+            _ => {
+                newest.insert(id, ts);
+            }
+        }
+        last.insert(id, ts);
+    }
+    let unexplained: Vec<_> = out_of_order.difference(&resent).collect();
     assert!(
         unexplained.is_empty(),
-        "calls out of order without a redelivery: {unexplained:?}"
+        "out of order without any resend: {unexplained:?}"
+    );
+    let stale: Vec<_> = newest
+        .iter()
+        .filter(|(id, n)| last[*id] != **n)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "the API was left holding an older snapshot of {stale:?}"
     );
 }

@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "ads-connector"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 DEPLOY = ROOT / "deploy"
-COMPOSE = DEPLOY / "compose" / "compose.yaml"
-KUSTOMIZE = DEPLOY / "kubernetes"
+COMPOSE = DEPLOY / "compose.yaml"
+KUSTOMIZE = DEPLOY / "k8s"
 DASHBOARDS = ROOT / "dashboards"
 RELEASE = "ads-connector"
 NAMESPACE = "ads-connector"
@@ -382,7 +382,10 @@ class Checks:
 
     def config_keys(self) -> str:
         """The chart's `config` schema offers exactly the README's keys (less those the chart owns)."""
-        owned = {"http.listen", "nhs_api.api_key_file", "nhs_api.private_key_file", "kafka.sasl_password_file"}
+        # transactional_id must differ per replica, so it cannot live in the shared ConfigMap: it
+        # is set per pod through ADS__KAFKA__TRANSACTIONAL_ID (see docs/operations.md).
+        owned = {"http.listen", "nhs_api.api_key_file", "nhs_api.private_key_file", "kafka.sasl_password_file",
+                 "kafka.transactional_id"}
         readme = (ROOT / "README.md").read_text()
         section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
         documented = set(re.findall(r"^\| `([a-z_]+(?:\.[a-z_]+)+)` \|", section, re.M))
@@ -669,15 +672,15 @@ class Checks:
     # -- docs --------------------------------------------------------------------------------
 
     def docs_checks(self) -> None:
-        self.check("docs: deployment.md names only paths that exist", self.docs_paths)
+        self.check("docs: operations.md names only paths that exist", self.docs_paths)
 
     def docs_paths(self) -> str:
-        text = (ROOT / "docs/deployment.md").read_text()
+        text = (ROOT / "docs/operations.md").read_text()
         problems = []
         paths = set(re.findall(r"`((?:deploy|helm|dashboards|scripts|docs|tests)/[^`\s]*)`", text))
         for p in sorted(paths):
             if not (ROOT / p.rstrip("/")).exists() and "*" not in p and "<" not in p:
-                problems.append(f"docs/deployment.md names {p}, which does not exist")
+                problems.append(f"docs/operations.md names {p}, which does not exist")
         fail_if(problems)
         return f"{len(paths)} paths"
 
@@ -694,7 +697,7 @@ class Checks:
         readme = CHART / "README.md"
         readme.write_text(chart_readme.updated_readme(readme.read_text(), chart_readme.render_table(CHART / "values.yaml")))
         write_kustomize(self)
-        print("synced: chart files/, chart README table, deploy/kubernetes base and components")
+        print("synced: chart files/, chart README table, deploy/k8s base and components")
 
 
 # -- helpers ---------------------------------------------------------------------------------

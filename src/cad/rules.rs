@@ -1,0 +1,536 @@
+//! The `cad.call.v1` rules a JSON Schema cannot express, and the code checks they use.
+//!
+//! **In:** a deserialised [`CadCall`]. **Out:** `Ok` or the first broken rule as a
+//! [`DecodeError`] (path and rule, never a value): codes, identifiers, check digits (NHS number
+//! modulus 11, SNOMED CT Verhoeff), timestamp order and cross references.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::*;
+
+type Result = std::result::Result<(), DecodeError>;
+
+pub(super) fn call(c: &CadCall) -> Result {
+    if c.schema != SCHEMA_ID {
+        return Err(DecodeError::SchemaMismatch {
+            path: "$.schema".into(),
+        });
+    }
+    ods_org(&c.provider_ods, "$.provider_ods")?;
+    ods_org(&c.submitter_ods, "$.submitter_ods")?;
+    identifier(&c.call_id, "$.call_id", 64)?;
+    if let Some(t) = &c.triage {
+        triage(t)?;
+    }
+    if let Some(code) = &c.cat1_early_prediction {
+        if !(code.len() == 2 && code.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(DecodeError::InvalidCode {
+                path: "$.cat1_early_prediction".into(),
+                rule: "must be a two-digit Ambulance-Cat1EarlyPredictionFlag code".into(),
+            });
+        }
+    }
+    if let Some(code) = &c.stop_code {
+        code_text(code, "$.stop_code")?;
+    }
+    call_times(&c.times)?;
+
+    let mut call_signs = HashSet::new();
+    for (i, r) in c.responses.iter().enumerate() {
+        let base = format!("$.responses[{i}]");
+        call_sign(&r.call_sign, &format!("{base}.call_sign"))?;
+        if !call_signs.insert(r.call_sign.as_str()) {
+            return Err(DecodeError::InconsistentReference {
+                path: format!("{base}.call_sign"),
+                rule: "call sign appears in more than one response".into(),
+            });
+        }
+        response_times(&r.times, &format!("{base}.times"))?;
+    }
+
+    let mut contact_ids = HashSet::new();
+    for (i, p) in c.patients.iter().enumerate() {
+        let base = format!("$.patients[{i}]");
+        identifier(&p.contact_id, &format!("{base}.contact_id"), 32)?;
+        if !contact_ids.insert(p.contact_id.as_str()) {
+            return Err(DecodeError::InconsistentReference {
+                path: format!("{base}.contact_id"),
+                rule: "contact id appears in more than one patient contact".into(),
+            });
+        }
+        patient(p, &base, c.call_date, &call_signs)?;
+    }
+    Ok(())
+}
+
+fn triage(t: &Triage) -> Result {
+    code_text(&t.disposition_code, "$.triage.disposition_code")?;
+    for (value, field) in [
+        (&t.symptom_group, "symptom_group"),
+        (&t.symptom_discriminator, "symptom_discriminator"),
+    ] {
+        if let Some(v) = value {
+            let path = format!("$.triage.{field}");
+            if t.system != TriageSystem::Pathways {
+                return Err(DecodeError::InvalidValue {
+                    path,
+                    rule: "only allowed when triage.system is \"pathways\"".into(),
+                });
+            }
+            code_text(v, &path)?;
+        }
+    }
+    Ok(())
+}
+
+fn call_times(t: &CallTimes) -> Result {
+    let answered = Some(t.call_answered);
+    not_before(
+        t.call_ended,
+        answered,
+        "$.times.call_ended",
+        "call_answered",
+    )?;
+    not_before(
+        t.dispatch_code_established,
+        answered,
+        "$.times.dispatch_code_established",
+        "call_answered",
+    )?;
+    if t.clock_stop.is_some() && t.clock_start.is_none() {
+        return Err(DecodeError::TimestampsOutOfOrder {
+            path: "$.times.clock_stop".into(),
+            rule: "clock_stop is set but clock_start is not".into(),
+        });
+    }
+    not_before(
+        t.clock_stop,
+        t.clock_start,
+        "$.times.clock_stop",
+        "clock_start",
+    )
+}
+
+fn response_times(t: &ResponseTimes, base: &str) -> Result {
+    // The journey, in order; absent steps are skipped.
+    let chain = [
+        ("mobilised", t.mobilised),
+        ("arrived_on_scene", t.arrived_on_scene),
+        ("left_scene", t.left_scene),
+        ("arrived_receiving_location", t.arrived_receiving_location),
+    ];
+    let mut last: Option<(&str, DateTime<Utc>)> = None;
+    for (name, time) in chain {
+        if let Some(time) = time {
+            if let Some((prev, prev_time)) = last {
+                not_before(Some(time), Some(prev_time), &format!("{base}.{name}"), prev)?;
+            }
+            last = Some((name, time));
+        }
+    }
+    for (name, time) in [
+        ("patient_handover", t.patient_handover),
+        ("clinical_handover", t.clinical_handover),
+    ] {
+        if let Some((prev, prev_time)) = last {
+            not_before(time, Some(prev_time), &format!("{base}.{name}"), prev)?;
+        }
+    }
+    not_before(
+        t.stood_down,
+        t.mobilised,
+        &format!("{base}.stood_down"),
+        "mobilised",
+    )?;
+    for (name, time) in [
+        ("mobilised", t.mobilised),
+        ("arrived_on_scene", t.arrived_on_scene),
+        ("left_scene", t.left_scene),
+        ("arrived_receiving_location", t.arrived_receiving_location),
+        ("patient_handover", t.patient_handover),
+        ("clinical_handover", t.clinical_handover),
+        ("stood_down", t.stood_down),
+    ] {
+        not_before(t.clear, time, &format!("{base}.clear"), name)?;
+    }
+    Ok(())
+}
+
+/// `later` (at `path`) must not be before `earlier` (named `earlier_name`), when both exist.
+fn not_before(
+    later: Option<DateTime<Utc>>,
+    earlier: Option<DateTime<Utc>>,
+    path: &str,
+    earlier_name: &str,
+) -> Result {
+    match (later, earlier) {
+        (Some(l), Some(e)) if l < e => Err(DecodeError::TimestampsOutOfOrder {
+            path: path.into(),
+            rule: format!("must not be before {earlier_name}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn patient(
+    p: &PatientContact,
+    base: &str,
+    call_date: NaiveDate,
+    call_signs: &HashSet<&str>,
+) -> Result {
+    for (j, cs) in p.call_signs.iter().enumerate() {
+        if !call_signs.contains(cs.as_str()) {
+            return Err(DecodeError::InconsistentReference {
+                path: format!("{base}.call_signs[{j}]"),
+                rule: "not the call sign of any entry in responses".into(),
+            });
+        }
+    }
+    demographics(&p.demographics, &format!("{base}.demographics"), call_date)?;
+    if let Some(c) = &p.conveyance {
+        conveyance(c, &format!("{base}.conveyance"), &p.call_signs)?;
+    }
+    for (j, o) in p.observations.iter().enumerate() {
+        let (lo, hi) = o.kind.range();
+        if !o.value.is_finite() || o.value < lo || o.value > hi {
+            return Err(DecodeError::InvalidValue {
+                path: format!("{base}.observations[{j}].value"),
+                rule: format!("must be between {lo} and {hi} for this kind"),
+            });
+        }
+    }
+    for (list, field) in [
+        (&p.diagnoses, "diagnoses"),
+        (&p.injuries, "injuries"),
+        (&p.procedures, "procedures"),
+        (&p.safeguarding, "safeguarding"),
+        (&p.public_health, "public_health"),
+    ] {
+        for (j, entry) in list.iter().enumerate() {
+            let item = format!("{base}.{field}[{j}]");
+            snomed(&entry.snomed, &format!("{item}.snomed"))?;
+            if let Some(d) = &entry.display {
+                text(d, &format!("{item}.display"), 200)?;
+            }
+        }
+    }
+    for (j, m) in p.medications.iter().enumerate() {
+        let item = format!("{base}.medications[{j}]");
+        snomed(&m.snomed, &format!("{item}.snomed"))?;
+        if let Some(d) = &m.display {
+            text(d, &format!("{item}.display"), 200)?;
+        }
+        if let Some(dose) = &m.dose {
+            if !dose.value.is_finite() || dose.value <= 0.0 {
+                return Err(DecodeError::InvalidValue {
+                    path: format!("{item}.dose.value"),
+                    rule: "must be a number greater than zero".into(),
+                });
+            }
+            code_text(&dose.unit, &format!("{item}.dose.unit"))?;
+        }
+    }
+    Ok(())
+}
+
+fn demographics(d: &Demographics, base: &str, call_date: NaiveDate) -> Result {
+    if let Some(n) = &d.nhs_number {
+        nhs_number(n, &format!("{base}.nhs_number"))?;
+    }
+    let number_present = matches!(
+        d.nhs_number_status,
+        Some(NhsNumberStatus::Verified | NhsNumberStatus::NotTraced)
+    );
+    if number_present && d.nhs_number.is_none() {
+        return Err(DecodeError::InvalidValue {
+            path: format!("{base}.nhs_number_status"),
+            rule: "codes 01 and 02 (number present) need nhs_number".into(),
+        });
+    }
+    if let Some(name) = &d.given_name {
+        text(name, &format!("{base}.given_name"), 100)?;
+    }
+    if let Some(name) = &d.family_name {
+        text(name, &format!("{base}.family_name"), 100)?;
+    }
+    if let Some(born) = d.birth_date {
+        if born > call_date {
+            return Err(DecodeError::InvalidValue {
+                path: format!("{base}.birth_date"),
+                rule: "must not be after call_date".into(),
+            });
+        }
+    }
+    if let Some(pc) = &d.postcode {
+        if !is_uk_postcode(pc) {
+            return Err(DecodeError::InvalidValue {
+                path: format!("{base}.postcode"),
+                rule: "must be a full UK postcode in upper case, e.g. SW1A 1AA".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn conveyance(c: &Conveyance, base: &str, call_signs: &[String]) -> Result {
+    match (&c.destination, c.outcome.is_conveyed()) {
+        (None, true) => {
+            return Err(DecodeError::MissingField {
+                path: format!("{base}.destination"),
+            })
+        }
+        (Some(_), false) => {
+            return Err(DecodeError::InvalidValue {
+                path: format!("{base}.destination"),
+                rule: "only allowed when the outcome is a conveyance".into(),
+            })
+        }
+        (Some(dest), true) => {
+            ods_site(&dest.ods_site, &format!("{base}.destination.ods_site"))?;
+            if let Some(name) = &dest.name {
+                text(name, &format!("{base}.destination.name"), 200)?;
+            }
+        }
+        (None, false) => {}
+    }
+    if let Some(by) = &c.conveyed_by {
+        if !call_signs.iter().any(|cs| cs == by) {
+            return Err(DecodeError::InconsistentReference {
+                path: format!("{base}.conveyed_by"),
+                rule: "not one of this patient contact's call_signs".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn ods_org(code: &str, path: &str) -> Result {
+    if is_ods_code(code, 3, 5) {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidOdsCode {
+            path: path.into(),
+            rule: "must be an ODS organisation code: 3 to 5 upper-case letters or digits".into(),
+        })
+    }
+}
+
+fn ods_site(code: &str, path: &str) -> Result {
+    if is_ods_code(code, 3, 6) {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidOdsCode {
+            path: path.into(),
+            rule: "must be an ODS site or organisation code: 3 to 6 upper-case letters or \
+                   digits"
+                .into(),
+        })
+    }
+}
+
+fn nhs_number(n: &str, path: &str) -> Result {
+    if !(n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(DecodeError::InvalidNhsNumber {
+            path: path.into(),
+            rule: "must be exactly ten digits, no spaces".into(),
+        });
+    }
+    if !is_valid_nhs_number(n) {
+        return Err(DecodeError::InvalidNhsNumber {
+            path: path.into(),
+            rule: "fails the NHS number modulus-11 check".into(),
+        });
+    }
+    Ok(())
+}
+
+fn snomed(code: &str, path: &str) -> Result {
+    if !is_snomed_id(code) {
+        return Err(DecodeError::InvalidCode {
+            path: path.into(),
+            rule: "must be a SNOMED CT concept id: 6 to 18 digits with a valid Verhoeff \
+                   check digit"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Identifiers that end up in keys and resource paths: no separators, no spaces.
+fn identifier(id: &str, path: &str, max: usize) -> Result {
+    let ok = !id.is_empty()
+        && id.len() <= max
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidValue {
+            path: path.into(),
+            rule: format!("must be 1 to {max} characters: letters, digits, '-', '_', '.', ':'"),
+        })
+    }
+}
+
+fn call_sign(cs: &str, path: &str) -> Result {
+    let ok = !cs.is_empty()
+        && cs.len() <= 20
+        && !cs.starts_with(' ')
+        && !cs.ends_with(' ')
+        && cs
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidValue {
+            path: path.into(),
+            rule: "must be 1 to 20 characters: letters, digits, ' ', '-', '_', '/', not \
+                   starting or ending with a space"
+                .into(),
+        })
+    }
+}
+
+/// Short codes from code lists we do not enumerate (disposition, SG/SD, stop code, units).
+fn code_text(code: &str, path: &str) -> Result {
+    let ok = !code.is_empty()
+        && code.len() <= 16
+        && code.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'[' | b']')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidValue {
+            path: path.into(),
+            rule: "must be a code of 1 to 16 characters: letters, digits, '-', '_', '.', \
+                   '/', '[', ']'"
+                .into(),
+        })
+    }
+}
+
+/// Free text: non-blank, bounded, no control characters.
+fn text(s: &str, path: &str, max_chars: usize) -> Result {
+    let ok =
+        !s.trim().is_empty() && s.chars().count() <= max_chars && !s.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidValue {
+            path: path.into(),
+            rule: format!("must be 1 to {max_chars} characters, not blank, no control characters"),
+        })
+    }
+}
+
+/// An ODS code: `min..=max` upper-case ASCII letters or digits.
+pub fn is_ods_code(code: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// Ten digits whose tenth is the modulus-11 check digit of the first nine.
+pub fn is_valid_nhs_number(n: &str) -> bool {
+    let digits: Vec<u32> = n.chars().filter_map(|c| c.to_digit(10)).collect();
+    if digits.len() != 10 || n.len() != 10 {
+        return false;
+    }
+    nhs_check_digit(&digits[..9]) == Some(digits[9])
+}
+
+/// The modulus-11 check digit of nine NHS number digits; `None` when the remainder makes the
+/// number unusable (check value 10).
+pub fn nhs_check_digit(first_nine: &[u32]) -> Option<u32> {
+    let sum: u32 = first_nine
+        .iter()
+        .zip((2..=10).rev())
+        .map(|(d, w)| d * w)
+        .sum();
+    match 11 - sum % 11 {
+        11 => Some(0),
+        10 => None,
+        check => Some(check),
+    }
+}
+
+/// A SNOMED CT identifier: 6 to 18 digits, no leading zero, valid Verhoeff check digit.
+pub fn is_snomed_id(code: &str) -> bool {
+    const D: [[u8; 10]; 10] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+        [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+        [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+        [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+        [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+        [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+        [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+    ];
+    const P: [[u8; 10]; 8] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+    ];
+    if !(6..=18).contains(&code.len())
+        || code.starts_with('0')
+        || !code.bytes().all(|b| b.is_ascii_digit())
+    {
+        return false;
+    }
+    let mut c = 0u8;
+    for (i, b) in code.bytes().rev().enumerate() {
+        c = D[c as usize][P[i % 8][(b - b'0') as usize] as usize];
+    }
+    c == 0
+}
+
+/// A full UK postcode in upper case, with or without the single space before the inward code:
+/// `A9 9AA`, `A99 9AA`, `A9A 9AA`, `AA9 9AA`, `AA99 9AA`, `AA9A 9AA`.
+pub fn is_uk_postcode(pc: &str) -> bool {
+    let compact: Vec<u8> = match pc.split_once(' ') {
+        Some((outward, inward)) if !inward.contains(' ') => {
+            outward.bytes().chain(inward.bytes()).collect()
+        }
+        Some(_) => return false,
+        None => pc.bytes().collect(),
+    };
+    if !(5..=7).contains(&compact.len()) {
+        return false;
+    }
+    let (outward, inward) = compact.split_at(compact.len() - 3);
+    if pc.contains(' ') && pc.split_once(' ').map(|(o, _)| o.len()) != Some(outward.len()) {
+        return false;
+    }
+    let inward_ok = inward[0].is_ascii_digit()
+        && inward[1].is_ascii_uppercase()
+        && inward[2].is_ascii_uppercase();
+    let outward_ok = match outward {
+        [a, d] => a.is_ascii_uppercase() && d.is_ascii_digit(),
+        [a, b, c] => {
+            a.is_ascii_uppercase()
+                && ((b.is_ascii_uppercase() && c.is_ascii_digit())
+                    || (b.is_ascii_digit() && (c.is_ascii_digit() || c.is_ascii_uppercase())))
+        }
+        [a, b, c, d] => {
+            a.is_ascii_uppercase()
+                && b.is_ascii_uppercase()
+                && c.is_ascii_digit()
+                && (d.is_ascii_digit() || d.is_ascii_uppercase())
+        }
+        _ => false,
+    };
+    inward_ok && outward_ok
+}

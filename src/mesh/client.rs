@@ -1,0 +1,471 @@
+//! A client of the MESH API (the `/messageexchange` API that NHS England's MESH and its
+//! `mesh-sandbox` serve): handshake, inbox list and count, retrieve (every chunk), acknowledge,
+//! and send (single or chunked; the sandbox's DPS side and tests use it).
+//!
+//! Input: [`MeshClientConfig`] (base URL, mailbox, password, shared key, optional mTLS identity and
+//! CA). Output: typed results or a [`MeshError`] that classifies itself: [`MeshError::kind`] is a
+//! bounded label and [`MeshError::is_retryable`] says whether the next poll may succeed.
+//! Every request carries a fresh `NHSMESH` header ([`super::auth`]) and
+//! `Accept: application/vnd.mesh.v2+json`. No `Accept-Encoding: gzip` is sent, so MESH serves
+//! chunks uncompressed; a chunk that still arrives gzip-encoded is refused as
+//! [`MeshError::Encoding`] rather than published garbled. Message bodies are never logged.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use url::Url;
+
+use super::auth::MeshAuth;
+
+/// The MESH API version we speak.
+pub const MESH_V2: &str = "application/vnd.mesh.v2+json";
+
+/// How to reach one mailbox.
+#[derive(Clone)]
+pub struct MeshClientConfig {
+    /// Base URL, e.g. `https://mesh-sync.spineservices.nhs.uk` (no `/messageexchange`).
+    pub url: Url,
+    /// Mailbox id.
+    pub mailbox: String,
+    /// Mailbox password.
+    pub password: String,
+    /// The environment's shared key (the HMAC key).
+    pub shared_key: Vec<u8>,
+    /// Client certificate and private key, PEM, concatenated (mTLS, required by the real service).
+    pub identity_pem: Option<Vec<u8>>,
+    /// Extra CA bundle to trust, PEM (the NHS MESH CA).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for MeshClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshClientConfig")
+            .field("url", &self.url.as_str())
+            .field("mailbox", &self.mailbox)
+            .field("mtls", &self.identity_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What went wrong talking to MESH.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// 401/403: wrong mailbox, password, shared key or certificate. Fatal until reconfigured.
+    #[error("MESH refused the credentials of mailbox {mailbox} (HTTP {status})")]
+    Auth {
+        /// Mailbox.
+        mailbox: String,
+        /// Status.
+        status: u16,
+    },
+    /// 404/410: the message is gone (acknowledged elsewhere or expired).
+    #[error("MESH message {0} not found or gone")]
+    Gone(String),
+    /// Any other unexpected status.
+    #[error("MESH answered HTTP {status} to {operation}")]
+    Status {
+        /// What we were doing.
+        operation: &'static str,
+        /// Status.
+        status: u16,
+    },
+    /// Connection, TLS or timeout.
+    #[error("cannot reach MESH: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// An answer we could not read.
+    #[error("unexpected MESH response to {operation}: {detail}")]
+    Protocol {
+        /// What we were doing.
+        operation: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The chunk came compressed although we did not ask for it.
+    #[error("MESH sent a chunk with content-encoding {0}, which this client does not decode")]
+    Encoding(String),
+    /// The client could not be built (bad PEM).
+    #[error("cannot build the MESH client: {0}")]
+    Build(String),
+}
+
+impl MeshError {
+    /// A bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MeshError::Auth { .. } => "auth",
+            MeshError::Gone(_) => "gone",
+            MeshError::Status { .. } => "status",
+            MeshError::Transport(_) => "transport",
+            MeshError::Protocol { .. } => "protocol",
+            MeshError::Encoding(_) => "encoding",
+            MeshError::Build(_) => "build",
+        }
+    }
+
+    /// Whether trying again later may succeed (transient), as opposed to needing an operator.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            MeshError::Transport(_) | MeshError::Protocol { .. } => true,
+            MeshError::Status { status, .. } => *status == 429 || *status >= 500,
+            MeshError::Gone(_) => false,
+            MeshError::Auth { .. } | MeshError::Encoding(_) | MeshError::Build(_) => false,
+        }
+    }
+}
+
+/// One message retrieved in full.
+#[derive(Clone)]
+pub struct MeshMessage {
+    /// MESH message id.
+    pub id: String,
+    /// `Mex-WorkflowID`.
+    pub workflow_id: Option<String>,
+    /// `Mex-LocalID` (the sender's own reference).
+    pub local_id: Option<String>,
+    /// `Mex-Subject`.
+    pub subject: Option<String>,
+    /// `Mex-From`.
+    pub from: Option<String>,
+    /// `Mex-Content-Type`, else the response `Content-Type`.
+    pub content_type: Option<String>,
+    /// Chunks the message came in.
+    pub chunks: u32,
+    /// The whole body, chunks concatenated in order.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for MeshMessage {
+    // Not derived: the body may carry patient data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshMessage")
+            .field("id", &self.id)
+            .field("workflow_id", &self.workflow_id)
+            .field("chunks", &self.chunks)
+            .field("bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Optional headers of a message to send.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// `Mex-WorkflowID`.
+    pub workflow_id: String,
+    /// `Mex-LocalID`.
+    pub local_id: Option<String>,
+    /// `Mex-Subject`.
+    pub subject: Option<String>,
+    /// `Mex-Content-Type`.
+    pub content_type: Option<String>,
+    /// Split the body into chunks of at most this many bytes (`None` = one chunk).
+    pub chunk_size: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct InboxPage {
+    messages: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    count: u64,
+}
+
+#[derive(Deserialize)]
+struct Sent {
+    message_id: String,
+}
+
+/// A MESH API client for one mailbox.
+#[derive(Debug)]
+pub struct MeshClient {
+    http: reqwest::Client,
+    base: String,
+    auth: MeshAuth,
+}
+
+impl MeshClient {
+    /// Builds the HTTP client (with the mTLS identity and CA when configured).
+    pub fn new(cfg: &MeshClientConfig) -> Result<Self, MeshError> {
+        let mut builder = reqwest::Client::builder().timeout(cfg.timeout);
+        if let Some(pem) = &cfg.identity_pem {
+            let identity =
+                reqwest::Identity::from_pem(pem).map_err(|e| MeshError::Build(e.to_string()))?;
+            builder = builder.identity(identity);
+        }
+        if let Some(pem) = &cfg.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| MeshError::Build(e.to_string()))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| MeshError::Build(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: format!(
+                "{}/messageexchange/{}",
+                cfg.url.as_str().trim_end_matches('/'),
+                cfg.mailbox
+            ),
+            auth: MeshAuth::new(&cfg.mailbox, &cfg.password, &cfg.shared_key),
+        })
+    }
+
+    /// The mailbox id.
+    pub fn mailbox(&self) -> &str {
+        self.auth.mailbox()
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header(AUTHORIZATION, self.auth.header())
+            .header(ACCEPT, MESH_V2)
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+    ) -> Result<reqwest::Response, MeshError> {
+        let response = request.send().await.map_err(MeshError::Transport)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => MeshError::Auth {
+                mailbox: self.mailbox().to_owned(),
+                status: status.as_u16(),
+            },
+            _ => MeshError::Status {
+                operation,
+                status: status.as_u16(),
+            },
+        })
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        operation: &'static str,
+        response: reqwest::Response,
+    ) -> Result<T, MeshError> {
+        let bytes = response.bytes().await.map_err(MeshError::Transport)?;
+        serde_json::from_slice(&bytes).map_err(|e| MeshError::Protocol {
+            operation,
+            detail: e.to_string(),
+        })
+    }
+
+    /// `POST /messageexchange/{mailbox}`: checks the credentials (and tells MESH who we are).
+    pub async fn handshake(&self) -> Result<(), MeshError> {
+        let request = self
+            .request(Method::POST, "")
+            .header(
+                "mex-ClientVersion",
+                concat!("ads-connector==", env!("CARGO_PKG_VERSION")),
+            )
+            .header("mex-OSName", std::env::consts::OS)
+            .header("mex-OSArchitecture", std::env::consts::ARCH)
+            .header("mex-OSVersion", "N/A")
+            .header("mex-JavaVersion", "N/A");
+        self.send("handshake", request).await.map(drop)
+    }
+
+    /// `GET …/count`: messages waiting.
+    pub async fn count(&self) -> Result<u64, MeshError> {
+        let response = self
+            .send("count", self.request(Method::GET, "/count"))
+            .await?;
+        Ok(Self::json::<Count>("count", response).await?.count)
+    }
+
+    /// `GET …/inbox`: ids of the messages waiting (the first page, up to `max_results`),
+    /// optionally filtered by one workflow id.
+    pub async fn list_inbox(
+        &self,
+        workflow: Option<&str>,
+        max_results: u32,
+    ) -> Result<Vec<String>, MeshError> {
+        let mut request = self
+            .request(Method::GET, "/inbox")
+            .query(&[("max_results", max_results.clamp(10, 5000).to_string())]);
+        if let Some(workflow) = workflow {
+            request = request.query(&[("workflow_filter", workflow)]);
+        }
+        let response = self.send("list", request).await?;
+        Ok(Self::json::<InboxPage>("list", response).await?.messages)
+    }
+
+    /// `GET …/inbox/{id}` then `…/inbox/{id}/{n}` for every further chunk.
+    pub async fn retrieve(&self, id: &str) -> Result<MeshMessage, MeshError> {
+        let first = self.chunk(id, 1).await?;
+        let headers = first.headers().clone();
+        let total = chunk_total(&headers)?;
+        let mut body = chunk_body(first).await?;
+        for n in 2..=total {
+            body.extend(chunk_body(self.chunk(id, n).await?).await?);
+        }
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(MeshMessage {
+            id: id.to_owned(),
+            workflow_id: get("mex-workflowid"),
+            local_id: get("mex-localid"),
+            subject: get("mex-subject"),
+            from: get("mex-from"),
+            content_type: get("mex-content-type").or_else(|| get("content-type")),
+            chunks: total,
+            body,
+        })
+    }
+
+    async fn chunk(&self, id: &str, n: u32) -> Result<reqwest::Response, MeshError> {
+        let path = if n == 1 {
+            format!("/inbox/{id}")
+        } else {
+            format!("/inbox/{id}/{n}")
+        };
+        match self
+            .send("retrieve", self.request(Method::GET, &path))
+            .await
+        {
+            Err(MeshError::Status {
+                status: 404 | 410, ..
+            }) => Err(MeshError::Gone(id.to_owned())),
+            other => other,
+        }
+    }
+
+    /// `PUT …/inbox/{id}/status/acknowledged`: MESH deletes the message.
+    pub async fn acknowledge(&self, id: &str) -> Result<(), MeshError> {
+        let path = format!("/inbox/{id}/status/acknowledged");
+        match self
+            .send("acknowledge", self.request(Method::PUT, &path))
+            .await
+        {
+            Err(MeshError::Status {
+                status: 404 | 410, ..
+            }) => Err(MeshError::Gone(id.to_owned())),
+            other => other.map(drop),
+        }
+    }
+
+    /// `POST …/outbox` (and `…/outbox/{id}/{n}` for further chunks): sends `body` to `to`.
+    pub async fn send_message(
+        &self,
+        to: &str,
+        body: &[u8],
+        options: &SendOptions,
+    ) -> Result<String, MeshError> {
+        let size = options.chunk_size.unwrap_or(usize::MAX).max(1);
+        let chunks: Vec<&[u8]> = if body.is_empty() {
+            vec![body]
+        } else {
+            body.chunks(size).collect()
+        };
+        let total = chunks.len();
+        let mut request = self
+            .request(Method::POST, "/outbox")
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header("mex-to", to)
+            .header("mex-workflowid", &options.workflow_id)
+            .header("mex-chunk-range", format!("1:{total}"));
+        if let Some(v) = &options.local_id {
+            request = request.header("mex-localid", v);
+        }
+        if let Some(v) = &options.subject {
+            request = request.header("mex-subject", v);
+        }
+        if let Some(v) = &options.content_type {
+            request = request.header("mex-content-type", v);
+        }
+        let response = self.send("send", request.body(chunks[0].to_vec())).await?;
+        let id = Self::json::<Sent>("send", response).await?.message_id;
+        for (i, chunk) in chunks.iter().enumerate().skip(1) {
+            let n = i + 1;
+            let request = self
+                .request(Method::POST, &format!("/outbox/{id}/{n}"))
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header("mex-chunk-range", format!("{n}:{total}"))
+                .body(chunk.to_vec());
+            self.send("send", request).await?;
+        }
+        Ok(id)
+    }
+}
+
+fn chunk_total(headers: &HeaderMap) -> Result<u32, MeshError> {
+    let Some(range) = headers.get("mex-chunk-range") else {
+        return Ok(1);
+    };
+    range
+        .to_str()
+        .ok()
+        .and_then(|r| r.split_once(':'))
+        .and_then(|(_, total)| total.trim().parse::<u32>().ok())
+        .filter(|total| *total >= 1)
+        .ok_or_else(|| MeshError::Protocol {
+            operation: "retrieve",
+            detail: "bad mex-chunk-range".into(),
+        })
+}
+
+async fn chunk_body(response: reqwest::Response) -> Result<Vec<u8>, MeshError> {
+    if let Some(encoding) = response.headers().get(reqwest::header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("?").to_ascii_lowercase();
+        if encoding != "identity" {
+            return Err(MeshError::Encoding(encoding));
+        }
+    }
+    Ok(response
+        .bytes()
+        .await
+        .map_err(MeshError::Transport)?
+        .to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_classify_themselves() {
+        let auth = MeshError::Auth {
+            mailbox: "X".into(),
+            status: 403,
+        };
+        assert!(!auth.is_retryable());
+        assert_eq!(auth.kind(), "auth");
+        let busy = MeshError::Status {
+            operation: "list",
+            status: 503,
+        };
+        assert!(busy.is_retryable());
+        assert!(!MeshError::Status {
+            operation: "list",
+            status: 400
+        }
+        .is_retryable());
+    }
+
+    #[test]
+    fn reads_chunk_range() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(chunk_total(&headers).unwrap(), 1);
+        headers.insert("mex-chunk-range", "1:4".parse().unwrap());
+        assert_eq!(chunk_total(&headers).unwrap(), 4);
+        headers.insert("mex-chunk-range", "1:x".parse().unwrap());
+        assert!(chunk_total(&headers).is_err());
+    }
+}

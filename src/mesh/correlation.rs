@@ -1,0 +1,362 @@
+//! Correlation: from the API's submission id (what DPS names in a notification) to the calls and
+//! consumed records it carried, learned from the ack topic.
+//!
+//! Input: `ads.ack.v1` records (each carries `api_id`, `call_id`, `provider_ods`, `bundle_id` and
+//! its source topic/partition/offset). Output: [`Correlator::lookup`]. The reader
+//! ([`AckReader`]) starts at the ack records written in the last `correlation_lookback_h` hours
+//! (`offsets_for_times`), reads to the end, marks itself caught up, and then tails the topic, so
+//! after a restart the map holds every submission of the look-back window again: nothing is kept
+//! on disk. It uses no consumer group offsets (assign, never commit).
+//!
+//! Bound: at most `correlation_max_submissions` submissions are held; beyond it the oldest
+//! submission (by first ack seen) is forgotten, and a notification for it is published
+//! uncorrelated (`correlated: false`, with the ids DPS gave). One submission costs roughly
+//! 200 bytes per call it carried, so the default 200 000 submissions of up to 100 calls is under
+//! about 4 GB only in the worst case; with `batch.max_calls = 100` and 1800 submissions a minute
+//! that is nearly two hours of traffic at full quota, and days at usual ambulance volumes.
+//! Duplicate acks (a resend after a crash) are stored once.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::notification::{CallIssues, SourceRef};
+
+/// What one ack told us about one call of one submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckedCall {
+    /// Call id.
+    pub call_id: String,
+    /// Provider ODS code.
+    pub provider_ods: String,
+    /// Call Bundle id.
+    pub bundle_id: String,
+    /// The consumed record.
+    pub source: SourceRef,
+}
+
+#[derive(Deserialize)]
+struct AckView {
+    schema: String,
+    source: AckSourceView,
+    call_id: String,
+    #[serde(default)]
+    provider_ods: String,
+    api_id: Option<String>,
+    #[serde(default)]
+    bundle_id: String,
+}
+
+#[derive(Deserialize)]
+struct AckSourceView {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_submission: HashMap<String, Vec<AckedCall>>,
+    seen: HashSet<(String, i32, i64, String)>,
+    order: VecDeque<String>,
+}
+
+/// The bounded submission → calls map; see the module header.
+pub struct Correlator {
+    inner: Mutex<Inner>,
+    max_submissions: usize,
+    caught_up: AtomicBool,
+}
+
+impl Correlator {
+    /// An empty map holding at most `max_submissions` submissions.
+    pub fn new(max_submissions: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            max_submissions: max_submissions.max(1),
+            caught_up: AtomicBool::new(false),
+        }
+    }
+
+    /// Learns from one ack record's JSON value; ignores anything that is not an `ads.ack.v1`
+    /// with an `api_id`.
+    pub fn learn(&self, ack: &[u8]) {
+        let Ok(ack) = serde_json::from_slice::<AckView>(ack) else {
+            return;
+        };
+        let Some(api_id) = ack
+            .api_id
+            .filter(|_| ack.schema == crate::acker::ACK_SCHEMA)
+        else {
+            return;
+        };
+        let mut inner = self.inner.lock().expect("correlator lock");
+        let identity = (
+            ack.source.topic.clone(),
+            ack.source.partition,
+            ack.source.offset,
+            api_id.clone(),
+        );
+        if !inner.seen.insert(identity) {
+            return;
+        }
+        let call = AckedCall {
+            call_id: ack.call_id,
+            provider_ods: ack.provider_ods,
+            bundle_id: ack.bundle_id,
+            source: SourceRef {
+                topic: ack.source.topic,
+                partition: ack.source.partition,
+                offset: ack.source.offset,
+            },
+        };
+        let entry = inner.by_submission.entry(api_id.clone()).or_default();
+        let new = entry.is_empty();
+        entry.push(call);
+        if new {
+            inner.order.push_back(api_id);
+            while inner.order.len() > self.max_submissions {
+                if let Some(old) = inner.order.pop_front() {
+                    if let Some(calls) = inner.by_submission.remove(&old) {
+                        for c in calls {
+                            inner.seen.remove(&(
+                                c.source.topic,
+                                c.source.partition,
+                                c.source.offset,
+                                old.clone(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether any ack for `submission_id` has been seen (and not evicted).
+    pub fn knows(&self, submission_id: &str) -> bool {
+        let inner = self.inner.lock().expect("correlator lock");
+        inner.by_submission.contains_key(submission_id)
+    }
+
+    /// Submissions held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("correlator lock").order.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The acked records of `call` inside `submission_id`: matched by bundle id when DPS gives
+    /// one, else by call id, else (a submission of one call) that call. Empty when unknown.
+    pub fn lookup(&self, submission_id: &str, call: &CallIssues) -> Vec<AckedCall> {
+        let inner = self.inner.lock().expect("correlator lock");
+        let Some(calls) = inner.by_submission.get(submission_id) else {
+            return Vec::new();
+        };
+        let matched: Vec<AckedCall> = if let Some(bundle) = &call.bundle_id {
+            calls
+                .iter()
+                .filter(|c| &c.bundle_id == bundle)
+                .cloned()
+                .collect()
+        } else if let Some(id) = &call.call_id {
+            calls.iter().filter(|c| &c.call_id == id).cloned().collect()
+        } else {
+            let distinct: HashSet<&str> = calls.iter().map(|c| c.bundle_id.as_str()).collect();
+            if distinct.len() == 1 {
+                calls.clone()
+            } else {
+                Vec::new()
+            }
+        };
+        matched
+    }
+
+    /// Whether the reader has read the ack topic up to where it ended when the reader started.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    fn set_caught_up(&self) {
+        self.caught_up.store(true, Ordering::Release);
+    }
+}
+
+/// Reads the ack topic into a [`Correlator`]; see the module header.
+pub struct AckReader {
+    /// Client properties (bootstrap servers, security), as the pipeline's.
+    pub client: ClientConfig,
+    /// The ack topic.
+    pub topic: String,
+    /// How far back to start.
+    pub lookback: Duration,
+    /// Where to learn into.
+    pub correlator: Arc<Correlator>,
+}
+
+impl AckReader {
+    /// Runs on a blocking thread until `stop`; errors are logged and retried.
+    pub async fn run(self, stop: CancellationToken) {
+        let result = tokio::task::spawn_blocking(move || self.read(&stop)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(message = "Ack topic reader stopped; DPS errors will be published uncorrelated.", %error)
+            }
+            Err(error) => tracing::error!(message = "Ack topic reader panicked.", %error),
+        }
+    }
+
+    fn read(self, stop: &CancellationToken) -> Result<(), rdkafka::error::KafkaError> {
+        let mut client = self.client;
+        client
+            .set("group.id", "ads-connector-dps-correlation")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "50");
+        let consumer: BaseConsumer = client.create()?;
+        let timeout = Duration::from_secs(10);
+        let partitions = loop {
+            match consumer.fetch_metadata(Some(&self.topic), timeout) {
+                Ok(meta) => {
+                    let parts: Vec<i32> = meta
+                        .topics()
+                        .iter()
+                        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                        .collect();
+                    if !parts.is_empty() {
+                        break parts;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Cannot read ack topic metadata; retrying.", %error)
+                }
+            }
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        let since = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(self.lookback.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut times = TopicPartitionList::new();
+        for p in &partitions {
+            times.add_partition_offset(&self.topic, *p, Offset::Offset(since.max(0)))?;
+        }
+        eprintln!("DBG partitions {partitions:?}");
+        let start = consumer.offsets_for_times(times, timeout);
+        eprintln!("DBG start {start:?}");
+        let start = start?;
+        // offsets_for_times answers End for a partition with nothing newer: start there.
+        consumer.assign(&start)?;
+        let mut targets: HashMap<i32, i64> = HashMap::new();
+        for p in &partitions {
+            let (_, high) = consumer.fetch_watermarks(&self.topic, *p, timeout)?;
+            targets.insert(*p, high);
+        }
+        let mut positions: HashMap<i32, i64> = start
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
+            .collect();
+        let mut learned = 0u64;
+        let caught_up = |positions: &HashMap<i32, i64>| {
+            targets.iter().all(|(p, high)| {
+                *high == 0
+                    || positions
+                        .get(p)
+                        .is_some_and(|pos| *pos >= *high || *pos < 0)
+            })
+        };
+        if caught_up(&positions) {
+            self.correlator.set_caught_up();
+        }
+        while !stop.is_cancelled() {
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(error) => {
+                    tracing::warn!(message = "Ack topic read failed.", %error);
+                    continue;
+                }
+            };
+            if let Some(payload) = message.payload() {
+                self.correlator.learn(payload);
+                learned += 1;
+            }
+            positions.insert(message.partition(), message.offset() + 1);
+            if !self.correlator.is_caught_up() && caught_up(&positions) {
+                self.correlator.set_caught_up();
+                tracing::info!(
+                    message = "Ack topic read up to its end; DPS errors can be correlated.",
+                    acks = learned,
+                    submissions = self.correlator.len()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(api: &str, call: &str, bundle: &str, offset: i64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "schema": "ads.ack.v1",
+            "source": {"topic": "cad", "partition": 0, "offset": offset, "timestamp_ms": 1},
+            "call_id": call, "provider_ods": "RX6", "outcome": "submitted",
+            "api_id": api, "batch_id": "b", "bundle_id": bundle,
+        }))
+        .unwrap()
+    }
+
+    fn issues(bundle: Option<&str>, call: Option<&str>) -> CallIssues {
+        CallIssues {
+            bundle_id: bundle.map(Into::into),
+            call_id: call.map(Into::into),
+            provider_ods: None,
+            issues: vec![],
+        }
+    }
+
+    #[test]
+    fn finds_calls_by_bundle_then_call_id_and_stores_duplicates_once() {
+        let c = Correlator::new(10);
+        c.learn(&ack("S1", "c1", "b1", 1));
+        c.learn(&ack("S1", "c1", "b1", 1));
+        c.learn(&ack("S1", "c2", "b2", 2));
+        assert_eq!(
+            c.lookup("S1", &issues(Some("b2"), None))[0].source.offset,
+            2
+        );
+        assert_eq!(c.lookup("S1", &issues(None, Some("c1"))).len(), 1);
+        assert!(c.lookup("S1", &issues(None, None)).is_empty());
+        assert!(c.lookup("S2", &issues(Some("b1"), None)).is_empty());
+    }
+
+    #[test]
+    fn forgets_the_oldest_submission_beyond_the_bound() {
+        let c = Correlator::new(2);
+        c.learn(&ack("S1", "c1", "b1", 1));
+        c.learn(&ack("S2", "c2", "b2", 2));
+        c.learn(&ack("S3", "c3", "b3", 3));
+        assert_eq!(c.len(), 2);
+        assert!(!c.knows("S1"));
+        assert!(c.knows("S3"));
+        assert_eq!(c.lookup("S3", &issues(None, None)).len(), 1);
+    }
+}

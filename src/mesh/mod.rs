@@ -1,0 +1,82 @@
+//! MESH: the asynchronous half of the API contract. NHS England's Data Processing Service (DPS)
+//! validates submissions after the API has accepted them and sends content errors to the trust's
+//! MESH mailbox; this module retrieves them and publishes them, correlated to calls, to Kafka.
+//!
+//! ```text
+//!  ack topic ──► correlation::AckReader ──► Correlator (api_id → calls, source offsets)
+//!                                                │
+//!  MESH inbox ──► client ──► poller ── parse ────┴──► errors topic (ads.dps-error.v1)
+//!       ▲                       │                           │ written (acks=all)
+//!       └──── acknowledge ◄─────┴───────────────────────────┘ then acknowledged in MESH
+//! ```
+//!
+//! | module | role |
+//! |---|---|
+//! | [`auth`] | the `NHSMESH` HMAC-SHA256 authorization header |
+//! | [`client`] | the MESH API client: handshake, inbox list/count, retrieve (chunked), acknowledge, send |
+//! | [`config`] | the `[mesh]` section |
+//! | [`notification`] | the notification format (`docs/dps-errors.md`), parsers, the `ads.dps-error.v1` record |
+//! | [`correlation`] | the bounded submission → calls map, rebuilt from the ack topic at start |
+//! | [`poller`] | the task: list, retrieve, parse, correlate, publish, then acknowledge |
+//!
+//! [`start`] wires them for [`crate::app`]. Message bodies (they may carry patient data) are
+//! never logged: only ids, sizes and counts.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod correlation;
+pub mod notification;
+pub mod poller;
+
+use std::sync::Arc;
+
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+use tokio_util::sync::CancellationToken;
+
+pub use client::{MeshClient, MeshClientConfig, MeshError, MeshMessage, SendOptions};
+pub use config::{MeshConfig, RawMesh, SecretFileError};
+pub use correlation::{AckReader, Correlator};
+pub use poller::{DpsPoller, PollerStats};
+
+use crate::metrics::Metrics;
+
+/// The poller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshStartError {
+    /// A secret file is missing or unreadable.
+    #[error(transparent)]
+    Secret(#[from] SecretFileError),
+    /// The client could not be built (bad PEM).
+    #[error(transparent)]
+    Client(#[from] MeshError),
+}
+
+/// Starts the ack-topic reader (in the background until `stop`) and returns the poller, ready
+/// to [`DpsPoller::run`]. `kafka` carries the pipeline's client properties.
+pub fn start(
+    config: &MeshConfig,
+    kafka: ClientConfig,
+    ack_topic: &str,
+    producer: FutureProducer,
+    metrics: Metrics,
+    stop: CancellationToken,
+) -> Result<DpsPoller, MeshStartError> {
+    let client = MeshClient::new(&config.client_config()?)?;
+    let correlator = Arc::new(Correlator::new(config.correlation_max_submissions));
+    let reader = AckReader {
+        client: kafka,
+        topic: ack_topic.to_owned(),
+        lookback: config.correlation_lookback,
+        correlator: correlator.clone(),
+    };
+    tokio::spawn(reader.run(stop));
+    Ok(DpsPoller::new(
+        client,
+        config.clone(),
+        producer,
+        correlator,
+        metrics,
+    ))
+}
