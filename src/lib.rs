@@ -9,10 +9,11 @@
 //! The pipeline, in the order data flows (wired in [`app`]):
 //!
 //! ```text
-//!  Kafka CAD topics ─► source ─► mapping ─► batcher ─► submitter ─► acker ─► offsets
-//!                        │         │ invalid               │ rejected            (contiguous
-//!                        │         └───────► dead_letter ◄─┘                      watermark)
-//!                        └─ rebalance: forget revoked partitions' watermarks
+//!  Kafka CAD topics ─► source ─► transform ─► batcher ─► submitter ─► acker ─► offsets
+//!                        │          │ invalid               │ rejected            (contiguous
+//!                        │          └───────► dead_letter ◄─┘                      watermark)
+//!                        └─ rebalance: drain and commit revoked partitions, then forget them
+//!  MESH inbox ─► mesh poller ─► errors topic   (DPS notifications, correlated through the acks)
 //! ```
 //!
 //! | module | role |
@@ -20,7 +21,8 @@
 //! | [`config`] | TOML file + `ADS__SECTION__KEY` overrides → validated [`config::Config`] |
 //! | [`source`] | Kafka consumer group; turns records into [`source::Envelope`]s; registers offsets |
 //! | [`cad`] | the `cad.call.v1` input contract and its decoder |
-//! | [`mapping`] | one CAD call → one deterministic ADS FHIR call Bundle; the mapping stage task |
+//! | [`transform`] | the stage task: decode, map and serialize each record, or dead-letter it |
+//! | [`mapping`] | one CAD call → one deterministic ADS FHIR call Bundle, locally validated |
 //! | [`batcher`] | groups call bundles into submissions by count, bytes and linger; coalesces snapshots |
 //! | [`submitter`] | POSTs submissions through the [`rate_limit`] and [`auth`] token; retry classification |
 //! | [`auth`] | signed-JWT (RS512) client assertion and the one shared, refreshed access token |
@@ -29,8 +31,10 @@
 //! | [`dead_letter`] | publishes the original record with reason headers, then marks it done |
 //! | [`offsets`] | per-partition contiguous watermark of done records; what may be committed |
 //! | [`transactions`] | transactional mode: acks, dead letters and offsets in one Kafka transaction |
-//! | [`metrics`], [`health`], [`telemetry`], [`shutdown`] | operations |
-//! | [`sandbox`], [`keygen`], [`generate`], [`demo`] | the local NHS API, keys, synthetic calls, the embedded demo |
+//! | [`mesh`] | MESH client and the poller publishing DPS error notifications to Kafka |
+//! | [`metrics`], [`lag`], [`health`], [`telemetry`], [`shutdown`] | operations |
+//! | [`sandbox`], [`keygen`], [`generate`], [`validate`] | the local NHS API, keys, synthetic calls, the `validate` command |
+//! | [`demo`], [`chaos`] | the embedded demo and its fault timeline |
 //!
 //! Every stage file opens with its contract: input, output, ordering, ack guarantee, failures.
 

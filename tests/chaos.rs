@@ -336,3 +336,42 @@ async fn an_api_outage_pauses_consumption_with_bounded_memory_and_loses_nothing(
     s.assert_in_order();
     s.assert_committed_at_end(&produced).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_sandbox_quota_a_saturated_connector_never_gets_a_429() {
+    // The sandbox counts per application per minute, as the platform does; the connector is
+    // configured with the same quota and more work than it allows, one call per request.
+    const QUOTA: u32 = 40;
+    let s = stage("quota", 1, |cfg| cfg.quota_per_minute = QUOTA).await;
+    let text = config_toml(
+        &s.bootstrap,
+        &s.names,
+        &s.sandbox,
+        "mode = \"single\"\nlinger_ms = 10",
+        &format!("[rate_limit]\nrequests_per_minute = {QUOTA}\nburst = 3"),
+    );
+    let cancel = CancellationToken::new();
+    let pipeline = Pipeline::start(
+        Config::from_toml_str(&text).unwrap(),
+        Metrics::new(),
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(pipeline.ready(Duration::from_secs(30)).await);
+    produce_calls(&s.bootstrap, &s.names.cad, 200, 37, 0).await;
+    // Past the first quota window, so the limiter's burst and steady rate both meet the window.
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    cancel.cancel();
+    pipeline.finish().await.unwrap();
+    let stats = s.sandbox.handle.stats();
+    assert_eq!(
+        stats.rejected_429, 0,
+        "the connector exceeded the quota it was given"
+    );
+    assert!(
+        stats.submissions_accepted >= u64::from(QUOTA),
+        "only {} accepted: the limiter is too strict",
+        stats.submissions_accepted
+    );
+}
