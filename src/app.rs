@@ -212,7 +212,7 @@ impl Pipeline {
                 .map_err(AppError::Producer)?;
             let ack_topic = &config.kafka.ack_topic;
             let (m, stop) = (metrics.clone(), cancel.clone());
-            let poller = crate::mesh::start(mesh, kafka, ack_topic, producer, m, background.clone())?;
+            let poller = crate::mesh::start(mesh, kafka, ack_topic, producer, m, stop.clone())?;
             stages.spawn(async move {
                 poller.run(stop).await;
                 Ok(())

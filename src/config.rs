@@ -16,7 +16,7 @@ use figment::Figment;
 use serde::Deserialize;
 use url::Url;
 
-use crate::mapping::{BundleType, MappingOptions};
+use crate::mapping::{BundleType, CodeSystemStyle, MappingOptions};
 
 /// A configuration problem, naming the key and the expected form.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +197,12 @@ pub struct RawMapping {
     /// `collection` or `message` (the ADS IG does not say; see docs/mapping.md).
     #[serde(default = "default_bundle_type")]
     pub bundle_type: String,
+    /// ADS-BundleType code in `Bundle.meta.tag`: `mvp`, `bundle-1`, `bundle-2` or `epr`.
+    #[serde(default = "default_ads_bundle_type_code")]
+    pub ads_bundle_type_code: String,
+    /// Spelling of NHS England code-system URIs: `as-published`, `with-r4` or `without-r4`.
+    #[serde(default = "default_code_system_style")]
+    pub code_system_style: String,
 }
 
 /// `[http]`
@@ -265,6 +271,12 @@ fn default_max_bytes() -> usize {
 fn default_linger_ms() -> u64 {
     1000
 }
+fn default_ads_bundle_type_code() -> String {
+    "mvp".into()
+}
+fn default_code_system_style() -> String {
+    "as-published".into()
+}
 fn default_bundle_type() -> String {
     "collection".into()
 }
@@ -308,6 +320,8 @@ impl Default for RawMapping {
     fn default() -> Self {
         Self {
             bundle_type: default_bundle_type(),
+            ads_bundle_type_code: default_ads_bundle_type_code(),
+            code_system_style: default_code_system_style(),
         }
     }
 }
@@ -556,6 +570,28 @@ impl RawConfig {
                 ))
             }
         };
+        let ads_bundle_type_code = match self.mapping.ads_bundle_type_code.as_str() {
+            code @ ("mvp" | "bundle-1" | "bundle-2" | "epr") => code.to_string(),
+            _ => {
+                return Err(invalid(
+                    "mapping.ads_bundle_type_code",
+                    "must be `mvp`, `bundle-1`, `bundle-2` or `epr`",
+                    "mvp",
+                ))
+            }
+        };
+        let code_system_style = match self.mapping.code_system_style.as_str() {
+            "as-published" => CodeSystemStyle::AsPublished,
+            "with-r4" => CodeSystemStyle::WithR4,
+            "without-r4" => CodeSystemStyle::WithoutR4,
+            _ => {
+                return Err(invalid(
+                    "mapping.code_system_style",
+                    "must be `as-published`, `with-r4` or `without-r4`",
+                    "as-published",
+                ))
+            }
+        };
         let http_listen = self.http.listen.parse().map_err(|_| {
             invalid(
                 "http.listen",
@@ -582,6 +618,8 @@ impl RawConfig {
             },
             mapping: MappingOptions {
                 bundle_type,
+                ads_bundle_type_code,
+                code_system_style,
                 ..MappingOptions::default()
             },
             http_listen,

@@ -4,7 +4,9 @@
 //! submitter (permanent API rejections, exhausted retry budgets). Output: one record on the
 //! dead-letter topic per input, with the original key, value and headers, plus the headers
 //! `ads-error-stage`, `ads-error-kind` (a bounded enum value), `ads-error-message`,
-//! `ads-source-topic`, `ads-source-partition`, `ads-source-offset`. Only after the broker has
+//! `ads-source-topic`, `ads-source-partition`, `ads-source-offset`, and for records refused by
+//! the decoder or the local validation `ads-error-problems` (a JSON array of `{path, rule,
+//! message}`, at most 16 KiB). Only after the broker has
 //! acknowledged that write is the source record marked done in [`Offsets`]: a crash in between
 //! writes the dead letter twice, never zero times. In transactional mode
 //! (`kafka.transactional_id`) each chunk of dead letters and the offsets it completes are
@@ -57,6 +59,24 @@ pub struct DeadLetter {
     pub kind: &'static str,
     /// Human-readable reason; never contains patient data.
     pub message: String,
+    /// Machine-readable problems (`[{"path","rule","message"}]` as JSON) for records refused
+    /// by the decoder or the local validation; sent as header `ads-error-problems`.
+    pub problems: Option<String>,
+}
+
+/// Longest `ads-error-problems` header: a bundle with many problems is cut to whole entries.
+pub const MAX_PROBLEMS_BYTES: usize = 16 * 1024;
+
+/// The problems as a JSON array, cut to whole entries within [`MAX_PROBLEMS_BYTES`].
+pub fn problems_json<T: serde::Serialize>(problems: &[T]) -> Option<String> {
+    let mut kept = problems.len();
+    loop {
+        let json = serde_json::to_string(&problems[..kept]).ok()?;
+        if json.len() <= MAX_PROBLEMS_BYTES || kept == 0 {
+            return Some(json);
+        }
+        kept /= 2;
+    }
 }
 
 /// Publishes dead letters; see the module header.
@@ -144,6 +164,12 @@ fn headers(d: &DeadLetter) -> OwnedHeaders {
         h = h.insert(Header {
             key,
             value: Some(value),
+        });
+    }
+    if let Some(problems) = &d.problems {
+        h = h.insert(Header {
+            key: "ads-error-problems",
+            value: Some(problems.as_str()),
         });
     }
     h

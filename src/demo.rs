@@ -31,6 +31,7 @@ use crate::{chaos, keygen, sandbox};
 const CAD_TOPIC: &str = "cad.calls";
 const ACK_TOPIC: &str = "ads.acks";
 const DLQ_TOPIC: &str = "ads.dead-letters";
+const DPS_ERRORS_TOPIC: &str = "ads.dps-errors";
 
 /// `ads-connector demo` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -75,6 +76,11 @@ pub struct DemoArgs {
     /// down and up, the token endpoint failing for a while) or a sandbox fault spec.
     #[arg(long)]
     pub faults: Option<String>,
+    /// Share of new calls naming a well-formed but unregistered provider ODS code: the API
+    /// accepts them, the sandbox's DPS rejects them over its MESH emulation, and the connector's
+    /// MESH poller publishes them to the errors topic (`docs/dps-errors.md`).
+    #[arg(long, value_name = "RATE")]
+    pub dps_errors: Option<f64>,
 }
 
 impl Default for DemoArgs {
@@ -91,6 +97,7 @@ impl Default for DemoArgs {
             metrics_listen: "127.0.0.1:0".into(),
             quiet: true,
             faults: None,
+            dps_errors: None,
             requests_per_minute: 1800,
             measure_raw: false,
         }
@@ -126,6 +133,12 @@ pub struct Summary {
     pub p50_ms: f64,
     /// 99th percentile Kafka timestamp → ack, milliseconds.
     pub p99_ms: f64,
+    /// Calls the sandbox's DPS rejected (`--dps-errors`).
+    pub dps_rejected: u64,
+    /// `ads.dps-error.v1` records read back from the errors topic.
+    pub dps_errors_published: u64,
+    /// Of which correlated to their ack.
+    pub dps_errors_correlated: u64,
     /// A plain consumer's rate on the same topic and cluster (`--measure-raw`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_consume_records_per_s: Option<f64>,
@@ -174,6 +187,14 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         },
     )
     .await?;
+    // DPS mode: the sandbox rejects unregistered providers after acceptance, over its MESH.
+    let mesh_section = match args.dps_errors {
+        Some(_) => {
+            cluster.create_topic(DPS_ERRORS_TOPIC, 1, 1)?;
+            crate::mesh::demo::enable(&sandbox, work.path(), DPS_ERRORS_TOPIC, args.seed)?
+        }
+        None => String::new(),
+    };
     let config_text = |listen: &str| {
         format!(
             r#"
@@ -205,6 +226,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
             listen = "{listen}"
             [shutdown]
             drain_timeout_s = 8
+            {mesh_section}
             "#,
             base = sandbox.api_base_url(),
             token = sandbox.token_url(),
@@ -267,6 +289,21 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         (produce.await?, None)
     };
     let tally = read.await??;
+    let dps = match args.dps_errors {
+        Some(_) => {
+            let (bootstrap, stats) = (bootstrap.clone(), sandbox.dps_stats_reader());
+            tokio::task::spawn_blocking(move || {
+                crate::mesh::demo::await_published(
+                    &bootstrap,
+                    DPS_ERRORS_TOPIC,
+                    stats,
+                    Duration::from_secs(60),
+                )
+            })
+            .await??
+        }
+        None => crate::mesh::demo::Published::default(),
+    };
     let elapsed = started.elapsed();
     progress.finish_and_clear();
     cancel.cancel();
@@ -300,6 +337,9 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         records_per_s: produced as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
+        dps_rejected: dps.rejected,
+        dps_errors_published: dps.published,
+        dps_errors_correlated: dps.correlated,
         raw_consume_records_per_s: raw,
         throughput_ratio: raw.map(|r| produced as f64 / elapsed.as_secs_f64() / r),
     };
@@ -354,6 +394,7 @@ async fn produce(bootstrap: &str, args: &DemoArgs, pace: Duration) -> Result<u64
     let mut calls: Vec<crate::cad::CadCall> = Vec::new();
     let mut records: Vec<(Vec<u8>, Vec<u8>, OwnedHeaders)> = Vec::with_capacity(args.calls);
     for _ in 0..args.calls {
+        let known = calls.len();
         let roll: f64 = rng.gen();
         let call = if roll < args.update_ratio && !calls.is_empty() {
             let i = rng.gen_range(0..calls.len());
@@ -366,6 +407,11 @@ async fn produce(bootstrap: &str, args: &DemoArgs, pace: Duration) -> Result<u64
             call
         };
         let mut payload = generate::to_json_line(&call).into_bytes();
+        if let Some(rate) = args.dps_errors {
+            if calls.len() > known && rng.gen::<f64>() < rate {
+                payload = crate::mesh::demo::rejected_payload(&call);
+            }
+        }
         if rng.gen::<f64>() < args.invalid_ratio {
             // A truncated record: the connector must dead-letter it, not crash or drop it.
             payload.truncate(payload.len() / 2);
@@ -523,8 +569,20 @@ fn print_summary(s: &Summary) {
         s.p50_ms
     );
     println!("  latency p99     {:>8.1} ms", s.p99_ms);
+    if s.dps_rejected > 0 || s.dps_errors_published > 0 {
+        println!(
+            "  DPS rejections  {:>8}  (by the sandbox, after acceptance)",
+            s.dps_rejected
+        );
+        println!(
+            "  DPS errors      {:>8}  published ({} correlated to their call)",
+            s.dps_errors_published, s.dps_errors_correlated
+        );
+    }
     if let (Some(raw), Some(ratio)) = (s.raw_consume_records_per_s, s.throughput_ratio) {
-        println!("  raw consume     {raw:>8.0} records/s  (a plain consumer, same topic and cluster)");
+        println!(
+            "  raw consume     {raw:>8.0} records/s  (a plain consumer, same topic and cluster)"
+        );
         println!("  ratio           {ratio:>8.3}  (connector / raw consume)");
     }
 }

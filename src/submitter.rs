@@ -200,6 +200,7 @@ impl Submitter {
                                     stage: ErrorStage::Submit,
                                     kind,
                                     message: message.clone(),
+                                    problems: None,
                                 };
                                 let _ = dead.send(letter).await;
                             }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::batcher::MappedCall;
 use crate::cad;
-use crate::dead_letter::{DeadLetter, ErrorStage};
+use crate::dead_letter::{problems_json, DeadLetter, ErrorStage};
 use crate::mapping::{self, MappingOptions};
 use crate::metrics::Metrics;
 use crate::source::Envelope;
@@ -36,30 +36,51 @@ fn try_transform(
     envelope: Envelope,
     options: &MappingOptions,
 ) -> Result<MappedCall, Box<DeadLetter>> {
-    let reject = |envelope, stage, kind, message| {
+    let reject = |envelope, stage, kind, message, problems| {
         Box::new(DeadLetter {
             envelope,
             stage,
             kind,
             message,
+            problems,
         })
     };
     let call = match envelope.payload.as_deref().map(cad::decode) {
         Some(Ok(call)) => call,
         Some(Err(e)) => {
             let (kind, message) = (e.kind().as_str(), e.to_string());
-            return Err(reject(envelope, ErrorStage::Decode, kind, message));
+            let problems = problems_json(&e.problems());
+            return Err(reject(
+                envelope,
+                ErrorStage::Decode,
+                kind,
+                message,
+                problems,
+            ));
         }
         None => {
             let message = "the record has no value (tombstone)".to_string();
-            return Err(reject(envelope, ErrorStage::Decode, "empty_value", message));
+            return Err(reject(
+                envelope,
+                ErrorStage::Decode,
+                "empty_value",
+                message,
+                None,
+            ));
         }
     };
     let bundle = match mapping::map_call(&call, options) {
         Ok(bundle) => bundle,
         Err(e) => {
             let (kind, message) = (e.kind().as_str(), e.to_string());
-            return Err(reject(envelope, ErrorStage::Mapping, kind, message));
+            let problems = problems_json(&e.problems());
+            return Err(reject(
+                envelope,
+                ErrorStage::Mapping,
+                kind,
+                message,
+                problems,
+            ));
         }
     };
     let bytes = serde_json::to_vec(&bundle.json).expect("a serde_json::Value always serializes");

@@ -3,7 +3,7 @@
 //!
 //! **In:** files. Each file is one JSON document (a pretty-printed `cad.call.v1` record or a
 //! FHIR Bundle) or JSON lines (one `cad.call.v1` record or FHIR Bundle per line; blank lines
-//! are skipped). A record whose top-level object has `resourceType` is a FHIR Bundle (a call
+//! are skipped). A file whose first line is not a JSON value by itself is one document. A record whose top-level object has `resourceType` is a FHIR Bundle (a call
 //! Bundle, or a `batch` submission of call Bundles); anything else is a CAD record.
 //!
 //! **Out:** one line per problem on `out`, `FILE:RECORD: error|warning [rule] PATH: message`,
@@ -63,17 +63,15 @@ pub fn run_with(
             std::io::Error::new(e.kind(), format!("cannot read {}: {e}", file.display()))
         })?;
         let name = file.display().to_string();
-        let single = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .filter(Value::is_object);
-        let records: Vec<(usize, &[u8])> = match single {
-            Some(_) => vec![(1, bytes.as_slice())],
-            None => bytes
+        let records: Vec<(usize, &[u8])> = if is_one_document(&bytes) {
+            vec![(1, bytes.as_slice())]
+        } else {
+            bytes
                 .split(|b| *b == b'\n')
                 .enumerate()
                 .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
                 .map(|(i, line)| (i + 1, line))
-                .collect(),
+                .collect()
         };
         for (n, record) in records {
             let outcome = validate_record(record, options);
@@ -113,6 +111,20 @@ pub fn run_with(
     }
     writeln!(out)?;
     Ok(summary)
+}
+
+/// A file is one JSON document when it parses as one object, or when its first non-blank line
+/// is not a JSON value of its own (a pretty-printed document, broken somewhere further down:
+/// the decoder then reports the real position instead of one error per line).
+fn is_one_document(bytes: &[u8]) -> bool {
+    if serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v.is_object()) {
+        return true;
+    }
+    let first = bytes
+        .split(|b| *b == b'\n')
+        .find(|line| !line.iter().all(u8::is_ascii_whitespace));
+    first.is_some_and(|line| serde_json::from_slice::<Value>(line).is_err())
+        && bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The problems of one record, and its Bundle when it was a valid CAD record.

@@ -797,9 +797,28 @@ fn decode_rejects_each_bad_input_class_with_its_kind_and_path() {
             secret: Some("LS9"),
         },
     ];
+    // The rules a JSON Schema cannot express (docs/cad.call.v1.md, "Rules beyond the schema");
+    // the schema must reject every other case too.
+    let beyond_schema = [
+        "impossible date",
+        "NHS number failing modulus 11",
+        "SNOMED code with a bad check digit",
+        "call ended before it was answered",
+        "arrived on scene before mobilised",
+        "clear before handover",
+        "clock stop before clock start",
+        "patient attended by an unknown call sign",
+        "duplicate call sign",
+    ];
     for case in cases {
         let mut value = fixture_value("conveyed-two-patients");
         (case.mutate)(&mut value);
+        assert_eq!(
+            cad_schema().is_valid(&value),
+            beyond_schema.contains(&case.what),
+            "the CAD schema and the decoder disagree on: {}",
+            case.what
+        );
         let err = cad::decode(&serde_json::to_vec(&value).unwrap()).expect_err(case.what);
         assert_eq!(err.kind(), case.kind, "{}: {err}", case.what);
         assert_eq!(err.path(), case.path, "{}: {err}", case.what);

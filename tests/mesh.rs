@@ -553,3 +553,26 @@ async fn a_rejected_call_travels_from_the_connector_through_mesh_sandbox_to_the_
 async fn the_whole_loop_runs_on_the_embedded_mesh_emulation() {
     whole_loop(String::new(), true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_reports_every_injected_rejection_published() {
+    let summary = ads_connector::demo::run(ads_connector::demo::DemoArgs {
+        calls: 400,
+        dps_errors: Some(0.05),
+        key_bits: 2048,
+        quiet: true,
+        ..ads_connector::demo::DemoArgs::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(summary.lost, 0);
+    assert!(summary.dps_rejected > 0, "{summary:?}");
+    assert_eq!(
+        summary.dps_errors_published, summary.dps_rejected,
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.dps_errors_correlated, summary.dps_rejected,
+        "{summary:?}"
+    );
+}

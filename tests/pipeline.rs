@@ -66,6 +66,15 @@ async fn every_record_ends_as_exactly_one_ack_or_dead_letter_and_offsets_reach_t
 
     assert_every_record_once(&produced, &acks, &dead);
     assert_sandbox_received_every_call(&sandbox.handle, &produced);
+    for letter in &dead {
+        let problems: serde_json::Value =
+            serde_json::from_str(header(letter, "ads-error-problems").unwrap()).unwrap();
+        let first = &problems[0];
+        assert!(
+            first["rule"].is_string() && first["path"].is_string(),
+            "{problems}"
+        );
+    }
     assert_committed_at_end(&bootstrap, &names.group, &names.cad, &produced);
     let stats = sandbox.handle.stats();
     assert!(stats.tokens_issued >= 1);

@@ -107,6 +107,29 @@ fn accepts_a_pretty_printed_cad_record_as_one_record() {
 }
 
 #[test]
+fn a_broken_pretty_printed_record_is_one_invalid_record_not_one_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("cad", "hear-and-treat")).unwrap();
+    let broken = text.replacen("\"call_origin\": \"01\",", "\"call_origin\": \"01\"", 1);
+    let file = write(dir.path(), "broken.json", &broken);
+    let (ok, out) = run(std::slice::from_ref(&file), None);
+    assert!(!ok);
+    assert_eq!(
+        out.lines().filter(|l| l.contains(": error ")).count(),
+        1,
+        "{out}"
+    );
+    assert!(out.contains(":1: error [invalid_json] $: "), "{out}");
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("0 valid, 1 invalid"),
+        "{out}"
+    );
+}
+
+#[test]
 fn warnings_are_printed_but_do_not_make_a_record_invalid() {
     let (ok, out) = run(&[fixture("cad", "answered-only")], None);
     assert!(ok, "{out}");

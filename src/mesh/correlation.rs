@@ -253,21 +253,35 @@ impl AckReader {
         for p in &partitions {
             times.add_partition_offset(&self.topic, *p, Offset::Offset(since.max(0)))?;
         }
-        eprintln!("DBG partitions {partitions:?}");
-        let start = consumer.offsets_for_times(times, timeout);
-        eprintln!("DBG start {start:?}");
-        let start = start?;
-        // offsets_for_times answers End for a partition with nothing newer: start there.
-        consumer.assign(&start)?;
+        let found = consumer.offsets_for_times(times, timeout)?;
+        // `End` means "nothing newer" on a real broker, but some brokers (librdkafka's mock
+        // cluster) answer it for any timestamp: where the partition is not empty, start at the
+        // beginning instead and skip records older than the look-back by their timestamp.
+        let mut start = TopicPartitionList::new();
         let mut targets: HashMap<i32, i64> = HashMap::new();
         for p in &partitions {
-            let (_, high) = consumer.fetch_watermarks(&self.topic, *p, timeout)?;
+            let (low, high) = consumer.fetch_watermarks(&self.topic, *p, timeout)?;
             targets.insert(*p, high);
+            let offset = found
+                .find_partition(&self.topic, *p)
+                .map(|e| e.offset())
+                .filter(|o| matches!(o, Offset::Offset(_)))
+                .unwrap_or(if high > low {
+                    Offset::Beginning
+                } else {
+                    Offset::End
+                });
+            start.add_partition_offset(&self.topic, *p, offset)?;
         }
+        consumer.assign(&start)?;
         let mut positions: HashMap<i32, i64> = start
             .elements()
             .iter()
-            .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => (e.partition(), o),
+                Offset::Beginning => (e.partition(), 0),
+                _ => (e.partition(), -1),
+            })
             .collect();
         let mut learned = 0u64;
         let caught_up = |positions: &HashMap<i32, i64>| {
@@ -292,7 +306,8 @@ impl AckReader {
                     continue;
                 }
             };
-            if let Some(payload) = message.payload() {
+            let recent = message.timestamp().to_millis().is_none_or(|t| t >= since);
+            if let (true, Some(payload)) = (recent, message.payload()) {
                 self.correlator.learn(payload);
                 learned += 1;
             }

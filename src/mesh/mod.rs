@@ -18,6 +18,7 @@
 //! | [`notification`] | the notification format (`docs/dps-errors.md`), parsers, the `ads.dps-error.v1` record |
 //! | [`correlation`] | the bounded submission → calls map, rebuilt from the ack topic at start |
 //! | [`poller`] | the task: list, retrieve, parse, correlate, publish, then acknowledge |
+//! | [`demo`] | the DPS loop of `ads-connector demo --dps-errors` |
 //!
 //! [`start`] wires them for [`crate::app`]. Message bodies (they may carry patient data) are
 //! never logged: only ids, sizes and counts.
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod correlation;
+pub mod demo;
 pub mod notification;
 pub mod poller;
 
@@ -53,8 +55,9 @@ pub enum MeshStartError {
     Client(#[from] MeshError),
 }
 
-/// Starts the ack-topic reader (in the background until `stop`) and returns the poller, ready
-/// to [`DpsPoller::run`]. `kafka` carries the pipeline's client properties.
+/// Starts the ack-topic reader (until `stop`) and returns the poller, ready to
+/// [`DpsPoller::run`], which waits for the reader when it stops. `kafka` carries the pipeline's
+/// client properties.
 pub fn start(
     config: &MeshConfig,
     kafka: ClientConfig,
@@ -71,12 +74,6 @@ pub fn start(
         lookback: config.correlation_lookback,
         correlator: correlator.clone(),
     };
-    tokio::spawn(reader.run(stop));
-    Ok(DpsPoller::new(
-        client,
-        config.clone(),
-        producer,
-        correlator,
-        metrics,
-    ))
+    let reader = tokio::spawn(reader.run(stop));
+    Ok(DpsPoller::new(client, config.clone(), producer, correlator, metrics).with_reader(reader))
 }

@@ -90,6 +90,8 @@ pub struct DpsPoller {
     deferred: HashMap<String, Instant>,
     /// Messages of other workflows, left in the mailbox and not fetched again.
     skipped: HashSet<String>,
+    /// The ack-topic reader feeding `correlator`, awaited when the poller stops.
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl DpsPoller {
@@ -111,7 +113,15 @@ impl DpsPoller {
             stats: Arc::new(PollerStats::default()),
             deferred: HashMap::new(),
             skipped: HashSet::new(),
+            reader: None,
         }
+    }
+
+    /// Makes [`Self::run`] wait for the ack-topic reader `task` before returning (so its Kafka
+    /// client is closed when the pipeline's drain ends).
+    pub fn with_reader(mut self, task: tokio::task::JoinHandle<()>) -> Self {
+        self.reader = Some(task);
+        self
     }
 
     /// Replaces the parsers (tried in order).
@@ -127,6 +137,14 @@ impl DpsPoller {
 
     /// Polls every `poll_interval` until `stop`; finishes the message in hand before returning.
     pub async fn run(mut self, stop: CancellationToken) {
+        let reader = self.reader.take();
+        self.poll_until(&stop).await;
+        if let Some(reader) = reader {
+            let _ = reader.await;
+        }
+    }
+
+    async fn poll_until(&mut self, stop: &CancellationToken) {
         // Give the ack reader its look-back first, so a restart correlates what it did before.
         let deadline = Instant::now() + self.config.correlation_wait;
         while !self.correlator.is_caught_up() && Instant::now() < deadline {
@@ -144,7 +162,7 @@ impl DpsPoller {
             }
         }
         loop {
-            let polled = self.poll_once(&stop).await;
+            let polled = self.poll_once(stop).await;
             if polled.is_ok() {
                 self.metrics.mesh_polled();
             }

@@ -73,23 +73,25 @@ fn error(status: StatusCode, description: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
+fn forbidden() -> Response {
+    error(StatusCode::FORBIDDEN, "Invalid Authentication Token")
+}
+
 /// The mailbox in the path, when the header is a valid `NHSMESH` token for it.
-fn authorise(mailbox: &str, headers: &HeaderMap) -> Result<String, Response> {
+fn authorise(mailbox: &str, headers: &HeaderMap) -> Option<String> {
     let header = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let password = |m: &str| MAILBOXES.contains(&m).then(|| PASSWORD.to_owned());
-    match auth::verify(header, SHARED_KEY.as_bytes(), password) {
-        Some(m) if m.eq_ignore_ascii_case(mailbox) => Ok(m),
-        _ => Err(error(StatusCode::FORBIDDEN, "Invalid Authentication Token")),
-    }
+    auth::verify(header, SHARED_KEY.as_bytes(), password)
+        .filter(|m| m.eq_ignore_ascii_case(mailbox))
 }
 
 async fn handshake(Path(mailbox): Path<String>, headers: HeaderMap) -> Response {
     match authorise(&mailbox, &headers) {
-        Ok(m) => Json(json!({ "mailboxId": m })).into_response(),
-        Err(r) => r,
+        Some(m) => Json(json!({ "mailboxId": m })).into_response(),
+        None => forbidden(),
     }
 }
 
@@ -108,8 +110,8 @@ async fn count(
     Path(mailbox): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorise(&mailbox, &headers) {
-        return r;
+    if authorise(&mailbox, &headers).is_none() {
+        return forbidden();
     }
     Json(json!({ "count": inbox(&shared, &mailbox, None).len() })).into_response()
 }
@@ -126,8 +128,8 @@ async fn list(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorise(&mailbox, &headers) {
-        return r;
+    if authorise(&mailbox, &headers).is_none() {
+        return forbidden();
     }
     let filter = q
         .workflow_filter
@@ -167,8 +169,8 @@ fn serve_chunk(
     n: usize,
     headers: &HeaderMap,
 ) -> Response {
-    if let Err(r) = authorise(mailbox, headers) {
-        return r;
+    if authorise(mailbox, headers).is_none() {
+        return forbidden();
     }
     let messages = shared.messages.lock().expect("mesh lock");
     let Some(m) = messages.get(id).filter(|m| m.delivered && m.to == mailbox) else {
@@ -214,8 +216,8 @@ async fn acknowledge(
     Path((mailbox, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorise(&mailbox, &headers) {
-        return r;
+    if authorise(&mailbox, &headers).is_none() {
+        return forbidden();
     }
     let mut messages = shared.messages.lock().expect("mesh lock");
     match messages.get(&id) {
@@ -247,9 +249,8 @@ async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let from = match authorise(&mailbox, &headers) {
-        Ok(m) => m,
-        Err(r) => return r,
+    let Some(from) = authorise(&mailbox, &headers) else {
+        return forbidden();
     };
     let Some(to) = header(&headers, "mex-to").filter(|t| MAILBOXES.contains(&t.as_str())) else {
         return error(StatusCode::NOT_FOUND, "Recipient mailbox not found");
@@ -284,9 +285,8 @@ async fn send_chunk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let from = match authorise(&mailbox, &headers) {
-        Ok(m) => m,
-        Err(r) => return r,
+    let Some(from) = authorise(&mailbox, &headers) else {
+        return forbidden();
     };
     let mut messages = shared.messages.lock().expect("mesh lock");
     let Some(m) = messages

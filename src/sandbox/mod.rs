@@ -218,6 +218,12 @@ impl SandboxHandle {
         self.dps.stats()
     }
 
+    /// [`Self::dps_stats`] as a function that outlives a borrow of the handle.
+    pub fn dps_stats_reader(&self) -> impl Fn() -> DpsStats + Send + Sync + 'static {
+        let dps = self.dps.clone();
+        move || dps.stats()
+    }
+
     /// Stops accepting connections, lets in-flight requests finish (up to a few seconds), and
     /// waits for the server task.
     pub async fn shutdown(mut self) {
