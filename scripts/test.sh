@@ -56,8 +56,13 @@ log "deployment checks: Dockerfile, compose stack, Helm chart, Kubernetes manife
 ./scripts/test-deploy.sh 2>&1 | tee "$WORK/deploy.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+log "MESH tests against NHS England's mesh-sandbox (cached venv)"
+./scripts/test-mesh.sh >"$WORK/mesh.log" 2>&1 || status=1
+tail -1 "$WORK/mesh.log" | tee "$WORK/mesh.total"
+[ "$status" -eq 0 ] || tail -40 "$WORK/mesh.log" >&2
+
 # One closing line over everything (the last cargo line is the doc-tests').
 awk '/^test result:/ { p += $4; f += $6 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$WORK/test.log" "$WORK/deploy.log"
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$WORK/test.log" "$WORK/deploy.log" "$WORK/mesh.total"
 exit "$status"

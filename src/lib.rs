@@ -30,6 +30,7 @@
 //! | [`acker`] | publishes one `ads.ack.v1` record per consumed record, then marks it done |
 //! | [`dead_letter`] | publishes the original record with reason headers, then marks it done |
 //! | [`offsets`] | per-partition contiguous watermark of done records; what may be committed |
+//! | [`mesh`] | DPS error notifications from MESH, correlated through the ack topic, to an errors topic |
 //! | [`transactions`] | transactional mode: acks, dead letters and offsets in one Kafka transaction |
 //! | [`mesh`] | MESH client and the poller publishing DPS error notifications to Kafka |
 //! | [`metrics`], [`lag`], [`health`], [`telemetry`], [`shutdown`] | operations |

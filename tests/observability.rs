@@ -163,7 +163,8 @@ fn the_dashboard_follows_the_grafana_conventions() {
             "Auth",
             "Rate limiter",
             "Acks and dead letters",
-            "Process"
+            "Process",
+            "DPS errors (MESH)"
         ]
     );
     let panels: Vec<&serde_json::Value> = d["panels"]

@@ -40,6 +40,14 @@ const EMPTY_PANEL_QUERIES: &[(&str, &str)] = &[];
 
 /// Alerts whose expression has no series in this workload, and why. The others must fire.
 const QUIET_ALERTS: &[(&str, &str)] = &[
+    (
+        "AdsConnectorDpsRejections",
+        "the workload has no [mesh] section, so no DPS errors are published",
+    ),
+    (
+        "AdsConnectorMeshPollFailing",
+        "the workload has no [mesh] section, so MESH is never polled",
+    ),
     ("AdsConnectorDown", "the connector is up and scraped"),
     ("AdsConnectorRestarting", "the process never restarts"),
     (

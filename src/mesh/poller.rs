@@ -210,6 +210,13 @@ impl DpsPoller {
             let message = match self.client.retrieve(&id).await {
                 Ok(m) => m,
                 Err(MeshError::Gone(_)) => continue,
+                // One unreadable message must not hold up the others: it stays in MESH, is
+                // counted, and is tried again at the next poll.
+                Err(e @ (MeshError::Encoding(_) | MeshError::Protocol { .. })) => {
+                    self.metrics.mesh_poll_failed(e.kind());
+                    tracing::warn!(message = "MESH message left in the mailbox.", mesh_message_id = %id, kind = e.kind(), error = %e);
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             if !self.accepts(&message) {

@@ -14,6 +14,11 @@
 //! closes the TCP connection with an RST and no response ([`connection`]). Faulted requests are
 //! never recorded as received calls. `docs/sandbox.md` documents all of it for users.
 //!
+//! DPS mode ([`dps`], off by default, [`SandboxHandle::set_dps`]) rejects accepted calls naming an
+//! unregistered ODS code and sends one DPS error notification per call over MESH; a minimal MESH
+//! API ([`mesh_box`], `mesh-sandbox`'s test mailboxes and shared key) is served at
+//! `/messageexchange` on the same port, so the loop needs nothing installed (`docs/dps-errors.md`).
+//!
 //! State is in memory only (lost on restart); bodies are never logged or stored, only the ids
 //! and hashes in [`ReceivedCall`]. Dropping the handle stops the server too.
 
