@@ -160,6 +160,115 @@ async fn our_chunked_message_is_read_by_mesh_client() {
 
 // ---- poller ----
 
+/// Sends with `mesh_client` compressed: `transport` = `Content-Encoding: gzip` per chunk (its
+/// `compress=True`), `payload` = the sender gzips the body itself and flags it
+/// `Mex-Content-Compressed: Y` (its `compressed=True`).
+const PY_SEND_COMPRESSED: &str = r#"
+import sys, gzip, mesh_client
+url, sender, to, wf, size, mode, body = sys.argv[1:8]
+data = body.encode()
+kw = dict(workflow_id=wf, local_id="py-gz", subject="py")
+with mesh_client.MeshClient(url, sender, "password", shared_key=b"TestKey", max_chunk_size=int(size)) as c:
+    if mode == "payload":
+        print(c.send_message(to, gzip.compress(data), compress=False, compressed=True, **kw))
+    else:
+        print(c.send_message(to, data, compress=True, **kw))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_messages_from_mesh_client_are_decoded() {
+    let Some(url) = mesh_url() else { return };
+    let trust = client(&url, TRUST);
+    let body = "compressible DPS report line\n".repeat(40);
+    // (chunk size, mode, chunks expected)
+    for (size, mode, chunks) in [
+        ("100000", "transport", 1),
+        ("300", "transport", 4),
+        ("100000", "payload", 1),
+    ] {
+        let wf = workflow("gzip");
+        let id = python(
+            PY_SEND_COMPRESSED,
+            &[&url, DPS, TRUST, &wf, size, mode, &body],
+        );
+        assert_eq!(
+            trust.list_inbox(Some(&wf), 10).await.unwrap(),
+            vec![id.clone()]
+        );
+        let message = trust.retrieve(&id).await.unwrap();
+        assert_eq!(message.chunks, chunks, "{mode} {size}");
+        assert_eq!(
+            String::from_utf8_lossy(&message.body),
+            body,
+            "{mode} {size}"
+        );
+        assert_eq!(message.local_id.as_deref(), Some("py-gz"));
+        trust.acknowledge(&id).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_follows_next_links_so_a_poll_takes_more_than_one_page() {
+    let Some(url) = mesh_url() else { return };
+    let k = kafka(&["acks", "errors"]);
+    let wf = workflow("paging");
+    let dir = tempfile::tempdir().unwrap();
+    let options = SendOptions {
+        workflow_id: wf.clone(),
+        ..SendOptions::default()
+    };
+    let dps = client(&url, DPS);
+    let n = 23;
+    for i in 0..n {
+        dps.send_message(TRUST, format!("legacy report {i}").as_bytes(), &options)
+            .await
+            .unwrap();
+    }
+    // Pages of 10: three requests, every id once.
+    let ids = client(&url, TRUST).list_inbox(Some(&wf), 10).await.unwrap();
+    assert_eq!(ids.len(), n);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), n);
+
+    std::fs::write(dir.path().join("password"), "password\n").unwrap();
+    std::fs::write(dir.path().join("shared-key"), shared_key()).unwrap();
+    let mut raw = serde_json::json!({
+        "url": url, "mailbox": TRUST,
+        "password_file": dir.path().join("password"),
+        "shared_key_file": dir.path().join("shared-key"),
+        "workflow_ids": [wf], "poll_interval_s": 1, "errors_topic": "errors",
+        "correlation_wait_s": 20,
+    });
+    raw["max_messages_per_poll"] = serde_json::json!(10);
+    let config = serde_json::from_value::<mesh::RawMesh>(raw)
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(config.max_messages_per_poll, 10);
+    let stop = CancellationToken::new();
+    let mut poller = DpsPoller::new(
+        MeshClient::new(&config.client_config().unwrap()).unwrap(),
+        config.clone(),
+        producer(&k.bootstrap),
+        Arc::new(Correlator::new(10)),
+        Metrics::new(),
+    );
+    // One poll takes the whole inbox, not only its first page.
+    let report = poller.poll_once(&stop).await.unwrap();
+    assert_eq!(report.acknowledged, n as u64);
+    assert_eq!(report.published, n as u64);
+    let records = read_all(&k.bootstrap, "errors", n).await;
+    let raws: HashSet<String> = records
+        .iter()
+        .map(|r| r["raw"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(raws.len(), n);
+    assert!(client(&url, TRUST)
+        .list_inbox(Some(&wf), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 struct Kafka {
     cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     bootstrap: String,

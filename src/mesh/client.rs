@@ -6,13 +6,20 @@
 //! CA). Output: typed results or a [`MeshError`] that classifies itself: [`MeshError::kind`] is a
 //! bounded label and [`MeshError::is_retryable`] says whether the next poll may succeed.
 //! Every request carries a fresh `NHSMESH` header ([`super::auth`]) and
-//! `Accept: application/vnd.mesh.v2+json`. No `Accept-Encoding: gzip` is sent, so MESH serves
-//! chunks uncompressed; a chunk that still arrives gzip-encoded is refused as
-//! [`MeshError::Encoding`] rather than published garbled. Message bodies are never logged.
+//! `Accept: application/vnd.mesh.v2+json`. Retrieval sends `Accept-Encoding: gzip`, as NHS
+//! England's `mesh-client` does: a chunk served with `Content-Encoding: gzip` (each chunk is
+//! compressed on its own, so they are decoded one by one) is gunzipped here, and a whole body
+//! flagged `Mex-Content-Compressed: Y` that is itself gzip (the sender compressed the payload)
+//! is gunzipped once assembled. Decoding is capped at [`MAX_DECODED_BYTES`] for the whole
+//! message (a gzip bomb is refused as [`MeshError::Encoding`] and stays in MESH); any other
+//! content encoding is refused the same way. Inbox listing follows `links.next` until the inbox
+//! is listed whole. Message bodies are never logged.
 
+use std::collections::HashSet;
+use std::io::Read;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use url::Url;
@@ -21,6 +28,14 @@ use super::auth::MeshAuth;
 
 /// The MESH API version we speak.
 pub const MESH_V2: &str = "application/vnd.mesh.v2+json";
+
+/// The most a retrieved message may decode to (all chunks, after gunzip): 100 MiB, MESH's own
+/// limit for a single-part message. Larger is refused as a gzip bomb.
+pub const MAX_DECODED_BYTES: usize = 100 * 1024 * 1024;
+
+/// The most inbox pages one [`MeshClient::list_inbox`] follows (a guard against a server that
+/// keeps answering `links.next`).
+const MAX_INBOX_PAGES: usize = 1000;
 
 /// How to reach one mailbox.
 #[derive(Clone)]
@@ -84,8 +99,9 @@ pub enum MeshError {
         /// Why.
         detail: String,
     },
-    /// The chunk came compressed although we did not ask for it.
-    #[error("MESH sent a chunk with content-encoding {0}, which this client does not decode")]
+    /// A chunk in a content encoding other than gzip, a corrupt gzip stream, or a message that
+    /// decodes to more than [`MAX_DECODED_BYTES`].
+    #[error("cannot decode the MESH message: {0}")]
     Encoding(String),
     /// The client could not be built (bad PEM).
     #[error("cannot build the MESH client: {0}")]
@@ -168,6 +184,13 @@ pub struct SendOptions {
 #[derive(Deserialize)]
 struct InboxPage {
     messages: Vec<String>,
+    #[serde(default)]
+    links: InboxLinks,
+}
+
+#[derive(Deserialize, Default)]
+struct InboxLinks {
+    next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -184,6 +207,7 @@ struct Sent {
 #[derive(Debug)]
 pub struct MeshClient {
     http: reqwest::Client,
+    root: Url,
     base: String,
     auth: MeshAuth,
 }
@@ -209,6 +233,7 @@ impl MeshClient {
             .map_err(|e| MeshError::Build(e.to_string()))?;
         Ok(Self {
             http,
+            root: cfg.url.clone(),
             base: format!(
                 "{}/messageexchange/{}",
                 cfg.url.as_str().trim_end_matches('/'),
@@ -286,8 +311,11 @@ impl MeshClient {
         Ok(Self::json::<Count>("count", response).await?.count)
     }
 
-    /// `GET …/inbox`: ids of the messages waiting (the first page, up to `max_results`),
-    /// optionally filtered by one workflow id.
+    /// `GET …/inbox`: ids of every message waiting, in inbox order, optionally filtered by one
+    /// workflow id. Pages of `max_results` (10–5000) are requested; while a page carries
+    /// `links.next` (MESH sets it when more messages remain), that link is followed, so nothing
+    /// beyond the first page is skipped. Nothing is retrieved or acknowledged while listing, so
+    /// the `continue_from` cursors stay valid. Ids are deduplicated.
     pub async fn list_inbox(
         &self,
         workflow: Option<&str>,
@@ -299,8 +327,45 @@ impl MeshClient {
         if let Some(workflow) = workflow {
             request = request.query(&[("workflow_filter", workflow)]);
         }
-        let response = self.send("list", request).await?;
-        Ok(Self::json::<InboxPage>("list", response).await?.messages)
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_INBOX_PAGES {
+            let response = self.send("list", request).await?;
+            let page = Self::json::<InboxPage>("list", response).await?;
+            let before = ids.len();
+            for id in page.messages {
+                if seen.insert(id.clone()) {
+                    ids.push(id);
+                }
+            }
+            // A page with nothing new ends the listing too (a server looping on one cursor).
+            let Some(next) = page.links.next.filter(|_| ids.len() > before) else {
+                break;
+            };
+            // MESH answers a path (`/messageexchange/…`): it goes under the configured base URL
+            // (which may carry a path prefix); an absolute link is taken as is.
+            let next = if next.starts_with('/') {
+                format!("{}{next}", self.root.as_str().trim_end_matches('/'))
+            } else {
+                next
+            };
+            let url = Url::parse(&next).map_err(|e| MeshError::Protocol {
+                operation: "list",
+                detail: format!("bad links.next: {e}"),
+            })?;
+            if url.origin() != self.root.origin() {
+                return Err(MeshError::Protocol {
+                    operation: "list",
+                    detail: "links.next points at another host".into(),
+                });
+            }
+            request = self
+                .http
+                .get(url)
+                .header(AUTHORIZATION, self.auth.header())
+                .header(ACCEPT, MESH_V2);
+        }
+        Ok(ids)
     }
 
     /// `GET …/inbox/{id}` then `…/inbox/{id}/{n}` for every further chunk.
@@ -308,9 +373,10 @@ impl MeshClient {
         let first = self.chunk(id, 1).await?;
         let headers = first.headers().clone();
         let total = chunk_total(&headers)?;
-        let mut body = chunk_body(first).await?;
+        let mut body = chunk_body(first, MAX_DECODED_BYTES).await?;
         for n in 2..=total {
-            body.extend(chunk_body(self.chunk(id, n).await?).await?);
+            let room = MAX_DECODED_BYTES - body.len();
+            body.extend(chunk_body(self.chunk(id, n).await?, room).await?);
         }
         let get = |name: &str| {
             headers
@@ -318,6 +384,13 @@ impl MeshClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        // The sender compressed the payload itself (MESH passes it through as is).
+        let flagged = get("mex-content-compressed").is_some_and(|v| {
+            matches!(v.trim().to_ascii_uppercase().as_str(), "Y" | "YES" | "TRUE")
+        });
+        if flagged && body.starts_with(&GZIP_MAGIC) {
+            body = gunzip(&body, MAX_DECODED_BYTES)?;
+        }
         Ok(MeshMessage {
             id: id.to_owned(),
             workflow_id: get("mex-workflowid"),
@@ -336,10 +409,10 @@ impl MeshClient {
         } else {
             format!("/inbox/{id}/{n}")
         };
-        match self
-            .send("retrieve", self.request(Method::GET, &path))
-            .await
-        {
+        let request = self
+            .request(Method::GET, &path)
+            .header(ACCEPT_ENCODING, "gzip");
+        match self.send("retrieve", request).await {
             Err(MeshError::Status {
                 status: 404 | 410, ..
             }) => Err(MeshError::Gone(id.to_owned())),
@@ -421,18 +494,43 @@ fn chunk_total(headers: &HeaderMap) -> Result<u32, MeshError> {
         })
 }
 
-async fn chunk_body(response: reqwest::Response) -> Result<Vec<u8>, MeshError> {
-    if let Some(encoding) = response.headers().get(reqwest::header::CONTENT_ENCODING) {
-        let encoding = encoding.to_str().unwrap_or("?").to_ascii_lowercase();
-        if encoding != "identity" {
-            return Err(MeshError::Encoding(encoding));
-        }
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The body of one chunk, gunzipped when served `Content-Encoding: gzip`; at most `limit` bytes
+/// once decoded.
+async fn chunk_body(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, MeshError> {
+    let encoding = response
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .map(|e| e.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let bytes = response.bytes().await.map_err(MeshError::Transport)?;
+    match encoding.as_deref() {
+        None | Some("" | "identity") if bytes.len() <= limit => Ok(bytes.to_vec()),
+        None | Some("" | "identity") => Err(too_large()),
+        Some("gzip" | "x-gzip") => gunzip(&bytes, limit),
+        Some(other) => Err(MeshError::Encoding(format!(
+            "content-encoding {other} is not supported"
+        ))),
     }
-    Ok(response
-        .bytes()
-        .await
-        .map_err(MeshError::Transport)?
-        .to_vec())
+}
+
+fn too_large() -> MeshError {
+    MeshError::Encoding(format!(
+        "message larger than {MAX_DECODED_BYTES} bytes once decoded"
+    ))
+}
+
+/// Gunzips `data` (every gzip member), refusing more than `limit` decoded bytes.
+fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, MeshError> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| MeshError::Encoding(format!("corrupt gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(too_large());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -457,6 +555,26 @@ mod tests {
             status: 400
         }
         .is_retryable());
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzips_within_the_cap_and_refuses_a_bomb() {
+        assert_eq!(gunzip(&gzip(b"hello"), 5).unwrap(), b"hello");
+        // 10 MiB of zeros compresses to ~10 KiB: well past a 1 MiB cap once decoded.
+        let bomb = gzip(&vec![0u8; 10 * 1024 * 1024]);
+        assert!(bomb.len() < 64 * 1024);
+        let err = gunzip(&bomb, 1024 * 1024).unwrap_err();
+        assert_eq!(err.kind(), "encoding");
+        assert!(err.to_string().contains("larger than"), "{err}");
+        let err = gunzip(b"\x1f\x8bnot gzip at all", 1024).unwrap_err();
+        assert!(err.to_string().contains("corrupt gzip"), "{err}");
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct RawMesh {
     /// Seconds between inbox polls.
     #[serde(default = "default_poll_interval_s")]
     pub poll_interval_s: u64,
-    /// Messages taken per poll at most (MESH pages are 10–5000).
+    /// Inbox page size, 10–5000 (the key keeps its name: a poll follows `links.next` and
+    /// takes every page, so nothing waits beyond the first page).
     #[serde(default = "default_max_messages")]
     pub max_messages_per_poll: u32,
     /// Topic of the `ads.dps-error.v1` records.
@@ -98,7 +99,7 @@ pub struct MeshConfig {
     pub workflow_ids: Vec<String>,
     /// Poll interval.
     pub poll_interval: Duration,
-    /// Messages per poll.
+    /// Inbox page size (every page is taken each poll).
     pub max_messages_per_poll: u32,
     /// Errors topic.
     pub errors_topic: String,

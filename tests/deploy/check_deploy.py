@@ -359,6 +359,13 @@ class Checks:
             "SASL without a Secret": {"kafka": {"sasl": {"enabled": True, "username": "u"}}},
             "custom environment without base_url": {"config": {"nhs_api": {"environment": "custom"}}},
             "PrometheusRule with no rule at all": {"metrics": {"prometheusRule": {"enabled": True, "includeShippedRules": False}}},
+            "MESH without a Secret": {"config": {"mesh": {"url": "https://mesh.example", "mailbox": "X26ABC2",
+                                                           "errors_topic": "ads.dps-errors"}}},
+            "a MESH secret path in config.mesh": {"mesh": {"credentials": {"existingSecret": "m"}},
+                                                  "config": {"mesh": {"url": "https://mesh.example",
+                                                                      "mailbox": "X26ABC2",
+                                                                      "errors_topic": "e",
+                                                                      "password_file": "/p"}}},
         }
         accepted = []
         for label, values in cases.items():
@@ -386,16 +393,28 @@ class Checks:
         # is set per pod through ADS__KAFKA__TRANSACTIONAL_ID (see docs/operations.md).
         owned = {"http.listen", "nhs_api.api_key_file", "nhs_api.private_key_file", "kafka.sasl_password_file",
                  "kafka.transactional_id"}
+        # The chart writes the [mesh] secret paths from `mesh.credentials`.
+        owned |= {f"mesh.{k}" for k in ("password_file", "shared_key_file", "client_cert_file", "client_key_file",
+                                        "ca_file")}
         readme = (ROOT / "README.md").read_text()
         section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
         documented = set(re.findall(r"^\| `([a-z_]+(?:\.[a-z_]+)+)` \|", section, re.M))
+        # The optional [mesh] section is documented in docs/dps-errors.md, not in the README table:
+        # its rows name bare keys (one row may name two), which live under `mesh.`.
+        dps = (ROOT / "docs/dps-errors.md").read_text()
+        mesh_section = dps.split("## Configuration, `[mesh]`", 1)[1].split("\n## ", 1)[0]
+        for row in re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)*) \|", mesh_section, re.M):
+            documented |= {f"mesh.{k}" for k in re.findall(r"`([a-z_]+)`", row)}
         schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["config"]
 
         def keys(node, prefix=""):
             for k, v in node.get("properties", {}).items():
                 path = f"{prefix}.{k}" if prefix else k
-                if v.get("type") == "object" and "properties" in v:
-                    yield from keys(v, path)
+                # An optional table (`anyOf: [null, object]`) is walked like a table.
+                table = v if v.get("type") == "object" else next(
+                    (b for b in v.get("anyOf", []) if b.get("type") == "object"), None)
+                if table is not None and "properties" in table:
+                    yield from keys(table, path)
                 else:
                     yield path
 

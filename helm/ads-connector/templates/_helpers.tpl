@@ -113,6 +113,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (eq .Values.config.nhs_api.environment "custom") (not .Values.config.nhs_api.base_url) }}
 {{- fail "config.nhs_api.base_url is required when config.nhs_api.environment is custom" }}
 {{- end }}
+{{- if and .Values.config.mesh (not .Values.mesh.credentials.existingSecret) }}
+{{- fail "config.mesh needs mesh.credentials.existingSecret: the name of a Secret holding the MESH password and shared key" }}
+{{- end }}
+{{- if and .Values.config.mesh (ne (not .Values.mesh.credentials.clientCertKey) (not .Values.mesh.credentials.clientKeyKey)) }}
+{{- fail "set mesh.credentials.clientCertKey and mesh.credentials.clientKeyKey together (mutual TLS), or neither" }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -154,6 +160,19 @@ paths where it mounts secrets).
 {{- $creds := .Values.nhsApi.credentials }}
 {{- $_ := set $api "api_key_file" (printf "%s/%s" $creds.mountPath $creds.apiKeyKey) }}
 {{- $_ := set $api "private_key_file" (printf "%s/%s" $creds.mountPath (include "ads-connector.privateKeyKey" .)) }}
+{{- end }}
+{{- if .Values.config.mesh }}
+{{- $mesh := get $cfg "mesh" }}
+{{- $mc := .Values.mesh.credentials }}
+{{- $_ := set $mesh "password_file" (printf "%s/%s" $mc.mountPath $mc.passwordKey) }}
+{{- $_ := set $mesh "shared_key_file" (printf "%s/%s" $mc.mountPath $mc.sharedKeyKey) }}
+{{- if $mc.clientCertKey }}
+{{- $_ := set $mesh "client_cert_file" (printf "%s/%s" $mc.mountPath $mc.clientCertKey) }}
+{{- $_ := set $mesh "client_key_file" (printf "%s/%s" $mc.mountPath $mc.clientKeyKey) }}
+{{- end }}
+{{- with $mc.caKey }}
+{{- $_ := set $mesh "ca_file" (printf "%s/%s" $mc.mountPath .) }}
+{{- end }}
 {{- end }}
 {{- $_ := set $cfg "http" (dict "listen" (printf "0.0.0.0:%d" (int64 .Values.service.port))) }}
 {{- toJson $cfg }}
