@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::batcher::Batch;
 use crate::metrics::{AckOutcome, Metrics};
-use crate::offsets::Offsets;
+use crate::offsets::{Offsets, RecordPos};
 use crate::source::Envelope;
 use crate::telemetry;
 use crate::transactions::Transactions;
@@ -80,11 +80,11 @@ pub struct AckRecord<'a> {
     /// The API's id for the submission.
     pub api_id: Option<&'a str>,
     /// The submission (batch) id.
-    pub batch_id: String,
+    pub batch_id: &'a str,
     /// The call Bundle's id.
-    pub bundle_id: String,
+    pub bundle_id: &'a str,
     /// When the API accepted it.
-    pub submitted_at: String,
+    pub submitted_at: &'a str,
     /// Attempts.
     pub attempts: u32,
     /// HTTP status.
@@ -110,16 +110,43 @@ pub struct AckSource<'a> {
 
 /// Publishes acks; see the module header.
 pub struct AckPublisher {
-    /// The shared producer.
-    pub producer: FutureProducer,
-    /// Transactional mode: the transactions shared with the dead-letter stage.
-    pub transactions: Option<Transactions>,
+    /// Writes the acks, then marks their records done.
+    pub writer: DurableWriter,
     /// Ack topic.
     pub topic: String,
-    /// Offset tracker.
-    pub offsets: Offsets,
     /// Metrics.
     pub metrics: Metrics,
+}
+
+/// Writes acks or dead letters durably, then marks their source records done: with the
+/// idempotent producer followed by the offset store, or (transactional mode) in one transaction
+/// together with the offsets they complete. Shared by the acker and the dead-letter stage.
+#[derive(Clone)]
+pub struct DurableWriter {
+    /// The shared producer.
+    pub producer: FutureProducer,
+    /// Transactional mode: the transactions shared by both stages.
+    pub transactions: Option<Transactions>,
+    /// Offset tracker.
+    pub offsets: Offsets,
+}
+
+impl DurableWriter {
+    /// Writes `records` and, once the broker has them, marks `done` done.
+    pub async fn write<'a, 'p>(
+        &self,
+        records: impl Iterator<Item = FutureRecord<'a, [u8], [u8]>>,
+        done: impl IntoIterator<Item = &'p RecordPos>,
+    ) -> Result<(), ProduceError> {
+        match &self.transactions {
+            Some(transactions) => transactions.publish(records, done).await,
+            None => {
+                produce_all(&self.producer, records).await?;
+                self.offsets.complete(done);
+                Ok(())
+            }
+        }
+    }
 }
 
 impl AckPublisher {
@@ -135,7 +162,11 @@ impl AckPublisher {
         let mut prepared: Vec<(Vec<u8>, Option<OwnedHeaders>, &Envelope, AckOutcome)> = Vec::new();
         let send = telemetry::send_span(&work.span, &self.topic, work.batch.records());
         let send_traceparent = telemetry::traceparent(&send);
+        // The same for every record of the submission, or of a call: formatted once.
+        let batch_id = work.batch.id.to_string();
+        let submitted_at = work.accepted.submitted_at.to_rfc3339();
         for call in &work.batch.calls {
+            let bundle_id = call.bundle_id.to_string();
             let records = std::iter::once((&call.submitted, AckOutcome::Submitted))
                 .chain(call.superseded.iter().map(|e| (e, AckOutcome::Superseded)));
             for (envelope, outcome) in records {
@@ -151,9 +182,9 @@ impl AckPublisher {
                     provider_ods: &call.provider_ods,
                     outcome,
                     api_id: work.accepted.api_id.as_deref(),
-                    batch_id: work.batch.id.to_string(),
-                    bundle_id: call.bundle_id.to_string(),
-                    submitted_at: work.accepted.submitted_at.to_rfc3339(),
+                    batch_id: &batch_id,
+                    bundle_id: &bundle_id,
+                    submitted_at: &submitted_at,
                     attempts: work.accepted.attempts,
                     http_status: work.accepted.http_status,
                     latency_ms: work.accepted.latency.as_millis() as u64,
@@ -184,15 +215,7 @@ impl AckPublisher {
             }
         });
         let done = prepared.iter().map(|(_, _, e, _)| &e.pos);
-        match &self.transactions {
-            Some(transactions) => transactions.publish(records, done).instrument(send).await?,
-            None => {
-                produce_all(&self.producer, records)
-                    .instrument(send)
-                    .await?;
-                self.offsets.complete(done);
-            }
-        }
+        self.writer.write(records, done).instrument(send).await?;
         for (_, _, envelope, outcome) in &prepared {
             self.metrics.ack_published(*outcome, envelope.timestamp_ms);
         }

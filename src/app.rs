@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::{self, AckPublisher, ProduceError};
+use crate::acker::{self, AckPublisher, DurableWriter, ProduceError};
 use crate::auth::TokenProvider;
 use crate::config::Config;
 use crate::dead_letter::DeadLetterProducer;
@@ -184,21 +184,22 @@ impl Pipeline {
         });
 
         // 5. Acker: one ack per record, then mark the offsets done.
-        let acker = AckPublisher {
-            producer: producer.clone(),
+        let writer = DurableWriter {
+            producer,
             transactions: transactions.clone(),
+            offsets,
+        };
+        let acker = AckPublisher {
+            writer: writer.clone(),
             topic: config.kafka.ack_topic.clone(),
-            offsets: offsets.clone(),
             metrics: metrics.clone(),
         };
         stages.spawn(async move { Ok(acker.run(acks_rx).await?) });
 
         // 6. Dead letters: the original record plus reason headers, then mark the offsets done.
         let dead_letters = DeadLetterProducer {
-            producer,
-            transactions: transactions.clone(),
+            writer,
             topic: config.kafka.dead_letter_topic.clone(),
-            offsets,
             metrics: metrics.clone(),
         };
         stages.spawn(async move { Ok(dead_letters.run(dead_rx).await?) });

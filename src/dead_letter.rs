@@ -17,14 +17,12 @@
 //! error, nothing past it is committed, and the process exits non-zero.
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use tokio::sync::mpsc;
 
-use crate::acker::{produce_all, ProduceError};
+use crate::acker::{DurableWriter, ProduceError};
 use crate::metrics::Metrics;
-use crate::offsets::Offsets;
 use crate::source::Envelope;
-use crate::transactions::Transactions;
 
 /// The pipeline stage where a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +79,10 @@ pub fn problems_json<T: serde::Serialize>(problems: &[T]) -> Option<String> {
 
 /// Publishes dead letters; see the module header.
 pub struct DeadLetterProducer {
-    /// The shared producer.
-    pub producer: FutureProducer,
-    /// Transactional mode: the transactions shared with the acker.
-    pub transactions: Option<Transactions>,
+    /// Writes the dead letters, then marks their records done (shared with the acker).
+    pub writer: DurableWriter,
     /// Dead-letter topic.
     pub topic: String,
-    /// The offset tracker.
-    pub offsets: Offsets,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -121,13 +115,7 @@ impl DeadLetterProducer {
             r
         });
         let done = letters.iter().map(|d| &d.envelope.pos);
-        match &self.transactions {
-            Some(transactions) => transactions.publish(records, done).await?,
-            None => {
-                produce_all(&self.producer, records).await?;
-                self.offsets.complete(done);
-            }
-        }
+        self.writer.write(records, done).await?;
         for d in letters {
             self.metrics.dead_lettered(d.kind);
             tracing::warn!(

@@ -281,6 +281,12 @@ pub fn bundle_id(provider_ods: &str, call_id: &str) -> Uuid {
 /// Maps one call to its ADS call Bundle and validates the result.
 pub fn map_call(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, MappingError> {
     call.validate()?;
+    map_validated(call, opts)
+}
+
+/// [`map_call`] for a call the contract rules already accepted ([`crate::cad::decode`] runs
+/// them), so the per-record path does not check the same call twice.
+pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, MappingError> {
     let bundle_type_display = check_options(opts)?;
     let cx = ctx::Ctx { call, opts };
 

@@ -51,7 +51,13 @@ struct PartitionState {
 
 impl PartitionState {
     fn watermark(&self) -> Option<i64> {
-        match self.pending.first() {
+        self.watermark_without(&HashSet::new())
+    }
+
+    /// The watermark once the pending offsets in `done` are done: the lowest offset still
+    /// pending, or one past the highest registered when nothing is.
+    fn watermark_without(&self, done: &HashSet<i64>) -> Option<i64> {
+        match self.pending.iter().find(|o| !done.contains(o)) {
             Some(lowest) => Some(*lowest),
             None => self.highest_registered.map(|h| h + 1),
         }
@@ -148,11 +154,7 @@ impl OffsetTracker {
             let Some(state) = self.state(&topic, partition) else {
                 continue;
             };
-            let lowest_left = state.pending.iter().find(|o| !offsets.contains(o));
-            let Some(watermark) = lowest_left
-                .copied()
-                .or(state.highest_registered.map(|h| h + 1))
-            else {
+            let Some(watermark) = state.watermark_without(&offsets) else {
                 continue;
             };
             if state.stored.is_some_and(|s| s >= watermark) {

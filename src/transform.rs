@@ -69,7 +69,7 @@ fn try_transform(
             ));
         }
     };
-    let bundle = match mapping::map_call(&call, options) {
+    let bundle = match mapping::map_validated(&call, options) {
         Ok(bundle) => bundle,
         Err(e) => {
             let (kind, message) = (e.kind().as_str(), e.to_string());

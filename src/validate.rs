@@ -145,7 +145,7 @@ fn validate_record(record: &[u8], options: &MappingOptions) -> Outcome {
     }
     let result = cad::decode(record)
         .map_err(|e| e.problems())
-        .and_then(|call| mapping::map_call(&call, options).map_err(|e| e.problems()));
+        .and_then(|call| mapping::map_validated(&call, options).map_err(|e| e.problems()));
     match result {
         Ok(mut bundle) => Outcome {
             errors: Vec::new(),
