@@ -211,9 +211,10 @@ impl Pipeline {
             let producer = acker::producer_config(kafka.clone())
                 .create()
                 .map_err(AppError::Producer)?;
-            let ack_topic = &config.kafka.ack_topic;
+            let (group, ack_topic) = (&config.kafka.group_id, &config.kafka.ack_topic);
             let (m, stop) = (metrics.clone(), cancel.clone());
-            let poller = crate::mesh::start(mesh, kafka, ack_topic, producer, m, stop.clone())?;
+            let poller =
+                crate::mesh::start(mesh, kafka, group, ack_topic, producer, m, stop.clone())?;
             stages.spawn(async move {
                 poller.run(stop).await;
                 Ok(())

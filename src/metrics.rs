@@ -253,6 +253,28 @@ impl RebalanceKind {
     }
 }
 
+/// Role of this replica in the MESH poller lease (`crate::mesh::lease`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseRole {
+    /// This replica polls MESH.
+    Holder,
+    /// Another replica polls; this one waits to take over.
+    Standby,
+}
+
+impl LeaseRole {
+    /// Every value.
+    pub const ALL: [Self; 2] = [Self::Holder, Self::Standby];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Holder => "holder",
+            Self::Standby => "standby",
+        }
+    }
+}
+
 /// The commit the binary was built from: `ADS_GIT_SHA` at build time, `unknown` without it.
 pub const GIT_SHA: &str = match option_env!("ADS_GIT_SHA") {
     Some(sha) => sha,
@@ -650,6 +672,17 @@ impl Metrics {
         self.mesh.poll_failures.with_label_values(&[kind]).inc();
     }
 
+    /// This replica's role in the MESH poller lease: the chosen role's series is 1, the other 0.
+    /// Without `[mesh]` neither series exists.
+    pub fn mesh_lease_role(&self, role: LeaseRole) {
+        for r in LeaseRole::ALL {
+            self.mesh
+                .lease
+                .with_label_values(&[r.as_str()])
+                .set(i64::from(r == role));
+        }
+    }
+
     /// A MESH poll completed (the inbox was read and every message in hand handled).
     pub fn mesh_polled(&self) {
         self.mesh.last_poll.set(chrono::Utc::now().timestamp());
@@ -662,6 +695,7 @@ struct MeshMetrics {
     dps_errors: IntCounterVec,
     poll_failures: IntCounterVec,
     last_poll: IntGauge,
+    lease: IntGaugeVec,
 }
 
 impl MeshMetrics {
@@ -685,12 +719,22 @@ impl MeshMetrics {
             "MESH polls that ended in an error, by kind.",
             &["kind"],
         );
-        for kind in ["auth", "transport", "status", "protocol", "produce"] {
+        for kind in ["auth", "tls", "transport", "status", "protocol", "produce"] {
             poll_failures.with_label_values(&[kind]);
         }
+        let lease = IntGaugeVec::new(
+            Opts::new(
+                "ads_connector_mesh_poller_lease",
+                "1 on the series of this replica's role in the MESH poller lease (holder polls MESH, standby waits); absent without [mesh].",
+            ),
+            &["role"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(lease.clone())).expect("unique metric");
         Self {
             dps_errors,
             poll_failures,
+            lease,
             last_poll: gauge(
                 r,
                 "mesh_last_poll_success_timestamp_seconds",

@@ -408,6 +408,7 @@ async fn poller_publishes_correlated_errors_then_acknowledges_in_mesh() {
     let mut poller = mesh::start(
         &config,
         kafka_client,
+        "ads-connector-test",
         "acks",
         producer(&k.bootstrap),
         Metrics::new(),
@@ -491,6 +492,7 @@ async fn a_restarted_poller_loses_nothing_and_correlates_from_the_ack_topic() {
     let mut second = mesh::start(
         &config,
         common::client(&k.bootstrap),
+        "ads-connector-test",
         "acks",
         producer(&k.bootstrap),
         Metrics::new(),

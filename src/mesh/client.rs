@@ -88,9 +88,15 @@ pub enum MeshError {
         /// Status.
         status: u16,
     },
-    /// Connection, TLS or timeout.
+    /// Connection refused or reset, DNS, or timeout.
     #[error("cannot reach MESH: {0}")]
     Transport(#[source] reqwest::Error),
+    /// The TLS handshake failed: the server refused our client certificate (missing, expired, or
+    /// from a CA it does not trust) or we do not trust its certificate. The text is the TLS
+    /// verdict (e.g. `received fatal alert: UnknownCA`). Needs an operator: `mesh.client_cert_file`,
+    /// `mesh.client_key_file`, `mesh.ca_file`.
+    #[error("MESH TLS handshake failed: {0} (check mesh.client_cert_file, mesh.client_key_file and mesh.ca_file)")]
+    Tls(String),
     /// An answer we could not read.
     #[error("unexpected MESH response to {operation}: {detail}")]
     Protocol {
@@ -116,6 +122,7 @@ impl MeshError {
             MeshError::Gone(_) => "gone",
             MeshError::Status { .. } => "status",
             MeshError::Transport(_) => "transport",
+            MeshError::Tls(_) => "tls",
             MeshError::Protocol { .. } => "protocol",
             MeshError::Encoding(_) => "encoding",
             MeshError::Build(_) => "build",
@@ -128,9 +135,32 @@ impl MeshError {
             MeshError::Transport(_) | MeshError::Protocol { .. } => true,
             MeshError::Status { status, .. } => *status == 429 || *status >= 500,
             MeshError::Gone(_) => false,
-            MeshError::Auth { .. } | MeshError::Encoding(_) | MeshError::Build(_) => false,
+            MeshError::Auth { .. } | MeshError::Tls(_) => false,
+            MeshError::Encoding(_) | MeshError::Build(_) => false,
         }
     }
+}
+
+/// A transport error, or [`MeshError::Tls`] when a TLS verdict lies in its cause chain.
+fn transport(error: reqwest::Error) -> MeshError {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = next {
+        if let Some(tls) = tls_verdict(e) {
+            return MeshError::Tls(tls.to_string());
+        }
+        next = e.source();
+    }
+    MeshError::Transport(error)
+}
+
+/// The rustls error `e` is or wraps: `io::Error::source` skips the error it wraps, and the
+/// connector nests one `io::Error` in another, so look inside them.
+fn tls_verdict<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    tls_verdict(inner)
 }
 
 /// One message retrieved in full.
@@ -260,7 +290,7 @@ impl MeshClient {
         operation: &'static str,
         request: RequestBuilder,
     ) -> Result<reqwest::Response, MeshError> {
-        let response = request.send().await.map_err(MeshError::Transport)?;
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -281,7 +311,7 @@ impl MeshClient {
         operation: &'static str,
         response: reqwest::Response,
     ) -> Result<T, MeshError> {
-        let bytes = response.bytes().await.map_err(MeshError::Transport)?;
+        let bytes = response.bytes().await.map_err(transport)?;
         serde_json::from_slice(&bytes).map_err(|e| MeshError::Protocol {
             operation,
             detail: e.to_string(),
@@ -503,7 +533,7 @@ async fn chunk_body(response: reqwest::Response, limit: usize) -> Result<Vec<u8>
         .headers()
         .get(reqwest::header::CONTENT_ENCODING)
         .map(|e| e.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    let bytes = response.bytes().await.map_err(MeshError::Transport)?;
+    let bytes = response.bytes().await.map_err(transport)?;
     match encoding.as_deref() {
         None | Some("" | "identity") if bytes.len() <= limit => Ok(bytes.to_vec()),
         None | Some("" | "identity") => Err(too_large()),

@@ -49,9 +49,10 @@ pub struct RawMesh {
     /// Hours of the ack topic read at start to rebuild the correlation map.
     #[serde(default = "default_lookback_h")]
     pub correlation_lookback_h: u64,
-    /// Submissions the correlation map holds at most (oldest forgotten first).
-    #[serde(default = "default_max_submissions")]
-    pub correlation_max_submissions: usize,
+    /// Acked calls the correlation map holds at most (oldest submissions forgotten first);
+    /// about 170 bytes each.
+    #[serde(default = "default_max_calls")]
+    pub correlation_max_calls: usize,
     /// Seconds a notification for a submission not (yet) seen on the ack topic waits in MESH
     /// before it is published uncorrelated.
     #[serde(default = "default_correlation_wait_s")]
@@ -70,8 +71,8 @@ fn default_max_messages() -> u32 {
 fn default_lookback_h() -> u64 {
     7 * 24
 }
-fn default_max_submissions() -> usize {
-    200_000
+fn default_max_calls() -> usize {
+    1_000_000
 }
 fn default_correlation_wait_s() -> u64 {
     300
@@ -105,8 +106,8 @@ pub struct MeshConfig {
     pub errors_topic: String,
     /// Ack-topic look-back.
     pub correlation_lookback: Duration,
-    /// Correlation bound.
-    pub correlation_max_submissions: usize,
+    /// Correlation bound, in acked calls.
+    pub correlation_max_calls: usize,
     /// Wait for a late ack.
     pub correlation_wait: Duration,
     /// Request timeout.
@@ -162,11 +163,11 @@ impl RawMesh {
                 "ads.dps-errors",
             ));
         }
-        if self.correlation_max_submissions == 0 {
+        if self.correlation_max_calls == 0 {
             return Err(invalid(
-                "mesh.correlation_max_submissions",
+                "mesh.correlation_max_calls",
                 "must be positive",
-                "200000",
+                "1000000",
             ));
         }
         if self.workflow_ids.iter().any(String::is_empty) {
@@ -188,7 +189,7 @@ impl RawMesh {
             max_messages_per_poll: self.max_messages_per_poll.clamp(10, 5000),
             errors_topic: self.errors_topic,
             correlation_lookback: Duration::from_secs(self.correlation_lookback_h * 3600),
-            correlation_max_submissions: self.correlation_max_submissions,
+            correlation_max_calls: self.correlation_max_calls,
             correlation_wait: Duration::from_secs(self.correlation_wait_s),
             request_timeout: Duration::from_secs(self.request_timeout_s.max(1)),
         })
@@ -286,7 +287,7 @@ mod tests {
         assert_eq!(mesh.mailbox, "X26ABC2");
         assert_eq!(mesh.poll_interval.as_secs(), 60);
         assert_eq!(mesh.correlation_lookback.as_secs(), 7 * 24 * 3600);
-        assert_eq!(mesh.correlation_max_submissions, 200_000);
+        assert_eq!(mesh.correlation_max_calls, 1_000_000);
         assert!(mesh.client_identity.is_none());
     }
 

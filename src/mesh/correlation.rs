@@ -8,13 +8,13 @@
 //! after a restart the map holds every submission of the look-back window again: nothing is kept
 //! on disk. It uses no consumer group offsets (assign, never commit).
 //!
-//! Bound: at most `correlation_max_submissions` submissions are held; beyond it the oldest
-//! submission (by first ack seen) is forgotten, and a notification for it is published
-//! uncorrelated (`correlated: false`, with the ids DPS gave). One submission costs roughly
-//! 200 bytes per call it carried, so the default 200 000 submissions of up to 100 calls is under
-//! about 4 GB only in the worst case; with `batch.max_calls = 100` and 1800 submissions a minute
-//! that is nearly two hours of traffic at full quota, and days at usual ambulance volumes.
-//! Duplicate acks (a resend after a crash) are stored once.
+//! Bound: at most `correlation_max_calls` acked calls are held (default 1 000 000); beyond it the
+//! oldest submissions (by first ack seen) are forgotten whole, and a notification for one of them
+//! is published uncorrelated (`correlated: false`, with the ids DPS gave). A held call costs
+//! about 170 bytes with typical ids (measured by `tests/correlation_memory.rs`: the topic and
+//! provider code are shared, the call and bundle ids stored once), so the default holds about
+//! 170 MB at most: a week of acks at 100 000 a day, and at full quota (1800 submissions of 100
+//! calls a minute) the last five or so minutes. Duplicate acks (a resend after a crash) are stored once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +28,9 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::notification::{CallIssues, SourceRef};
+
+/// Distinct topic names and provider codes shared at most.
+const MAX_INTERNED: usize = 10_000;
 
 /// What one ack told us about one call of one submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,26 +64,78 @@ struct AckSourceView {
     offset: i64,
 }
 
+/// One held call, compact: the topic and provider are interned, the ids stored once.
+struct Held {
+    call_id: Box<str>,
+    bundle_id: Box<str>,
+    provider_ods: Arc<str>,
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+}
+
+impl Held {
+    fn to_acked(&self) -> AckedCall {
+        AckedCall {
+            call_id: self.call_id.to_string(),
+            provider_ods: self.provider_ods.to_string(),
+            bundle_id: self.bundle_id.to_string(),
+            source: SourceRef {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                offset: self.offset,
+            },
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    by_submission: HashMap<String, Vec<AckedCall>>,
-    seen: HashSet<(String, i32, i64, String)>,
-    order: VecDeque<String>,
+    by_submission: HashMap<Arc<str>, Vec<Held>>,
+    order: VecDeque<Arc<str>>,
+    calls: usize,
+    /// Topic names and provider codes (few distinct values), shared by every held call.
+    interned: HashSet<Arc<str>>,
+}
+
+impl Inner {
+    fn intern(&mut self, value: &str) -> Arc<str> {
+        if let Some(v) = self.interned.get(value) {
+            return v.clone();
+        }
+        let v: Arc<str> = Arc::from(value);
+        // Topics and providers are few; past this many distinct values, stop sharing.
+        if self.interned.len() < MAX_INTERNED {
+            self.interned.insert(v.clone());
+        }
+        v
+    }
+
+    fn evict_to(&mut self, max_calls: usize) {
+        while self.calls > max_calls {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(calls) = self.by_submission.remove(&old) {
+                self.calls -= calls.len();
+            }
+        }
+    }
 }
 
 /// The bounded submission → calls map; see the module header.
 pub struct Correlator {
     inner: Mutex<Inner>,
-    max_submissions: usize,
+    max_calls: usize,
     caught_up: AtomicBool,
 }
 
 impl Correlator {
-    /// An empty map holding at most `max_submissions` submissions.
-    pub fn new(max_submissions: usize) -> Self {
+    /// An empty map holding at most `max_calls` acked calls.
+    pub fn new(max_calls: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            max_submissions: max_submissions.max(1),
+            max_calls: max_calls.max(1),
             caught_up: AtomicBool::new(false),
         }
     }
@@ -98,45 +153,37 @@ impl Correlator {
             return;
         };
         let mut inner = self.inner.lock().expect("correlator lock");
-        let identity = (
-            ack.source.topic.clone(),
-            ack.source.partition,
-            ack.source.offset,
-            api_id.clone(),
-        );
-        if !inner.seen.insert(identity) {
-            return;
-        }
-        let call = AckedCall {
-            call_id: ack.call_id,
-            provider_ods: ack.provider_ods,
-            bundle_id: ack.bundle_id,
-            source: SourceRef {
-                topic: ack.source.topic,
-                partition: ack.source.partition,
-                offset: ack.source.offset,
-            },
+        let topic = inner.intern(&ack.source.topic);
+        let provider_ods = inner.intern(&ack.provider_ods);
+        let (partition, offset) = (ack.source.partition, ack.source.offset);
+        let held = Held {
+            call_id: ack.call_id.into(),
+            bundle_id: ack.bundle_id.into(),
+            provider_ods,
+            topic,
+            partition,
+            offset,
         };
-        let entry = inner.by_submission.entry(api_id.clone()).or_default();
-        let new = entry.is_empty();
-        entry.push(call);
-        if new {
-            inner.order.push_back(api_id);
-            while inner.order.len() > self.max_submissions {
-                if let Some(old) = inner.order.pop_front() {
-                    if let Some(calls) = inner.by_submission.remove(&old) {
-                        for c in calls {
-                            inner.seen.remove(&(
-                                c.source.topic,
-                                c.source.partition,
-                                c.source.offset,
-                                old.clone(),
-                            ));
-                        }
-                    }
+        match inner.by_submission.get_mut(api_id.as_str()) {
+            Some(calls) => {
+                let duplicate = calls.iter().any(|c| {
+                    c.offset == offset
+                        && c.partition == partition
+                        && Arc::ptr_eq(&c.topic, &held.topic)
+                });
+                if duplicate {
+                    return;
                 }
+                calls.push(held);
+            }
+            None => {
+                let key: Arc<str> = Arc::from(api_id);
+                inner.order.push_back(key.clone());
+                inner.by_submission.insert(key, vec![held]);
             }
         }
+        inner.calls += 1;
+        inner.evict_to(self.max_calls);
     }
 
     /// Whether any ack for `submission_id` has been seen (and not evicted).
@@ -148,6 +195,11 @@ impl Correlator {
     /// Submissions held.
     pub fn len(&self) -> usize {
         self.inner.lock().expect("correlator lock").order.len()
+    }
+
+    /// Acked calls held (what the bound counts).
+    pub fn calls(&self) -> usize {
+        self.inner.lock().expect("correlator lock").calls
     }
 
     /// Whether nothing is held.
@@ -162,23 +214,12 @@ impl Correlator {
         let Some(calls) = inner.by_submission.get(submission_id) else {
             return Vec::new();
         };
-        let matched: Vec<AckedCall> = if let Some(bundle) = &call.bundle_id {
-            calls
-                .iter()
-                .filter(|c| &c.bundle_id == bundle)
-                .cloned()
-                .collect()
-        } else if let Some(id) = &call.call_id {
-            calls.iter().filter(|c| &c.call_id == id).cloned().collect()
-        } else {
-            let distinct: HashSet<&str> = calls.iter().map(|c| c.bundle_id.as_str()).collect();
-            if distinct.len() == 1 {
-                calls.clone()
-            } else {
-                Vec::new()
-            }
+        let matching = |c: &&Held| match (&call.bundle_id, &call.call_id) {
+            (Some(bundle), _) => &*c.bundle_id == bundle.as_str(),
+            (None, Some(id)) => &*c.call_id == id.as_str(),
+            (None, None) => calls.iter().all(|o| o.bundle_id == c.bundle_id),
         };
-        matched
+        calls.iter().filter(matching).map(Held::to_acked).collect()
     }
 
     /// Whether the reader has read the ack topic up to where it ended when the reader started.
@@ -364,14 +405,26 @@ mod tests {
     }
 
     #[test]
-    fn forgets_the_oldest_submission_beyond_the_bound() {
-        let c = Correlator::new(2);
+    fn forgets_the_oldest_submissions_whole_beyond_the_bound_on_calls() {
+        let c = Correlator::new(3);
         c.learn(&ack("S1", "c1", "b1", 1));
-        c.learn(&ack("S2", "c2", "b2", 2));
-        c.learn(&ack("S3", "c3", "b3", 3));
-        assert_eq!(c.len(), 2);
+        c.learn(&ack("S1", "c2", "b2", 2));
+        c.learn(&ack("S2", "c3", "b3", 3));
+        assert_eq!((c.len(), c.calls()), (2, 3));
+        c.learn(&ack("S3", "c4", "b4", 4));
+        assert_eq!((c.len(), c.calls()), (2, 2));
         assert!(!c.knows("S1"));
-        assert!(c.knows("S3"));
+        assert!(c.knows("S2") && c.knows("S3"));
         assert_eq!(c.lookup("S3", &issues(None, None)).len(), 1);
+    }
+
+    #[test]
+    fn a_submission_of_several_bundles_is_not_matched_without_an_id() {
+        let c = Correlator::new(10);
+        c.learn(&ack("S1", "c1", "b1", 1));
+        c.learn(&ack("S1", "c1", "b1", 2));
+        assert_eq!(c.lookup("S1", &issues(None, None)).len(), 2);
+        c.learn(&ack("S1", "c2", "b2", 3));
+        assert!(c.lookup("S1", &issues(None, None)).is_empty());
     }
 }

@@ -17,6 +17,7 @@
 //! | [`config`] | the `[mesh]` section |
 //! | [`notification`] | the notification format (`docs/dps-errors.md`), parsers, the `ads.dps-error.v1` record |
 //! | [`correlation`] | the bounded submission → calls map, rebuilt from the ack topic at start |
+//! | [`lease`] | one poller across replicas: a Kafka consumer group on the errors topic |
 //! | [`poller`] | the task: list, retrieve, parse, correlate, publish, then acknowledge |
 //! | [`demo`] | the DPS loop of `ads-connector demo --dps-errors` |
 //!
@@ -28,6 +29,7 @@ pub mod client;
 pub mod config;
 pub mod correlation;
 pub mod demo;
+pub mod lease;
 pub mod notification;
 pub mod poller;
 
@@ -40,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 pub use client::{MeshClient, MeshClientConfig, MeshError, MeshMessage, SendOptions};
 pub use config::{MeshConfig, RawMesh, SecretFileError};
 pub use correlation::{AckReader, Correlator};
+pub use lease::{Lease, LeaseKeeper};
 pub use poller::{DpsPoller, PollerStats};
 
 use crate::metrics::Metrics;
@@ -55,25 +58,41 @@ pub enum MeshStartError {
     Client(#[from] MeshError),
 }
 
-/// Starts the ack-topic reader (until `stop`) and returns the poller, ready to
-/// [`DpsPoller::run`], which waits for the reader when it stops. `kafka` carries the pipeline's
-/// client properties.
+/// Starts the ack-topic reader and the lease keeper (until `stop`) and returns the poller, ready
+/// to [`DpsPoller::run`], which waits for both when it stops. `kafka` carries the pipeline's
+/// client properties; `group_id` is the pipeline's consumer group (the lease group is
+/// `<group_id>.mesh-poller`).
 pub fn start(
     config: &MeshConfig,
     kafka: ClientConfig,
+    group_id: &str,
     ack_topic: &str,
     producer: FutureProducer,
     metrics: Metrics,
     stop: CancellationToken,
 ) -> Result<DpsPoller, MeshStartError> {
     let client = MeshClient::new(&config.client_config()?)?;
-    let correlator = Arc::new(Correlator::new(config.correlation_max_submissions));
+    let correlator = Arc::new(Correlator::new(config.correlation_max_calls));
     let reader = AckReader {
-        client: kafka,
+        client: kafka.clone(),
         topic: ack_topic.to_owned(),
         lookback: config.correlation_lookback,
         correlator: correlator.clone(),
     };
-    let reader = tokio::spawn(reader.run(stop));
-    Ok(DpsPoller::new(client, config.clone(), producer, correlator, metrics).with_reader(reader))
+    let lease = Lease::vacant();
+    let keeper = LeaseKeeper {
+        client: kafka,
+        group_id: format!("{group_id}.mesh-poller"),
+        topic: config.errors_topic.clone(),
+        lease: lease.clone(),
+        metrics: metrics.clone(),
+    };
+    let reader = tokio::spawn(reader.run(stop.clone()));
+    let keeper = tokio::spawn(keeper.run(stop));
+    Ok(
+        DpsPoller::new(client, config.clone(), producer, correlator, metrics)
+            .with_lease(lease)
+            .with_task(reader)
+            .with_task(keeper),
+    )
 }

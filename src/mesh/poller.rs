@@ -7,6 +7,8 @@
 //! acknowledged (and so deleted by MESH) only after every record made from it has been written
 //! and acknowledged by the broker (`acks=all`, idempotent producer); a crash in between publishes
 //! it again on the next poll, never loses it. Ordering: messages in inbox order, one at a time.
+//! Across replicas: only the holder of the [`Lease`] polls, and it handles each message under
+//! [`Lease::work`], so a handover never splits one message between two replicas.
 //!
 //! Correlation: a notification whose submission id is not (yet) on the ack topic is left in
 //! MESH and retried on later polls for up to `correlation_wait_s` (the ack of a submission is
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::{MeshClient, MeshError, MeshMessage};
 use super::config::MeshConfig;
 use super::correlation::Correlator;
+use super::lease::Lease;
 use super::notification::{DpsErrorRecord, MeshOrigin, Notification, Parsers, DPS_ERROR_SCHEMA};
 use crate::acker::{produce_all, ProduceError};
 use crate::metrics::Metrics;
@@ -90,8 +93,10 @@ pub struct DpsPoller {
     deferred: HashMap<String, Instant>,
     /// Messages of other workflows, left in the mailbox and not fetched again.
     skipped: HashSet<String>,
-    /// The ack-topic reader feeding `correlator`, awaited when the poller stops.
-    reader: Option<tokio::task::JoinHandle<()>>,
+    /// The right to poll (always held unless [`Self::with_lease`] says otherwise).
+    lease: Lease,
+    /// Background tasks (the ack-topic reader, the lease keeper), awaited when the poller stops.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl DpsPoller {
@@ -113,14 +118,21 @@ impl DpsPoller {
             stats: Arc::new(PollerStats::default()),
             deferred: HashMap::new(),
             skipped: HashSet::new(),
-            reader: None,
+            lease: Lease::exclusive(),
+            tasks: Vec::new(),
         }
     }
 
-    /// Makes [`Self::run`] wait for the ack-topic reader `task` before returning (so its Kafka
-    /// client is closed when the pipeline's drain ends).
-    pub fn with_reader(mut self, task: tokio::task::JoinHandle<()>) -> Self {
-        self.reader = Some(task);
+    /// Makes [`Self::run`] wait for `task` (the ack-topic reader, the lease keeper) before
+    /// returning, so their Kafka clients are closed when the pipeline's drain ends.
+    pub fn with_task(mut self, task: tokio::task::JoinHandle<()>) -> Self {
+        self.tasks.push(task);
+        self
+    }
+
+    /// Polls only while `lease` is held.
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = lease;
         self
     }
 
@@ -130,6 +142,11 @@ impl DpsPoller {
         self
     }
 
+    /// The lease this poller polls under.
+    pub fn lease(&self) -> Lease {
+        self.lease.clone()
+    }
+
     /// The live counters.
     pub fn stats(&self) -> Arc<PollerStats> {
         self.stats.clone()
@@ -137,10 +154,10 @@ impl DpsPoller {
 
     /// Polls every `poll_interval` until `stop`; finishes the message in hand before returning.
     pub async fn run(mut self, stop: CancellationToken) {
-        let reader = self.reader.take();
+        let tasks = std::mem::take(&mut self.tasks);
         self.poll_until(&stop).await;
-        if let Some(reader) = reader {
-            let _ = reader.await;
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -162,6 +179,9 @@ impl DpsPoller {
             }
         }
         loop {
+            if !self.lease.acquired(stop).await {
+                return;
+            }
             let polled = self.poll_once(stop).await;
             if polled.is_ok() {
                 self.metrics.mesh_polled();
@@ -200,10 +220,16 @@ impl DpsPoller {
             .list_inbox(filter, self.config.max_messages_per_poll)
             .await?;
         let mut report = PollReport::default();
+        let lease = self.lease.clone();
         for id in ids {
             if stop.is_cancelled() {
                 break;
             }
+            // Held until this message is published and acknowledged (or left): a lease
+            // revocation waits for it, and no message starts once the lease is gone.
+            let Some(_work) = lease.work().await else {
+                break;
+            };
             if self.skipped.contains(&id) {
                 continue;
             }

@@ -49,7 +49,9 @@ pub(crate) struct MeshBox {
 
 type Shared = Arc<MeshBox>;
 
-pub(crate) fn routes() -> Router {
+/// The MESH API as a router with its own empty store, to serve on any listener (the sandbox
+/// merges it into its own; `tests/mesh_tls.rs` serves it over mutual TLS).
+pub fn routes() -> Router {
     Router::new()
         .route("/messageexchange/{mailbox}", post(handshake))
         .route("/messageexchange/{mailbox}/count", get(count))
