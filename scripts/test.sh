@@ -45,7 +45,7 @@ log "cargo clippy -D warnings"
 cargo clippy --all-targets -- -D warnings
 log "cargo test"
 set +e
-cargo test 2>&1 | tee "$WORK/test.log"
+cargo test --no-fail-fast 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then

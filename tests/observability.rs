@@ -12,8 +12,8 @@ use std::time::Duration;
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
 use ads_connector::metrics::{
-    AckOutcome, FlushReason, Metrics, Outcome, RebalanceKind, RequestOutcome, RetryReason,
-    StatusLabel,
+    AckOutcome, FlushReason, LeaseRole, Metrics, Outcome, RebalanceKind, RequestOutcome,
+    RetryReason, StatusLabel,
 };
 use common::*;
 use rdkafka::mocking::MockCluster;
@@ -45,6 +45,7 @@ fn exercised() -> String {
     m.offsets_committed(Outcome::Success);
     m.consumer_lag("cad", 0, 1);
     m.readiness(true);
+    m.mesh_lease_role(LeaseRole::Holder);
     m.encode()
 }
 
