@@ -7,6 +7,9 @@
 
 use std::hint::black_box;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ads_connector::cad::{self, CadCall};
 use ads_connector::generate::{to_json_line, Generator};
 use ads_connector::mapping::{check, map_call, MappingOptions};

@@ -33,7 +33,7 @@ use crate::rate_limit::RateLimiter;
 use crate::source::{self, CadConsumer, SourceError};
 use crate::submitter::Submitter;
 use crate::transactions::{self, Transactions};
-use crate::{batcher, transform};
+use crate::{batcher, telemetry, transform};
 
 /// Records buffered between two stages: enough to keep the API busy, small enough that a stalled
 /// API pauses consumption within a few thousand records.
@@ -141,6 +141,7 @@ impl Pipeline {
         let (batches_tx, batches_rx) = mpsc::channel(config.api.max_in_flight);
         let (acks_tx, acks_rx) = mpsc::channel(config.api.max_in_flight * 2);
         let (dead_tx, dead_rx) = mpsc::channel(CHANNEL_RECORDS);
+        let (refused_tx, refused_rx) = mpsc::channel(CHANNEL_RECORDS);
         let mut stages = JoinSet::new();
 
         // 1. Source: consume CAD records, register their offsets.
@@ -156,9 +157,9 @@ impl Pipeline {
         });
 
         // 2. Transform: decode, map, serialize; invalid records to the dead-letter stage.
-        let (opts, m, dead) = (config.mapping.clone(), metrics.clone(), dead_tx.clone());
+        let (opts, m) = (config.mapping.clone(), metrics.clone());
         stages.spawn(async move {
-            transform::run(opts, m, records_rx, mapped_tx, dead).await;
+            transform::run(opts, m, records_rx, mapped_tx, dead_tx).await;
             Ok(())
         });
 
@@ -178,8 +179,12 @@ impl Pipeline {
             limiter,
             metrics: metrics.clone(),
         });
+        let group = telemetry::ConsumerGroup {
+            name: config.kafka.group_id.clone(),
+            client_id: config.kafka.properties.get("client.id").cloned(),
+        };
         stages.spawn(async move {
-            submitter.run(batches_rx, acks_tx, dead_tx).await;
+            submitter.run(batches_rx, acks_tx, refused_tx, group).await;
             Ok(())
         });
 
@@ -202,7 +207,7 @@ impl Pipeline {
             topic: config.kafka.dead_letter_topic.clone(),
             metrics: metrics.clone(),
         };
-        stages.spawn(async move { Ok(dead_letters.run(dead_rx).await?) });
+        stages.spawn(async move { Ok(dead_letters.run(dead_rx, refused_rx).await?) });
 
         // 7. MESH poller (when `[mesh]` is set): DPS error notifications to the errors topic,
         //    correlated through the ack topic; its own non-transactional producer.

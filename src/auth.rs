@@ -10,10 +10,12 @@
 //! `refresh_fraction` of its lifetime has passed; if a refresh fails while the current token is
 //! still valid, the current token stays in use. Failures: every [`AuthError`] is transient for the
 //! pipeline (requests wait and retry; `/readyz` reports no token), and each says what to fix.
-//! Key material and tokens are never logged.
+//! Key material and tokens are never logged. Each token request is a `token refresh` span with
+//! a `POST` child (outcome and bounded `error.type` only; never the assertion, the token or the
+//! API key); a caller that waited while another task minted records a `token wait` event.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +24,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use url::Url;
 
 use crate::config::AuthConfig;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{Metrics, Outcome, StatusLabel};
+use crate::telemetry;
 
 /// JWT lifetime requested; the token server refuses more than 300 s (and allows 310).
 const ASSERTION_LIFETIME_S: i64 = 290;
@@ -71,6 +75,17 @@ impl AuthError {
             Self::Transport(_) | Self::BadResponse(_) => true,
             Self::Refused { status, .. } => *status == 429 || *status >= 500,
             Self::KeyFile { .. } | Self::Sign(_) => false,
+        }
+    }
+
+    /// Bounded kind (`error.type` of the `token refresh` span).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::KeyFile { .. } => "key_file",
+            Self::Sign(_) => "sign",
+            Self::Transport(_) => StatusLabel::TransportError.as_str(),
+            Self::Refused { status, .. } => StatusLabel::from_status(*status).as_str(),
+            Self::BadResponse(_) => "bad_response",
         }
     }
 }
@@ -134,6 +149,8 @@ pub struct TokenProvider {
     client: reqwest::Client,
     current: Mutex<Option<Token>>,
     held: AtomicBool,
+    /// Token requests made, successful or not (tells a caller it waited for one).
+    mints: AtomicU64,
     metrics: Metrics,
 }
 
@@ -161,6 +178,7 @@ impl TokenProvider {
             jwt,
             client,
             current: Mutex::new(None),
+            mints: AtomicU64::new(0),
             metrics,
         }
     }
@@ -175,7 +193,12 @@ impl TokenProvider {
         let Some(jwt) = &self.jwt else {
             return Ok(None);
         };
+        let (mints, waiting) = (self.mints.load(Ordering::Relaxed), Instant::now());
         let mut current = self.current.lock().await;
+        if self.mints.load(Ordering::Relaxed) != mints {
+            // Another task (the refresher, another submission) minted while this one waited.
+            telemetry::token_waited(waiting.elapsed());
+        }
         let now = Instant::now();
         if let Some(token) = current.as_ref() {
             if now < token.refresh_at(jwt.refresh_fraction) {
@@ -244,8 +267,11 @@ impl TokenProvider {
         }
     }
 
+    /// One token request, in a `token refresh` span; called with `current` locked.
     async fn mint(&self, jwt: &Jwt) -> Result<Token, AuthError> {
-        let result = self.request_token(jwt).await;
+        let span = telemetry::token_span();
+        let result = self.request_token(jwt).instrument(span.clone()).await;
+        self.mints.fetch_add(1, Ordering::Relaxed);
         match &result {
             Ok(token) => {
                 let expires = chrono::Utc::now().timestamp() + token.lifetime.as_secs() as i64;
@@ -256,7 +282,10 @@ impl TokenProvider {
                     lifetime_s = token.lifetime.as_secs()
                 );
             }
-            Err(_) => self.metrics.token_refreshed(Outcome::Failure, None),
+            Err(error) => {
+                telemetry::failed(&span, error.kind());
+                self.metrics.token_refreshed(Outcome::Failure, None);
+            }
         }
         result
     }
@@ -273,23 +302,39 @@ impl TokenProvider {
         ])
         .map_err(|e| AuthError::Sign(e.to_string()))?;
         let obtained = Instant::now();
-        let response = self
-            .client
-            .post(jwt.token_url.clone())
-            // Exactly this value: the platform compares the header as a string.
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| AuthError::Transport(without_url(e)))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| AuthError::Transport(without_url(e)))?;
+        let post = telemetry::http_span(&jwt.token_url, 1);
+        let sent = async {
+            let response = self
+                .client
+                .post(jwt.token_url.clone())
+                // Exactly this value: the platform compares the header as a string.
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        }
+        .instrument(post.clone())
+        .await;
+        let (status, body) = match sent {
+            Ok(sent) => sent,
+            Err(e) => {
+                let label = if e.is_timeout() {
+                    StatusLabel::Timeout
+                } else {
+                    StatusLabel::TransportError
+                };
+                telemetry::http_finished(&post, 0, label.as_str(), false);
+                return Err(AuthError::Transport(without_url(e)));
+            }
+        };
+        let label = StatusLabel::from_status(status).as_str();
+        telemetry::http_finished(&post, status, label, status == 200);
+        drop(post);
         if status != 200 {
             let err: OAuthError = serde_json::from_slice(&body).unwrap_or_default();
             let (error, description) = if err.error.is_empty() {

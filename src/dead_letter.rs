@@ -1,8 +1,11 @@
 //! Dead letters: records that cannot be submitted go to the dead-letter topic, unchanged.
 //!
-//! Input: [`DeadLetter`]s from the transform stage (undecodable or invalid records) and from the
-//! submitter (permanent API rejections, exhausted retry budgets). Output: one record on the
-//! dead-letter topic per input, with the original key, value and headers, plus the headers
+//! Input: [`DeadLetter`]s from the transform stage (undecodable or invalid records) and, with
+//! their submission's `process` span, from the submitter (permanent API rejections, exhausted
+//! retry budgets). Output: one record on the dead-letter topic per input, with the original key,
+//! value and headers (`traceparent` replaced by the context of the `send` span that wrote it: a
+//! child of the `process` span, or for transform rejects a root linked to the records' own
+//! contexts), plus the headers
 //! `ads-error-stage`, `ads-error-kind` (a bounded enum value), `ads-error-message`,
 //! `ads-source-topic`, `ads-source-partition`, `ads-source-offset`, and for records refused by
 //! the decoder or the local validation `ads-error-problems` (a JSON array of `{path, rule,
@@ -19,10 +22,12 @@
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use tokio::sync::mpsc;
+use tracing::Span;
 
 use crate::acker::{DurableWriter, ProduceError};
 use crate::metrics::Metrics;
 use crate::source::Envelope;
+use crate::telemetry::{self, MAX_LINKS};
 
 /// The pipeline stage where a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,19 +96,65 @@ pub struct DeadLetterProducer {
 const CHUNK: usize = 256;
 
 impl DeadLetterProducer {
-    /// Runs until every sender of `input` is dropped.
-    pub async fn run(self, mut input: mpsc::Receiver<DeadLetter>) -> Result<(), ProduceError> {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        while input.recv_many(&mut chunk, CHUNK).await > 0 {
-            self.publish(&chunk).await?;
-            chunk.clear();
+    /// Runs until every sender of both inputs is dropped: `invalid` from the transform stage,
+    /// `refused` from the submitter (each letter with its submission's `process` span).
+    pub async fn run(
+        self,
+        mut invalid: mpsc::Receiver<DeadLetter>,
+        mut refused: mpsc::Receiver<(DeadLetter, Span)>,
+    ) -> Result<(), ProduceError> {
+        let (mut from_transform, mut from_submitter) = (Vec::new(), Vec::new());
+        let (mut transform_open, mut submitter_open) = (true, true);
+        while transform_open || submitter_open {
+            tokio::select! {
+                n = invalid.recv_many(&mut from_transform, CHUNK), if transform_open => {
+                    transform_open = n > 0;
+                }
+                n = refused.recv_many(&mut from_submitter, CHUNK), if submitter_open => {
+                    submitter_open = n > 0;
+                }
+            }
+            let chunk: Vec<(DeadLetter, Option<Span>)> = from_transform
+                .drain(..)
+                .map(|d| (d, None))
+                .chain(from_submitter.drain(..).map(|(d, span)| (d, Some(span))))
+                .collect();
+            if !chunk.is_empty() {
+                self.publish(&chunk).await?;
+            }
         }
         Ok(())
     }
 
-    async fn publish(&self, letters: &[DeadLetter]) -> Result<(), ProduceError> {
-        let prepared: Vec<(OwnedHeaders, &Envelope)> =
-            letters.iter().map(|d| (headers(d), &d.envelope)).collect();
+    async fn publish(&self, letters: &[(DeadLetter, Option<Span>)]) -> Result<(), ProduceError> {
+        // One `send` span per run of letters with the same `process` span (or none), at most
+        // MAX_LINKS letters each; they all cover the one write below.
+        let none = Span::none();
+        let mut spans = Vec::new();
+        let mut traceparents = Vec::with_capacity(letters.len());
+        let same_parent = |a: &(DeadLetter, Option<Span>), b: &(DeadLetter, Option<Span>)| {
+            a.1.as_ref().and_then(Span::id) == b.1.as_ref().and_then(Span::id)
+        };
+        for group in letters
+            .chunk_by(same_parent)
+            .flat_map(|g| g.chunks(MAX_LINKS))
+        {
+            let parent = group[0].1.as_ref();
+            let span = telemetry::send_span(parent.unwrap_or(&none), &self.topic, group.len());
+            if parent.is_none() {
+                let records = group.iter().map(|(d, _)| &d.envelope.traceparent);
+                telemetry::link(&span, records.filter_map(Option::as_deref));
+            }
+            let traceparent = telemetry::traceparent(&span);
+            traceparents.extend(std::iter::repeat_n(traceparent, group.len()));
+            spans.push(span);
+        }
+        let letters: Vec<&DeadLetter> = letters.iter().map(|(d, _)| d).collect();
+        let prepared: Vec<(OwnedHeaders, &Envelope)> = letters
+            .iter()
+            .zip(&traceparents)
+            .map(|(d, t)| (headers(d, t.as_deref()), &d.envelope))
+            .collect();
         let records = prepared.iter().map(|(h, e)| {
             let mut r = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(h.clone());
             if let Some(k) = &e.key {
@@ -116,6 +167,7 @@ impl DeadLetterProducer {
         });
         let done = letters.iter().map(|d| &d.envelope.pos);
         self.writer.write(records, done).await?;
+        drop(spans);
         for d in letters {
             self.metrics.dead_lettered(d.kind);
             tracing::warn!(
@@ -131,9 +183,14 @@ impl DeadLetterProducer {
     }
 }
 
-fn headers(d: &DeadLetter) -> OwnedHeaders {
-    let mut h = OwnedHeaders::new_with_capacity(d.envelope.headers.len() + 6);
+/// The record's headers (its `traceparent` replaced by `traceparent` when there is one), plus
+/// the reason headers.
+fn headers(d: &DeadLetter, traceparent: Option<&str>) -> OwnedHeaders {
+    let mut h = OwnedHeaders::new_with_capacity(d.envelope.headers.len() + 7);
     for (key, value) in &d.envelope.headers {
+        if traceparent.is_some() && key.eq_ignore_ascii_case("traceparent") {
+            continue;
+        }
         h = h.insert(Header {
             key,
             value: value.as_deref(),
@@ -152,6 +209,12 @@ fn headers(d: &DeadLetter) -> OwnedHeaders {
         h = h.insert(Header {
             key,
             value: Some(value),
+        });
+    }
+    if let Some(traceparent) = traceparent {
+        h = h.insert(Header {
+            key: "traceparent",
+            value: Some(traceparent),
         });
     }
     if let Some(problems) = &d.problems {

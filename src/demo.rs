@@ -42,9 +42,10 @@ pub struct DemoArgs {
     /// Write the summary as one JSON object to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
-    /// Partitions of the CAD topic.
-    #[arg(long, default_value_t = 4)]
-    pub partitions: i32,
+    /// Partitions of the CAD topic (default: 4, or one per 1000 calls up to 64: librdkafka's
+    /// mock cluster slows down sharply past about 5000 records of 3 KB in one partition).
+    #[arg(long)]
+    pub partitions: Option<i32>,
     /// Seed of the call generator.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -88,7 +89,7 @@ impl Default for DemoArgs {
         Self {
             calls: 2000,
             summary_json: None,
-            partitions: 4,
+            partitions: None,
             seed: 7,
             update_ratio: 0.1,
             invalid_ratio: 0.005,
@@ -161,7 +162,10 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
     // go down while the others keep serving).
     let brokers = if chaos { 3 } else { 1 };
     let cluster = MockCluster::new(brokers).context("cannot start the mock Kafka cluster")?;
-    cluster.create_topic(CAD_TOPIC, args.partitions, 1)?;
+    let partitions = args
+        .partitions
+        .unwrap_or_else(|| i32::try_from(args.calls / 1000).unwrap_or(64).clamp(4, 64));
+    cluster.create_topic(CAD_TOPIC, partitions, 1)?;
     cluster.create_topic(ACK_TOPIC, 1, 1)?;
     cluster.create_topic(DLQ_TOPIC, 1, 1)?;
     let bootstrap = cluster.bootstrap_servers();

@@ -18,9 +18,10 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`config`] | TOML file + `ADS__SECTION__KEY` overrides → validated [`config::Config`] |
+//! | [`app`] | wires the stages into the pipeline and runs it until shutdown |
+//! | [`config`] | TOML file + `ADS__SECTION__KEY` overrides → validated [`config::Config`]; one file per section |
 //! | [`source`] | Kafka consumer group; turns records into [`source::Envelope`]s; registers offsets |
-//! | [`cad`] | the `cad.call.v1` input contract and its decoder |
+//! | [`cad`] | the `cad.call.v1` input contract (call, response, contact, clinical) and its decoder |
 //! | [`transform`] | the stage task: decode, map and serialize each record, or dead-letter it |
 //! | [`mapping`] | one CAD call → one deterministic ADS FHIR call Bundle, locally validated |
 //! | [`batcher`] | groups call bundles into submissions by count, bytes and linger; coalesces snapshots |
@@ -30,14 +31,18 @@
 //! | [`acker`] | publishes one `ads.ack.v1` record per consumed record, then marks it done |
 //! | [`dead_letter`] | publishes the original record with reason headers, then marks it done |
 //! | [`offsets`] | per-partition contiguous watermark of done records; what may be committed |
-//! | [`mesh`] | DPS error notifications from MESH, correlated through the ack topic, to an errors topic |
+//! | [`mesh`] | MESH client and poller: DPS error notifications, correlated through the ack topic, to an errors topic |
 //! | [`transactions`] | transactional mode: acks, dead letters and offsets in one Kafka transaction |
-//! | [`mesh`] | MESH client and the poller publishing DPS error notifications to Kafka |
 //! | [`metrics`], [`lag`], [`health`], [`telemetry`], [`shutdown`] | operations |
 //! | [`sandbox`], [`keygen`], [`generate`], [`validate`] | the local NHS API, keys, synthetic calls, the `validate` command |
 //! | [`demo`], [`chaos`] | the embedded demo and its fault timeline |
 //!
 //! Every stage file opens with its contract: input, output, ordering, ack guarantee, failures.
+//! A module that outgrew one file keeps its root file (`foo.rs`) and puts its parts in `foo/`:
+//! `config/` (one file per section), `cad/` (model sections, decoder, rules, time formats),
+//! `mapping/`, `metrics/` (label enums, MESH families), `generate/` (a call's events, patients,
+//! reference data) and `sandbox/faults/` (spec grammar, injector); [`mesh`] and [`sandbox`]
+//! are `mod.rs` folders.
 
 pub mod acker;
 pub mod app;

@@ -1,15 +1,18 @@
 //! Metrics: the one place that knows metric names (prefix `ads_connector_`).
 //!
 //! Stages call semantic methods (`record_consumed`, `batch_flushed`, `request_completed`, …);
-//! they never spell a metric name or a label value. Every label value comes from an enum in this
-//! file, from a `&'static str` error kind of a bounded enum elsewhere (`record_invalid`,
-//! `dead_lettered`), or from configuration and the broker (topic names, partition numbers), so
-//! cardinality is bounded and no patient data, call id or URL can become a label. Every label
-//! value an enum knows is created at zero up front, so a dashboard's `rate()` and an alert's
-//! ratio see a series (of zeros) before the first event. A private [`Registry`] keeps tests
+//! they never spell a metric name or a label value. Every label value comes from an enum in
+//! `metrics/labels.rs`, from a `&'static str` error kind of a bounded enum elsewhere
+//! (`record_invalid`, `dead_lettered`), or from configuration and the broker (topic names,
+//! partition numbers), so cardinality is bounded and no patient data, call id or URL can become
+//! a label. Every label value an enum knows is created at zero up front, so a dashboard's
+//! `rate()` and an alert's ratio see a series (of zeros) before the first event. A private [`Registry`] keeps tests
 //! isolated; `/metrics` encodes it in the Prometheus text format, with the process collector's
 //! `process_*` families (CPU, resident memory, open files, start time). The catalogue, with the
 //! meaning of every family, is `docs/metrics.md`; a test keeps the two in step.
+//!
+//! Layout: this file holds [`Metrics`], its registry and the pipeline's families;
+//! `metrics/labels.rs` the label enums; `metrics/mesh.rs` the MESH poller's families and methods.
 
 use std::time::Duration;
 
@@ -18,262 +21,14 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Why a batch was flushed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlushReason {
-    /// `batch.max_calls` reached.
-    Count,
-    /// The next call would pass `batch.max_bytes`.
-    Bytes,
-    /// `batch.linger_ms` elapsed.
-    Linger,
-    /// Input closed (shutdown).
-    Shutdown,
-}
+mod labels;
+mod mesh;
 
-impl FlushReason {
-    /// Every value, for zero-initialised series.
-    pub const ALL: [Self; 4] = [Self::Count, Self::Bytes, Self::Linger, Self::Shutdown];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Count => "count",
-            Self::Bytes => "bytes",
-            Self::Linger => "linger",
-            Self::Shutdown => "shutdown",
-        }
-    }
-}
-
-/// HTTP status as a bounded label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusLabel {
-    /// A status code we name (200, 401, 403, 429, 5xx we expect…).
-    Code(u16),
-    /// Any other status, by class.
-    Class(u16),
-    /// The request timed out.
-    Timeout,
-    /// Connection refused, reset, DNS, TLS.
-    TransportError,
-}
-
-impl StatusLabel {
-    /// The values created at zero up front: the statuses dashboards and alerts select on.
-    pub const COMMON: [Self; 11] = [
-        Self::Code(200),
-        Self::Code(400),
-        Self::Code(401),
-        Self::Code(403),
-        Self::Code(429),
-        Self::Code(500),
-        Self::Code(502),
-        Self::Code(503),
-        Self::Code(504),
-        Self::Timeout,
-        Self::TransportError,
-    ];
-
-    /// From a response status.
-    pub fn from_status(status: u16) -> Self {
-        match status {
-            200 | 201 | 202 | 400 | 401 | 403 | 404 | 405 | 408 | 413 | 415 | 429 | 500 | 501
-            | 502 | 503 | 504 => Self::Code(status),
-            other => Self::Class(other / 100),
-        }
-    }
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Code(200) => "200",
-            Self::Code(201) => "201",
-            Self::Code(202) => "202",
-            Self::Code(400) => "400",
-            Self::Code(401) => "401",
-            Self::Code(403) => "403",
-            Self::Code(404) => "404",
-            Self::Code(405) => "405",
-            Self::Code(408) => "408",
-            Self::Code(413) => "413",
-            Self::Code(415) => "415",
-            Self::Code(429) => "429",
-            Self::Code(500) => "500",
-            Self::Code(501) => "501",
-            Self::Code(502) => "502",
-            Self::Code(503) => "503",
-            Self::Code(504) => "504",
-            Self::Class(1) => "1xx",
-            Self::Class(2) => "2xx",
-            Self::Class(3) => "3xx",
-            Self::Class(4) => "4xx",
-            Self::Class(5) => "5xx",
-            Self::Timeout => "timeout",
-            Self::TransportError => "transport_error",
-            Self::Code(_) | Self::Class(_) => "other",
-        }
-    }
-}
-
-/// How a request ended, for the duration histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestOutcome {
-    /// 2xx.
-    Success,
-    /// Will be retried.
-    Retryable,
-    /// Permanent failure; the records are dead-lettered.
-    Rejected,
-}
-
-impl RequestOutcome {
-    /// Every value, for zero-initialised series.
-    pub const ALL: [Self; 3] = [Self::Success, Self::Retryable, Self::Rejected];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Retryable => "retryable",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-/// Why a request is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryReason {
-    /// 429 Too Many Requests.
-    Status429,
-    /// 408 Request Timeout.
-    Status408,
-    /// 5xx other than 501.
-    Status5xx,
-    /// 401/403: the token is refreshed once.
-    Unauthorized,
-    /// The client timed out.
-    Timeout,
-    /// Connection error.
-    Connect,
-    /// No token could be obtained.
-    Token,
-}
-
-impl RetryReason {
-    /// Every value, for zero-initialised series.
-    pub const ALL: [Self; 7] = [
-        Self::Status429,
-        Self::Status408,
-        Self::Status5xx,
-        Self::Unauthorized,
-        Self::Timeout,
-        Self::Connect,
-        Self::Token,
-    ];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Status429 => "status_429",
-            Self::Status408 => "status_408",
-            Self::Status5xx => "status_5xx",
-            Self::Unauthorized => "unauthorized",
-            Self::Timeout => "timeout",
-            Self::Connect => "connect",
-            Self::Token => "token",
-        }
-    }
-}
-
-/// Ack outcome label (`ads.ack.v1` `outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AckOutcome {
-    /// The record's snapshot was submitted.
-    Submitted,
-    /// A newer snapshot of the same call in the same submission carried it.
-    Superseded,
-}
-
-impl AckOutcome {
-    /// Every value, for zero-initialised series.
-    pub const ALL: [Self; 2] = [Self::Submitted, Self::Superseded];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Submitted => "submitted",
-            Self::Superseded => "superseded",
-        }
-    }
-}
-
-/// Success or failure label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// It worked.
-    Success,
-    /// It did not.
-    Failure,
-}
-
-impl Outcome {
-    /// Every value, for zero-initialised series.
-    pub const ALL: [Self; 2] = [Self::Success, Self::Failure];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Failure => "failure",
-        }
-    }
-}
-
-/// Rebalance event label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RebalanceKind {
-    /// Partitions assigned.
-    Assign,
-    /// Partitions revoked.
-    Revoke,
-}
-
-impl RebalanceKind {
-    /// Every value, for zero-initialised series.
-    pub const ALL: [Self; 2] = [Self::Assign, Self::Revoke];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Assign => "assign",
-            Self::Revoke => "revoke",
-        }
-    }
-}
-
-/// Role of this replica in the MESH poller lease (`crate::mesh::lease`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseRole {
-    /// This replica polls MESH.
-    Holder,
-    /// Another replica polls; this one waits to take over.
-    Standby,
-}
-
-impl LeaseRole {
-    /// Every value.
-    pub const ALL: [Self; 2] = [Self::Holder, Self::Standby];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Holder => "holder",
-            Self::Standby => "standby",
-        }
-    }
-}
+pub use labels::{
+    AckOutcome, FlushReason, LeaseRole, Outcome, RebalanceKind, RequestOutcome, RetryReason,
+    StatusLabel,
+};
+use mesh::MeshMetrics;
 
 /// The commit the binary was built from: `ADS_GIT_SHA` at build time, `unknown` without it.
 pub const GIT_SHA: &str = match option_env!("ADS_GIT_SHA") {
@@ -651,97 +406,6 @@ impl Metrics {
             .consumer_lag
             .remove_label_values(&[topic, &partition.to_string()]);
     }
-
-    /// A DPS error record was written to the errors topic (`crate::mesh`). `severity` is the
-    /// worst issue's, folded into `fatal`/`error`/`warning`/`unknown`.
-    pub fn dps_error_published(&self, unknown_format: bool, correlated: bool, severity: &str) {
-        let severity = match severity {
-            "fatal" | "error" | "warning" => severity,
-            _ => "unknown",
-        };
-        let format = if unknown_format { "unknown" } else { "parsed" };
-        let correlated = if correlated { "true" } else { "false" };
-        self.mesh
-            .dps_errors
-            .with_label_values(&[format, correlated, severity])
-            .inc();
-    }
-
-    /// A MESH poll failed; `kind` is a `MeshError`/`PollError` kind (bounded).
-    pub fn mesh_poll_failed(&self, kind: &'static str) {
-        self.mesh.poll_failures.with_label_values(&[kind]).inc();
-    }
-
-    /// This replica's role in the MESH poller lease: the chosen role's series is 1, the other 0.
-    /// Without `[mesh]` neither series exists.
-    pub fn mesh_lease_role(&self, role: LeaseRole) {
-        for r in LeaseRole::ALL {
-            self.mesh
-                .lease
-                .with_label_values(&[r.as_str()])
-                .set(i64::from(r == role));
-        }
-    }
-
-    /// A MESH poll completed (the inbox was read and every message in hand handled).
-    pub fn mesh_polled(&self) {
-        self.mesh.last_poll.set(chrono::Utc::now().timestamp());
-    }
-}
-
-/// The MESH poller's families (`crate::mesh`).
-#[derive(Clone)]
-struct MeshMetrics {
-    dps_errors: IntCounterVec,
-    poll_failures: IntCounterVec,
-    last_poll: IntGauge,
-    lease: IntGaugeVec,
-}
-
-impl MeshMetrics {
-    fn new(r: &Registry) -> Self {
-        let dps_errors = counter(
-            r,
-            "dps_errors_published_total",
-            "DPS error records written to the errors topic, by format, correlation and severity.",
-            &["format", "correlated", "severity"],
-        );
-        for format in ["parsed", "unknown"] {
-            for correlated in ["true", "false"] {
-                for severity in ["fatal", "error", "warning", "unknown"] {
-                    dps_errors.with_label_values(&[format, correlated, severity]);
-                }
-            }
-        }
-        let poll_failures = counter(
-            r,
-            "mesh_poll_failures_total",
-            "MESH polls that ended in an error, by kind.",
-            &["kind"],
-        );
-        for kind in ["auth", "tls", "transport", "status", "protocol", "produce"] {
-            poll_failures.with_label_values(&[kind]);
-        }
-        let lease = IntGaugeVec::new(
-            Opts::new(
-                "ads_connector_mesh_poller_lease",
-                "1 on the series of this replica's role in the MESH poller lease (holder polls MESH, standby waits); absent without [mesh].",
-            ),
-            &["role"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(lease.clone())).expect("unique metric");
-        Self {
-            dps_errors,
-            poll_failures,
-            lease,
-            last_poll: gauge(
-                r,
-                "mesh_last_poll_success_timestamp_seconds",
-                "Time of the last MESH poll that completed, Unix seconds; 0 before the first.",
-            ),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -768,12 +432,5 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing");
         }
-    }
-
-    #[test]
-    fn unusual_statuses_collapse_into_their_class() {
-        assert_eq!(StatusLabel::from_status(418).as_str(), "4xx");
-        assert_eq!(StatusLabel::from_status(429).as_str(), "429");
-        assert_eq!(StatusLabel::from_status(599).as_str(), "5xx");
     }
 }

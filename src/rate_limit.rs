@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::config::RateLimitConfig;
 use crate::metrics::Metrics;
+use crate::telemetry;
 
 /// The process-wide limiter.
 pub struct RateLimiter {
@@ -75,16 +76,21 @@ impl RateLimiter {
         );
     }
 
-    /// Waits until a request may be sent.
+    /// Waits until a request may be sent. A request that really waits gets a `rate_limit wait`
+    /// span (a child of the current span); one let through at once gets none.
     pub async fn acquire(&self) {
         let started = Instant::now();
+        let mut span = None;
         loop {
             let pause = *self
                 .paused_until
                 .lock()
                 .expect("rate limiter lock poisoned");
             match pause {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                Some(until) if until > Instant::now() => {
+                    span.get_or_insert_with(|| telemetry::rate_limit_span("retry_after"));
+                    tokio::time::sleep_until(until).await
+                }
                 _ => break,
             }
         }
@@ -93,8 +99,15 @@ impl RateLimiter {
             .lock()
             .expect("rate limiter lock poisoned")
             .clone();
-        limiter.until_ready().await;
-        self.metrics.rate_limited(started.elapsed());
+        if limiter.check().is_err() {
+            span.get_or_insert_with(|| telemetry::rate_limit_span("quota"));
+            limiter.until_ready().await;
+        }
+        let waited = started.elapsed();
+        if let Some(span) = span {
+            telemetry::rate_limit_waited(&span, waited);
+        }
+        self.metrics.rate_limited(waited);
     }
 
     /// Holds back every request for `wait` (a 429's `Retry-After`).

@@ -161,11 +161,14 @@ pub struct Submitter {
 
 impl Submitter {
     /// Runs until the batcher closes its output and every request in flight has finished.
+    /// Each submission runs in a `process` span naming `consumer`; that span goes along with
+    /// its acks or dead letters.
     pub async fn run(
         self: Arc<Self>,
         mut input: mpsc::Receiver<Batch>,
         acks: mpsc::Sender<AckWork>,
-        dead: mpsc::Sender<DeadLetter>,
+        dead: mpsc::Sender<(DeadLetter, tracing::Span)>,
+        consumer: telemetry::ConsumerGroup,
     ) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
         let fence = Arc::new(CallFence::default());
@@ -176,8 +179,8 @@ impl Submitter {
             let permit = permits.clone().acquire_owned().await.expect("never closed");
             let (this, acks, dead, fence) =
                 (self.clone(), acks.clone(), dead.clone(), fence.clone());
+            let span = telemetry::process_span(&batch, &consumer);
             tasks.spawn(async move {
-                let span = telemetry::process_span(&batch);
                 let outcome = this.submit(&batch).instrument(span.clone()).await;
                 fence.leave(&keys);
                 drop(permit);
@@ -202,7 +205,7 @@ impl Submitter {
                                     message: message.clone(),
                                     problems: None,
                                 };
-                                let _ = dead.send(letter).await;
+                                let _ = dead.send((letter, span.clone())).await;
                             }
                         }
                     }

@@ -21,18 +21,29 @@
 //!
 //! **Span model** (OpenTelemetry messaging and HTTP conventions; `ops.md` §4.3):
 //! - `process {topic}` (consumer, root): one per submission, with one link per source record
-//!   that carried a `traceparent` (at most [`MAX_LINKS`]), `messaging.*` attributes, and the
-//!   record count; it ends when the submission's acks are written.
+//!   that carried a `traceparent` (at most [`MAX_LINKS`]), `messaging.*` attributes (with the
+//!   consumer group, and `messaging.client.id` when `client.id` is set), and the record count;
+//!   it ends when the submission's acks or dead letters are written.
 //! - `POST` (client): one per HTTP attempt, child of `process`; its context is the request's
 //!   `traceparent`; status code, resend count and `error.type`.
 //! - `send {ack topic}` (producer): child of `process`; its context is the `traceparent` header
 //!   of every ack record of the submission.
+//! - `rate_limit wait` (internal): child of `process`, only when a request really waits for the
+//!   limiter or a 429 pause; the wait and its cause as attributes.
+//! - `token refresh` (internal): one per token request, with its `POST` child; a child of the
+//!   submission that had to mint, a root in the background refresher. A submission that waited
+//!   while another task minted gets a `token wait` event (with the wait) on its `process` span.
+//! - `send {dead-letter topic}` (producer): a child of `process` for a refused submission's
+//!   records, a root linked to the records' contexts for undecodable or unmappable ones; its
+//!   context replaces the `traceparent` header of the dead-letter records it wrote.
 //!
-//! Attributes are topic names, counts, the configured API URL, status codes and bounded error
-//! kinds: never a record key (call ids may be incident numbers), a payload or a patient value.
+//! Attributes are topic names, the consumer group, counts, the configured URLs, status codes,
+//! waits and bounded error kinds: never a record key (call ids may be incident numbers), a
+//! payload, a patient value, an ack id, a token, a client assertion or an API key.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
@@ -104,6 +115,15 @@ impl OtelGuard {
     /// A guard with nothing to flush (telemetry was already initialised).
     pub fn none() -> Self {
         Self { provider: None }
+    }
+
+    /// Exports every span ended so far, and waits for it (blocking; tests read exports).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            if let Err(error) = provider.force_flush() {
+                eprintln!("warning: flushing traces failed: {error}");
+            }
+        }
     }
 }
 
@@ -235,8 +255,25 @@ pub fn remote_context(traceparent: &str) -> Option<SpanContext> {
     sc.is_valid().then_some(sc)
 }
 
+/// The consumer the `process` spans name: its group, and `client.id` when one is configured.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerGroup {
+    /// `group.id`.
+    pub name: String,
+    /// `client.id` from `kafka.properties`, if set.
+    pub client_id: Option<String>,
+}
+
+/// Links `span` to the contexts of up to [`MAX_LINKS`] valid `traceparents`.
+pub fn link<'a>(span: &Span, traceparents: impl IntoIterator<Item = &'a str>) {
+    let contexts = traceparents.into_iter().filter_map(remote_context);
+    for sc in contexts.take(MAX_LINKS) {
+        span.add_link(sc);
+    }
+}
+
 /// The `process {topic}` span of one submission, linked to its records' contexts.
-pub fn process_span(batch: &Batch) -> Span {
+pub fn process_span(batch: &Batch, consumer: &ConsumerGroup) -> Span {
     let envelopes: Vec<&Envelope> = batch.calls.iter().flat_map(|c| c.envelopes()).collect();
     let first = envelopes.first();
     let topic: &str = first.map_or("", |e| &e.pos.topic);
@@ -257,6 +294,8 @@ pub fn process_span(batch: &Batch) -> Span {
         messaging.destination.name = %topic,
         messaging.destination.partition.id = tracing::field::Empty,
         messaging.batch.message_count = batch.records() as i64,
+        messaging.consumer.group.name = %consumer.name,
+        messaging.client.id = consumer.client_id.as_deref(),
         ads.batch.id = %batch.id,
         ads.batch.calls = batch.calls.len() as i64,
         ads.batch.flush_reason = batch.reason.as_str(),
@@ -264,16 +303,10 @@ pub fn process_span(batch: &Batch) -> Span {
     if let Some(partition) = single_partition {
         span.record("messaging.destination.partition.id", partition.to_string());
     }
-    let mut linked = 0;
-    for envelope in envelopes {
-        if linked == MAX_LINKS {
-            break;
-        }
-        if let Some(sc) = envelope.traceparent.as_deref().and_then(remote_context) {
-            span.add_link(sc);
-            linked += 1;
-        }
-    }
+    link(
+        &span,
+        envelopes.iter().filter_map(|e| e.traceparent.as_deref()),
+    );
     span
 }
 
@@ -304,12 +337,51 @@ pub fn http_finished(span: &Span, status: u16, label: &'static str, success: boo
         span.record("http.response.status_code", i64::from(status));
     }
     if !success {
-        span.record("error.type", label);
-        span.record("otel.status_code", "error");
+        failed(span, label);
     }
 }
 
-/// The `send {topic}` span of publishing `messages` records, a child of `parent`.
+/// Marks `span` failed: `otel.status_code=error` and `error.type` (a bounded kind).
+pub fn failed(span: &Span, kind: &'static str) {
+    span.record("error.type", kind);
+    span.record("otel.status_code", "error");
+}
+
+/// The `token refresh` span of one token request (a child of the current span, if any).
+pub fn token_span() -> Span {
+    tracing::info_span!(
+        "token refresh",
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// Records on the current (`process`) span that it waited `waited` for a token another task
+/// was minting.
+pub fn token_waited(waited: Duration) {
+    let wait_ms = KeyValue::new("ads.token.wait_ms", waited.as_secs_f64() * 1e3);
+    Span::current().add_event("token wait", vec![wait_ms]);
+}
+
+/// The `rate_limit wait` span of a request held back by the limiter (`cause` `quota`) or by a
+/// 429's pause (`retry_after`); a child of the current span. Close it with [`rate_limit_waited`].
+pub fn rate_limit_span(cause: &'static str) -> Span {
+    tracing::info_span!(
+        "rate_limit wait",
+        otel.kind = "internal",
+        ads.rate_limit.cause = cause,
+        ads.rate_limit.wait_ms = tracing::field::Empty,
+    )
+}
+
+/// Records the whole wait on a `rate_limit wait` span.
+pub fn rate_limit_waited(span: &Span, waited: Duration) {
+    span.record("ads.rate_limit.wait_ms", waited.as_secs_f64() * 1e3);
+}
+
+/// The `send {topic}` span of publishing `messages` records, a child of `parent` (a root when
+/// `parent` is `Span::none()`).
 pub fn send_span(parent: &Span, topic: &str, messages: usize) -> Span {
     tracing::info_span!(
         parent: parent,

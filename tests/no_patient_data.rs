@@ -5,7 +5,8 @@
 //! every exported span (through a local OTLP endpoint) and the `/metrics` text are captured. No
 //! NHS number, given or family name, date of birth or postcode of any produced call may appear
 //! in any of them. The sandbox's own logs are left out: it plays the NHS side, which receives
-//! patient data by design; every other target of the crate, and every library, is in.
+//! patient data by design; every other target of the crate, and every library, is in. Nor may
+//! the API key reach logs or spans, or any JWT (the client assertion) a span.
 //!
 //! One test in this binary on purpose: it installs the global subscriber.
 
@@ -146,6 +147,9 @@ async fn no_nhs_number_name_birth_date_or_postcode_reaches_logs_spans_or_metrics
     );
     assert!(spans.iter().any(|s| s.span.name.starts_with("process ")));
     assert!(spans.iter().any(|s| s.span.name == "POST"));
+    assert!(spans.iter().any(|s| s.span.name == "token refresh"));
+    let dead_letter_send = format!("send {}", names.dlq);
+    assert!(spans.iter().any(|s| s.span.name == dead_letter_send));
     assert!(metrics.contains("ads_connector_acks_published_total"));
 
     let mut needles = needles(&calls);
@@ -176,6 +180,12 @@ async fn no_nhs_number_name_birth_date_or_postcode_reaches_logs_spans_or_metrics
             .collect();
         assert!(leaked.is_empty(), "patient data in {what}: {leaked:?}");
     }
+    let api_key = std::fs::read_to_string(&sandbox.api_key_file).unwrap();
+    for (what, haystack) in [("logs", &log_text), ("spans", &span_text)] {
+        assert!(!haystack.contains(api_key.trim()), "the API key in {what}");
+    }
+    // Every JWT starts with the base64 of `{"`; span text is otherwise names, hex ids and URLs.
+    assert!(!span_text.contains("eyJ"), "a JWT in the spans");
 }
 
 /// Produces `RECORDS` records: new calls, later snapshots, truncated records, and records whose

@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatus;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
@@ -50,6 +51,23 @@ impl Received {
             .links
             .iter()
             .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+            .collect()
+    }
+
+    /// Whether the span's status is `Error`.
+    pub fn failed(&self) -> bool {
+        self.span
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == SpanStatus::Error as i32)
+    }
+
+    /// `(name, attributes)` of every event.
+    pub fn events(&self) -> Vec<(String, HashMap<String, String>)> {
+        self.span
+            .events
+            .iter()
+            .map(|e| (e.name.clone(), attributes(&e.attributes)))
             .collect()
     }
 }
