@@ -1,6 +1,7 @@
 //! One MESH poller across replicas (`src/mesh/lease.rs`): two connectors with `[mesh]` on the
-//! same mailbox and group, on librdkafka's mock cluster and the crate's built-in MESH mailbox
-//! served over HTTP. Proves that exactly one polls at a time, that stopping it hands the lease to
+//! same mailbox and group, with the crate's built-in MESH mailbox served over HTTP, on
+//! librdkafka's mock cluster and on a real broker (Tansu, from `scripts/test.sh`; skipped without
+//! `ADS_TEST_KAFKA_BOOTSTRAP` unless `ADS_TEST_REQUIRE_BROKER=1`). Proves that exactly one polls at a time, that stopping it hands the lease to
 //! the other, and that every notification reaches the errors topic exactly once across the
 //! handover (no duplicate, no loss).
 
@@ -18,6 +19,8 @@ use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
+
+use common::Names;
 
 const TRUST: &str = "X26ABC2";
 const DPS: &str = "X26ABC1";
@@ -67,14 +70,14 @@ struct Replica {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn replica(config: &mesh::MeshConfig, bootstrap: &str) -> Replica {
+fn replica(config: &mesh::MeshConfig, bootstrap: &str, names: &Names) -> Replica {
     let stop = CancellationToken::new();
     let producer: FutureProducer = common::client(bootstrap).create().unwrap();
     let poller = mesh::start(
         config,
         common::client(bootstrap),
-        "lease-test",
-        "acks",
+        &names.group,
+        &names.ack,
         producer,
         Metrics::new(),
         stop.clone(),
@@ -86,8 +89,8 @@ fn replica(config: &mesh::MeshConfig, bootstrap: &str) -> Replica {
 }
 
 /// Distinct MESH message ids on the errors topic, and how many records there are.
-fn published(bootstrap: &str, expected: usize) -> (HashSet<String>, usize) {
-    let records = common::read_topic(bootstrap, "errors", expected, Duration::from_secs(60));
+fn published(bootstrap: &str, topic: &str, expected: usize) -> (HashSet<String>, usize) {
+    let records = common::read_topic(bootstrap, topic, expected, Duration::from_secs(60));
     let ids = records
         .iter()
         .map(|m| {
@@ -101,9 +104,25 @@ fn published(bootstrap: &str, expected: usize) -> (HashSet<String>, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_publish_every_notification_once_while_the_lease_moves_between_them() {
     let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("acks", 1, 1).unwrap();
-    cluster.create_topic("errors", 3, 1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
+    let names = Names::new("lease");
+    cluster.create_topic(&names.ack, 1, 1).unwrap();
+    cluster.create_topic(&names.dlq, 3, 1).unwrap();
+    handover(&cluster.bootstrap_servers(), &names).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_real_broker_the_lease_moves_without_a_duplicate_or_a_loss() {
+    let Some(bootstrap) = common::real_broker() else {
+        return;
+    };
+    let names = Names::new("lease");
+    common::create_topics(&bootstrap, &[(&names.ack, 1), (&names.dlq, 3)]).await;
+    handover(&bootstrap, &names).await;
+}
+
+/// The scenario on `bootstrap`: `names.dlq` serves as the errors topic.
+async fn handover(bootstrap: &str, names: &Names) {
+    let errors = names.dlq.as_str();
     let url = serve_mesh().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("password"), mesh_box::PASSWORD).unwrap();
@@ -112,15 +131,15 @@ async fn two_replicas_publish_every_notification_once_while_the_lease_moves_betw
         "url": url, "mailbox": TRUST,
         "password_file": dir.path().join("password"),
         "shared_key_file": dir.path().join("shared-key"),
-        "workflow_ids": [WORKFLOW], "poll_interval_s": 1, "errors_topic": "errors",
+        "workflow_ids": [WORKFLOW], "poll_interval_s": 1, "errors_topic": errors,
     }))
     .unwrap()
     .validate()
     .unwrap();
 
     send(&url, 0, 20).await;
-    let a = replica(&config, &bootstrap);
-    let b = replica(&config, &bootstrap);
+    let a = replica(&config, bootstrap, names);
+    let b = replica(&config, bootstrap, names);
 
     // Watch the two leases: never held by both at once; remember who held it at all.
     let (both, done) = (Arc::new(AtomicBool::new(false)), CancellationToken::new());
@@ -141,7 +160,7 @@ async fn two_replicas_publish_every_notification_once_while_the_lease_moves_betw
         })
     };
 
-    let (ids, records) = published(&bootstrap, 20);
+    let (ids, records) = published(bootstrap, errors, 20);
     assert_eq!((ids.len(), records), (20, 20), "first 20 published once");
 
     // Stop whichever holds the lease; the other must take over and publish the next 20.
@@ -154,7 +173,7 @@ async fn two_replicas_publish_every_notification_once_while_the_lease_moves_betw
     holder.stop.cancel();
     holder.task.await.unwrap();
     let handover = Instant::now();
-    let (ids, records) = published(&bootstrap, 40);
+    let (ids, records) = published(bootstrap, errors, 40);
     eprintln!("handover and 20 more published in {:?}", handover.elapsed());
     done.cancel();
     let (a_held, b_held) = watcher.await.unwrap();

@@ -11,23 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn broker() -> Option<String> {
-    match std::env::var("ADS_TEST_KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            assert!(
-                std::env::var("ADS_TEST_REQUIRE_BROKER").as_deref() != Ok("1"),
-                "ADS_TEST_REQUIRE_BROKER=1 but ADS_TEST_KAFKA_BOOTSTRAP is not set"
-            );
-            eprintln!("skipped: ADS_TEST_KAFKA_BOOTSTRAP is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_binary_acks_every_record_on_tansu_and_drains_on_sigterm() {
-    let Some(bootstrap) = broker() else { return };
+    let Some(bootstrap) = real_broker() else {
+        return;
+    };
     let names = Names::new("tansu");
     create_topics(
         &bootstrap,

@@ -17,6 +17,22 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+/// The real broker `scripts/test.sh` started (Tansu), or `None` to skip; with
+/// `ADS_TEST_REQUIRE_BROKER=1` (as CI sets) a missing broker fails the test instead.
+pub fn real_broker() -> Option<String> {
+    match std::env::var("ADS_TEST_KAFKA_BOOTSTRAP") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            assert!(
+                std::env::var("ADS_TEST_REQUIRE_BROKER").as_deref() != Ok("1"),
+                "ADS_TEST_REQUIRE_BROKER=1 but ADS_TEST_KAFKA_BOOTSTRAP is not set"
+            );
+            eprintln!("skipped: ADS_TEST_KAFKA_BOOTSTRAP is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
 /// Unique topic and group names, so tests can share a broker and run in parallel.
 pub struct Names {
     pub cad: String,
