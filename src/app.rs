@@ -68,7 +68,8 @@ pub enum AppError {
 /// A running pipeline.
 pub struct Pipeline {
     stages: JoinSet<Result<(), AppError>>,
-    consumer: Arc<CadConsumer>,
+    /// `None` once [`Self::finish`] has closed it.
+    consumer: Option<Arc<CadConsumer>>,
     transactions: Option<Transactions>,
     cancel: CancellationToken,
     background: CancellationToken,
@@ -229,7 +230,7 @@ impl Pipeline {
         tracing::info!(message = "Pipeline started.", metrics = %health_addr);
         Ok(Self {
             stages,
-            consumer,
+            consumer: Some(consumer),
             transactions,
             cancel,
             background,
@@ -296,8 +297,8 @@ impl Pipeline {
         }
 
         // Commit every offset stored so far; records without an ack or dead letter stay behind.
-        let consumer = self.consumer;
-        let metrics = self.metrics;
+        let consumer = self.consumer.take().expect("finish runs once");
+        let metrics = self.metrics.clone();
         let committed = tokio::task::spawn_blocking(move || {
             let result = (!transactional).then(|| consumer.commit_consumer_state(CommitMode::Sync));
             // Dropping the last handle leaves the group (rd_kafka_consumer_close).
@@ -317,6 +318,21 @@ impl Pipeline {
         self.background.cancel();
         tracing::info!(message = "Pipeline stopped.");
         failure.map_or(Ok(()), Err)
+    }
+}
+
+/// A pipeline dropped without [`Pipeline::finish`] (a caller's error or panic) stops at once:
+/// every task is cancelled and the consumer leaves its group without waiting for records in
+/// flight or committing their offsets (they are redelivered, as after a crash). Without this a
+/// revocation during the consumer's close would wait for stages that no longer run and commit
+/// from inside the close, which librdkafka never completes.
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if let Some(consumer) = &self.consumer {
+            consumer.context().abandon();
+        }
+        self.cancel.cancel();
+        self.background.cancel();
     }
 }
 

@@ -75,6 +75,8 @@ pub struct SourceContext {
     revoke_drain: Duration,
     /// Transactional mode: offsets are committed only inside transactions.
     transactional: bool,
+    /// The pipeline was dropped without draining: revocations neither wait nor commit.
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 impl ClientContext for SourceContext {
@@ -84,9 +86,19 @@ impl ClientContext for SourceContext {
 }
 
 impl SourceContext {
+    /// From now on a revocation neither waits for records in flight nor commits: the pipeline
+    /// behind this consumer was dropped without draining (`crate::app::Pipeline`'s `Drop`).
+    pub fn abandon(&self) {
+        self.abandoned
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Waits for the revoked partitions' in-flight records (bounded by `revoke_drain`), then
     /// commits their watermarks so the next owner starts right behind the last ack.
     fn drain_and_commit(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        if self.abandoned.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let partitions: Vec<(String, i32)> = tpl
             .elements()
             .iter()
@@ -255,6 +267,7 @@ pub fn subscribe(
         topics: cfg.topics.clone(),
         revoke_drain: cfg.revoke_drain_timeout,
         transactional: cfg.transactional_id.is_some(),
+        abandoned: Default::default(),
     };
     let consumer: Arc<CadConsumer> = Arc::new(c.create_with_context(context)?);
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
