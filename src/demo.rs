@@ -6,27 +6,32 @@
 //! the dead-letter path shows), runs the real pipeline ([`crate::app::Pipeline`]) until every
 //! record has an ack or a dead letter *as read back from the ack and dead-letter topics*, then
 //! drains and prints a summary. `lost` counts produced records with neither; it must be 0.
+//!
+//! Layout: this file holds the options and the orchestration ([`run`]); `demo/produce.rs` makes
+//! and produces the records; `demo/read_back.rs` reads the ack and dead-letter topics back (and
+//! times a plain consumer for `--measure-raw`); `demo/summary.rs` the [`Summary`], its figures
+//! and its printing.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::produce_all;
 use crate::app::Pipeline;
 use crate::config::Config;
-use crate::generate::{self, Generator};
 use crate::metrics::Metrics;
 use crate::{chaos, keygen, sandbox};
+
+mod produce;
+mod read_back;
+mod summary;
+
+use produce::produce;
+use read_back::{raw_consume_rate, read_back};
+pub use summary::{ordering_violations, Summary};
+use summary::{percentile, print_summary};
 
 const CAD_TOPIC: &str = "cad.calls";
 const ACK_TOPIC: &str = "ads.acks";
@@ -103,49 +108,6 @@ impl Default for DemoArgs {
             measure_raw: false,
         }
     }
-}
-
-/// What the demo measured.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// Records produced to the CAD topic.
-    pub produced: u64,
-    /// Records the connector consumed.
-    pub consumed: u64,
-    /// Submissions the API accepted.
-    pub submissions: u64,
-    /// Produced records with at least one ack.
-    pub acked: u64,
-    /// Produced records with a dead letter.
-    pub dead_lettered: u64,
-    /// Produced records with neither.
-    pub lost: u64,
-    /// Ack or dead-letter records beyond the first for a source record.
-    pub duplicates: u64,
-    /// Times the sandbox received an older snapshot of a call after a newer one.
-    pub ordering_violations: u64,
-    /// Calls the sandbox received.
-    pub calls_received: u64,
-    /// Seconds from the first produce to the last ack.
-    pub elapsed_s: f64,
-    /// Produced records per second over `elapsed_s`.
-    pub records_per_s: f64,
-    /// Median Kafka timestamp → ack, milliseconds.
-    pub p50_ms: f64,
-    /// 99th percentile Kafka timestamp → ack, milliseconds.
-    pub p99_ms: f64,
-    /// Calls the sandbox's DPS rejected (`--dps-errors`).
-    pub dps_rejected: u64,
-    /// `ads.dps-error.v1` records read back from the errors topic.
-    pub dps_errors_published: u64,
-    /// Of which correlated to their ack.
-    pub dps_errors_correlated: u64,
-    /// A plain consumer's rate on the same topic and cluster (`--measure-raw`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw_consume_records_per_s: Option<f64>,
-    /// `records_per_s / raw_consume_records_per_s`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub throughput_ratio: Option<f64>,
 }
 
 /// Runs the demo; see the module header.
@@ -358,235 +320,4 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(summary)
-}
-
-/// Times the API received an older snapshot of a call after a newer one (an equal one is a
-/// harmless resend).
-pub fn ordering_violations(received: &[sandbox::ReceivedCall]) -> u64 {
-    let mut newest: HashMap<&str, &str> = HashMap::new();
-    let mut violations = 0;
-    for call in received {
-        let Some(ts) = call.timestamp.as_deref() else {
-            continue;
-        };
-        match newest.get(call.call_id.as_str()) {
-            Some(seen) if parse_ts(ts) < parse_ts(seen) => violations += 1,
-            Some(seen) if parse_ts(ts) == parse_ts(seen) => {}
-            _ => {
-                newest.insert(&call.call_id, ts);
-            }
-        }
-    }
-    violations
-}
-
-fn parse_ts(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(ts)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
-}
-
-async fn produce(bootstrap: &str, args: &DemoArgs, pace: Duration) -> Result<u64> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("socket.nagle.disable", "true")
-        .set("linger.ms", "5")
-        .create()?;
-    let mut generator =
-        Generator::starting_at(args.seed, chrono::Utc::now() - chrono::Duration::hours(1));
-    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
-    let mut calls: Vec<crate::cad::CadCall> = Vec::new();
-    let mut records: Vec<(Vec<u8>, Vec<u8>, OwnedHeaders)> = Vec::with_capacity(args.calls);
-    for _ in 0..args.calls {
-        let known = calls.len();
-        let roll: f64 = rng.gen();
-        let call = if roll < args.update_ratio && !calls.is_empty() {
-            let i = rng.gen_range(0..calls.len());
-            let next = generator.next_update(&calls[i]);
-            calls[i] = next.clone();
-            next
-        } else {
-            let call = generator.next_call();
-            calls.push(call.clone());
-            call
-        };
-        let mut payload = generate::to_json_line(&call).into_bytes();
-        if let Some(rate) = args.dps_errors {
-            if calls.len() > known && rng.gen::<f64>() < rate {
-                payload = crate::mesh::demo::rejected_payload(&call);
-            }
-        }
-        if rng.gen::<f64>() < args.invalid_ratio {
-            // A truncated record: the connector must dead-letter it, not crash or drop it.
-            payload.truncate(payload.len() / 2);
-        }
-        let traceparent = format!("00-{:032x}-{:016x}-01", rng.gen::<u128>(), rng.gen::<u64>());
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "traceparent",
-            value: Some(&traceparent),
-        });
-        records.push((call.call_id.clone().into_bytes(), payload, headers));
-    }
-    // Without a pace, everything at once; with one, in 40 slices spread over it.
-    let slices = if pace.is_zero() { 1 } else { 40 };
-    let per_slice = records.len().div_ceil(slices).max(1);
-    for slice in records.chunks(per_slice) {
-        let prepared = slice.iter().map(|(k, v, h)| {
-            FutureRecord::<[u8], [u8]>::to(CAD_TOPIC)
-                .key(k.as_slice())
-                .payload(v.as_slice())
-                .headers(h.clone())
-        });
-        produce_all(&producer, prepared).await?;
-        tokio::time::sleep(pace / slices as u32).await;
-    }
-    Ok(records.len() as u64)
-}
-
-#[derive(Default)]
-struct Tally {
-    acked: HashMap<(i32, i64), u32>,
-    dead: HashMap<(i32, i64), u32>,
-    duplicates: u64,
-    latencies_ms: Vec<f64>,
-}
-
-/// Reads the ack and dead-letter topics from the start until `expected` source records are
-/// accounted for or `deadline` passes.
-fn read_back(
-    bootstrap: &str,
-    expected: u64,
-    deadline: Instant,
-    progress: &indicatif::ProgressBar,
-) -> Result<Tally> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "ads-demo-reader")
-        .set("enable.auto.commit", "false")
-        .set("socket.nagle.disable", "true")
-        .set("fetch.wait.max.ms", "20")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(ACK_TOPIC, 0, Offset::Beginning)?;
-    tpl.add_partition_offset(DLQ_TOPIC, 0, Offset::Beginning)?;
-    consumer.assign(&tpl)?;
-    let mut tally = Tally::default();
-    while ((tally.acked.len() + tally.dead.len()) as u64) < expected && Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let message = message?;
-        let source = if message.topic() == ACK_TOPIC {
-            let ack: serde_json::Value =
-                serde_json::from_slice(message.payload().unwrap_or_default())?;
-            let src = &ack["source"];
-            if let (Some(ts), Some(sent)) = (
-                src["timestamp_ms"].as_i64(),
-                message.timestamp().to_millis(),
-            ) {
-                tally.latencies_ms.push((sent - ts) as f64);
-            }
-            let key = (
-                src["partition"].as_i64().unwrap_or(-1) as i32,
-                src["offset"].as_i64().unwrap_or(-1),
-            );
-            (&mut tally.acked, key)
-        } else {
-            let header = |name: &str| {
-                message.headers().and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == name)
-                        .and_then(|h| h.value)
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .and_then(|v| v.parse::<i64>().ok())
-                })
-            };
-            let key = (
-                header("ads-source-partition").unwrap_or(-1) as i32,
-                header("ads-source-offset").unwrap_or(-1),
-            );
-            (&mut tally.dead, key)
-        };
-        let (map, key) = source;
-        let count = map.entry(key).or_insert(0);
-        *count += 1;
-        if *count > 1 {
-            tally.duplicates += 1;
-        }
-        progress.set_position((tally.acked.len() + tally.dead.len()) as u64);
-    }
-    Ok(tally)
-}
-
-/// Records per second of a plain consumer reading the whole CAD topic of the same cluster.
-fn raw_consume_rate(bootstrap: &str, expected: u64) -> Result<f64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "ads-demo-raw")
-        .set("enable.auto.commit", "false")
-        .set("socket.nagle.disable", "true")
-        .set("fetch.wait.max.ms", "20")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(CAD_TOPIC), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition_offset(CAD_TOPIC, p.id(), Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
-    let started = Instant::now();
-    let mut seen = 0u64;
-    while seen < expected && started.elapsed() < Duration::from_secs(60) {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            m?;
-            seen += 1;
-        }
-    }
-    Ok(seen as f64 / started.elapsed().as_secs_f64())
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i]
-}
-
-fn print_summary(s: &Summary) {
-    println!("ads-connector demo");
-    println!("  produced        {:>8}", s.produced);
-    println!("  consumed        {:>8}", s.consumed);
-    println!("  submissions     {:>8}", s.submissions);
-    println!("  acked           {:>8}", s.acked);
-    println!("  dead letters    {:>8}", s.dead_lettered);
-    println!("  lost            {:>8}", s.lost);
-    println!("  duplicates      {:>8}", s.duplicates);
-    println!("  order violations{:>8}", s.ordering_violations);
-    println!(
-        "  calls received  {:>8}  (by the sandbox API)",
-        s.calls_received
-    );
-    println!("  elapsed         {:>8.2} s", s.elapsed_s);
-    println!("  throughput      {:>8.0} records/s", s.records_per_s);
-    println!(
-        "  latency p50     {:>8.1} ms  (Kafka timestamp → ack)",
-        s.p50_ms
-    );
-    println!("  latency p99     {:>8.1} ms", s.p99_ms);
-    if s.dps_rejected > 0 || s.dps_errors_published > 0 {
-        println!(
-            "  DPS rejections  {:>8}  (by the sandbox, after acceptance)",
-            s.dps_rejected
-        );
-        println!(
-            "  DPS errors      {:>8}  published ({} correlated to their call)",
-            s.dps_errors_published, s.dps_errors_correlated
-        );
-    }
-    if let (Some(raw), Some(ratio)) = (s.raw_consume_records_per_s, s.throughput_ratio) {
-        println!(
-            "  raw consume     {raw:>8.0} records/s  (a plain consumer, same topic and cluster)"
-        );
-        println!("  ratio           {ratio:>8.3}  (connector / raw consume)");
-    }
 }

@@ -40,9 +40,12 @@
 //! Every stage file opens with its contract: input, output, ordering, ack guarantee, failures.
 //! A module that outgrew one file keeps its root file (`foo.rs`) and puts its parts in `foo/`:
 //! `config/` (one file per section), `cad/` (model sections, decoder, rules, time formats),
-//! `mapping/`, `metrics/` (label enums, MESH families), `generate/` (a call's events, patients,
-//! reference data) and `sandbox/faults/` (spec grammar, injector); [`mesh`] and [`sandbox`]
-//! are `mod.rs` folders.
+//! `cad/decode/` (error type, array-shape pass), `cad/rules/` (format predicates), `mapping/`
+//! (entry builders, options, error, codes), `mapping/check/` (resource rules, code systems,
+//! typed times), `metrics/` (label enums, MESH families), `generate/` (a call's events,
+//! patients, reference data), `demo/` (produce, read-back, summary), `mesh/client/` (error
+//! type, chunk and gzip decoding) and `sandbox/faults/` (spec grammar, injector); [`mesh`] and
+//! [`sandbox`] are `mod.rs` folders.
 
 pub mod acker;
 pub mod app;

@@ -28,6 +28,11 @@
 //!
 //! **Failures:** [`MappingError`], with a machine-readable [`MappingError::problems`] list;
 //! messages carry paths and rules, never patient data.
+//!
+//! Layout: this file holds [`map_call`], the Bundle's ids and its reference checks, and
+//! [`CallBundle`]; `mapping/options.rs` the [`MappingOptions`]; `mapping/error.rs`
+//! [`MappingError`] and its [`MappingErrorKind`]; `mapping/check.rs` local validation;
+//! `mapping/codes.rs` the systems and codes; the other files the entries, as above.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -36,7 +41,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::cad::{format_utc, CadCall, DecodeError};
+use crate::cad::{format_utc, CadCall};
 
 mod call;
 pub mod check;
@@ -44,97 +49,17 @@ mod clinical;
 pub mod codes;
 mod contact;
 mod ctx;
+mod error;
+mod options;
 mod response;
 
 pub use crate::cad::Problem;
 pub use codes::*;
+pub use error::{MappingError, MappingErrorKind};
+pub use options::{BundleType, CodeSystemStyle, MappingOptions};
 
 /// Namespace of every UUIDv5 this module makes. Never change it: ids would change with it.
 pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0xb541606d_3dbb_49ed_a57d_12617645f7db);
-
-/// `Bundle.type` of a call bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BundleType {
-    /// `collection` (the default: no MessageHeader).
-    #[default]
-    Collection,
-    /// `message`, with a MessageHeader as the first entry.
-    Message,
-}
-
-impl BundleType {
-    /// The FHIR code.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            BundleType::Collection => "collection",
-            BundleType::Message => "message",
-        }
-    }
-}
-
-/// How NHS England code-system URIs are spelled.
-///
-/// The ADS IG spells them both with and without an `/R4/` segment
-/// (`https://fhir.nhs.uk/R4/CodeSystem/ADS-ResponseCategoryType` on the CodeSystems page,
-/// `https://fhir.nhs.uk/CodeSystem/ADS-ResponseCategoryType` in the extension's conformance
-/// rules; `shared/docs/nhs-api.md` §2.6). Which one DPS expects is not published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CodeSystemStyle {
-    /// Each URI exactly as the IG page that defines its use spells it (the default).
-    #[default]
-    AsPublished,
-    /// Every `https://fhir.nhs.uk/…CodeSystem/…` URI with `/R4/`.
-    WithR4,
-    /// Every `https://fhir.nhs.uk/…CodeSystem/…` URI without `/R4/`.
-    WithoutR4,
-}
-
-const NHS_CS_R4: &str = "https://fhir.nhs.uk/R4/CodeSystem/";
-const NHS_CS_PLAIN: &str = "https://fhir.nhs.uk/CodeSystem/";
-
-impl CodeSystemStyle {
-    /// The URI in this spelling (URIs outside `https://fhir.nhs.uk/` are returned unchanged).
-    pub fn apply(&self, uri: &str) -> String {
-        let name = uri
-            .strip_prefix(NHS_CS_R4)
-            .or_else(|| uri.strip_prefix(NHS_CS_PLAIN));
-        match (self, name) {
-            (CodeSystemStyle::WithR4, Some(name)) => format!("{NHS_CS_R4}{name}"),
-            (CodeSystemStyle::WithoutR4, Some(name)) => format!("{NHS_CS_PLAIN}{name}"),
-            _ => uri.to_string(),
-        }
-    }
-}
-
-/// Payload choices that NHS England has not published (see `docs/mapping.md`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MappingOptions {
-    /// `Bundle.type`.
-    pub bundle_type: BundleType,
-    /// ADS-BundleType code in `Bundle.meta.tag`: `mvp`, `bundle-1`, `bundle-2` or `epr`.
-    pub ads_bundle_type_code: String,
-    /// `MessageHeader.eventCoding.system` (message bundles only).
-    pub message_event_system: String,
-    /// `MessageHeader.eventCoding.code` (message bundles only).
-    pub message_event_code: String,
-    /// `MessageHeader.source.endpoint` (message bundles only).
-    pub message_source_endpoint: String,
-    /// Spelling of NHS England code-system URIs (the IG's `/R4/` inconsistency).
-    pub code_system_style: CodeSystemStyle,
-}
-
-impl Default for MappingOptions {
-    fn default() -> Self {
-        MappingOptions {
-            bundle_type: BundleType::Collection,
-            ads_bundle_type_code: "mvp".to_string(),
-            message_event_system: "https://fhir.nhs.uk/CodeSystem/message-event".to_string(),
-            message_event_code: "ambulance-data-submission".to_string(),
-            message_source_endpoint: "urn:nhs:ads-connector".to_string(),
-            code_system_style: CodeSystemStyle::AsPublished,
-        }
-    }
-}
 
 /// One call's Bundle and its identity. `Debug` omits the JSON (it holds patient data).
 #[derive(Clone, PartialEq)]
@@ -160,106 +85,6 @@ impl fmt::Debug for CallBundle {
             .field("snapshot_at", &self.snapshot_at)
             .field("warnings", &self.warnings.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// Why a call could not be mapped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MappingError {
-    /// The call breaks the `cad.call.v1` rules (only for calls not made by [`crate::cad::decode`]).
-    #[error("input is not a valid cad.call.v1 call: {0}")]
-    InvalidInput(#[from] DecodeError),
-    /// A [`MappingOptions`] value is not acceptable.
-    #[error("mapping option `{option}` {rule}")]
-    InvalidOption {
-        /// The option's name.
-        option: &'static str,
-        /// What is wrong.
-        rule: String,
-    },
-    /// A reference in the Bundle does not match any entry's fullUrl (a mapping bug).
-    #[error("{path}: reference does not resolve to a bundle entry")]
-    UnresolvedReference {
-        /// JSON path of the reference inside the Bundle.
-        path: String,
-    },
-    /// The Bundle breaks local ADS validation rules (error severity).
-    #[error("bundle fails {} local validation rule(s), first {}: {}", problems.len(),
-        problems.first().map_or("$", |p| p.path.as_str()),
-        problems.first().map_or("", |p| p.message.as_str()))]
-    InvalidBundle {
-        /// Every error-severity problem, in Bundle order.
-        problems: Vec<Problem>,
-    },
-}
-
-/// The closed set of mapping failure kinds: a metric label and the `ads-error-kind` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MappingErrorKind {
-    /// `invalid_input`
-    InvalidInput,
-    /// `invalid_option`
-    InvalidOption,
-    /// `unresolved_reference`
-    UnresolvedReference,
-    /// `invalid_bundle`
-    InvalidBundle,
-}
-
-impl MappingErrorKind {
-    /// Every kind (for pre-registering metric label values).
-    pub const ALL: [MappingErrorKind; 4] = [
-        MappingErrorKind::InvalidInput,
-        MappingErrorKind::InvalidOption,
-        MappingErrorKind::UnresolvedReference,
-        MappingErrorKind::InvalidBundle,
-    ];
-
-    /// The snake_case label.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            MappingErrorKind::InvalidInput => "invalid_input",
-            MappingErrorKind::InvalidOption => "invalid_option",
-            MappingErrorKind::UnresolvedReference => "unresolved_reference",
-            MappingErrorKind::InvalidBundle => "invalid_bundle",
-        }
-    }
-}
-
-impl fmt::Display for MappingErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl MappingError {
-    /// The bounded kind of this error.
-    pub fn kind(&self) -> MappingErrorKind {
-        match self {
-            MappingError::InvalidInput(_) => MappingErrorKind::InvalidInput,
-            MappingError::InvalidOption { .. } => MappingErrorKind::InvalidOption,
-            MappingError::UnresolvedReference { .. } => MappingErrorKind::UnresolvedReference,
-            MappingError::InvalidBundle { .. } => MappingErrorKind::InvalidBundle,
-        }
-    }
-
-    /// The error as a machine-readable problem list (for the dead-letter header): paths into
-    /// the input record (`$.…` of `cad.call.v1`), into the Bundle, or `options.<name>`.
-    pub fn problems(&self) -> Vec<Problem> {
-        match self {
-            MappingError::InvalidInput(e) => e.problems(),
-            MappingError::InvalidOption { option, .. } => vec![Problem {
-                path: format!("options.{option}"),
-                rule: "invalid_option",
-                message: self.to_string(),
-            }],
-            MappingError::UnresolvedReference { path } => vec![Problem {
-                path: path.clone(),
-                rule: "unresolved_reference",
-                message: "reference does not resolve to a bundle entry".into(),
-            }],
-            MappingError::InvalidBundle { problems } => problems.clone(),
-        }
     }
 }
 

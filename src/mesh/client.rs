@@ -14,17 +14,27 @@
 //! message (a gzip bomb is refused as [`MeshError::Encoding`] and stays in MESH); any other
 //! content encoding is refused the same way. Inbox listing follows `links.next` until the inbox
 //! is listed whole. Message bodies are never logged.
+//!
+//! Layout: this file holds the configuration, the message types and [`MeshClient`]'s requests;
+//! `client/error.rs` [`MeshError`] and how a transport error is classified (TLS or not);
+//! `client/decode.rs` the chunk range, gzip decoding and its cap.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
 use super::auth::MeshAuth;
+
+mod decode;
+mod error;
+
+use decode::{chunk_body, chunk_total, gunzip, GZIP_MAGIC};
+use error::transport;
+pub use error::MeshError;
 
 /// The MESH API version we speak.
 pub const MESH_V2: &str = "application/vnd.mesh.v2+json";
@@ -64,103 +74,6 @@ impl std::fmt::Debug for MeshClientConfig {
             .field("mtls", &self.identity_pem.is_some())
             .finish_non_exhaustive()
     }
-}
-
-/// What went wrong talking to MESH.
-#[derive(Debug, thiserror::Error)]
-pub enum MeshError {
-    /// 401/403: wrong mailbox, password, shared key or certificate. Fatal until reconfigured.
-    #[error("MESH refused the credentials of mailbox {mailbox} (HTTP {status})")]
-    Auth {
-        /// Mailbox.
-        mailbox: String,
-        /// Status.
-        status: u16,
-    },
-    /// 404/410: the message is gone (acknowledged elsewhere or expired).
-    #[error("MESH message {0} not found or gone")]
-    Gone(String),
-    /// Any other unexpected status.
-    #[error("MESH answered HTTP {status} to {operation}")]
-    Status {
-        /// What we were doing.
-        operation: &'static str,
-        /// Status.
-        status: u16,
-    },
-    /// Connection refused or reset, DNS, or timeout.
-    #[error("cannot reach MESH: {0}")]
-    Transport(#[source] reqwest::Error),
-    /// The TLS handshake failed: the server refused our client certificate (missing, expired, or
-    /// from a CA it does not trust) or we do not trust its certificate. The text is the TLS
-    /// verdict (e.g. `received fatal alert: UnknownCA`). Needs an operator: `mesh.client_cert_file`,
-    /// `mesh.client_key_file`, `mesh.ca_file`.
-    #[error("MESH TLS handshake failed: {0} (check mesh.client_cert_file, mesh.client_key_file and mesh.ca_file)")]
-    Tls(String),
-    /// An answer we could not read.
-    #[error("unexpected MESH response to {operation}: {detail}")]
-    Protocol {
-        /// What we were doing.
-        operation: &'static str,
-        /// Why.
-        detail: String,
-    },
-    /// A chunk in a content encoding other than gzip, a corrupt gzip stream, or a message that
-    /// decodes to more than [`MAX_DECODED_BYTES`].
-    #[error("cannot decode the MESH message: {0}")]
-    Encoding(String),
-    /// The client could not be built (bad PEM).
-    #[error("cannot build the MESH client: {0}")]
-    Build(String),
-}
-
-impl MeshError {
-    /// A bounded label for metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            MeshError::Auth { .. } => "auth",
-            MeshError::Gone(_) => "gone",
-            MeshError::Status { .. } => "status",
-            MeshError::Transport(_) => "transport",
-            MeshError::Tls(_) => "tls",
-            MeshError::Protocol { .. } => "protocol",
-            MeshError::Encoding(_) => "encoding",
-            MeshError::Build(_) => "build",
-        }
-    }
-
-    /// Whether trying again later may succeed (transient), as opposed to needing an operator.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            MeshError::Transport(_) | MeshError::Protocol { .. } => true,
-            MeshError::Status { status, .. } => *status == 429 || *status >= 500,
-            MeshError::Gone(_) => false,
-            MeshError::Auth { .. } | MeshError::Tls(_) => false,
-            MeshError::Encoding(_) | MeshError::Build(_) => false,
-        }
-    }
-}
-
-/// A transport error, or [`MeshError::Tls`] when a TLS verdict lies in its cause chain.
-fn transport(error: reqwest::Error) -> MeshError {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = next {
-        if let Some(tls) = tls_verdict(e) {
-            return MeshError::Tls(tls.to_string());
-        }
-        next = e.source();
-    }
-    MeshError::Transport(error)
-}
-
-/// The rustls error `e` is or wraps: `io::Error::source` skips the error it wraps, and the
-/// connector nests one `io::Error` in another, so look inside them.
-fn tls_verdict<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-        return Some(tls);
-    }
-    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
-    tls_verdict(inner)
 }
 
 /// One message retrieved in full.
@@ -505,115 +418,5 @@ impl MeshClient {
             self.send("send", request).await?;
         }
         Ok(id)
-    }
-}
-
-fn chunk_total(headers: &HeaderMap) -> Result<u32, MeshError> {
-    let Some(range) = headers.get("mex-chunk-range") else {
-        return Ok(1);
-    };
-    range
-        .to_str()
-        .ok()
-        .and_then(|r| r.split_once(':'))
-        .and_then(|(_, total)| total.trim().parse::<u32>().ok())
-        .filter(|total| *total >= 1)
-        .ok_or_else(|| MeshError::Protocol {
-            operation: "retrieve",
-            detail: "bad mex-chunk-range".into(),
-        })
-}
-
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// The body of one chunk, gunzipped when served `Content-Encoding: gzip`; at most `limit` bytes
-/// once decoded.
-async fn chunk_body(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, MeshError> {
-    let encoding = response
-        .headers()
-        .get(reqwest::header::CONTENT_ENCODING)
-        .map(|e| e.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    let bytes = response.bytes().await.map_err(transport)?;
-    match encoding.as_deref() {
-        None | Some("" | "identity") if bytes.len() <= limit => Ok(bytes.to_vec()),
-        None | Some("" | "identity") => Err(too_large()),
-        Some("gzip" | "x-gzip") => gunzip(&bytes, limit),
-        Some(other) => Err(MeshError::Encoding(format!(
-            "content-encoding {other} is not supported"
-        ))),
-    }
-}
-
-fn too_large() -> MeshError {
-    MeshError::Encoding(format!(
-        "message larger than {MAX_DECODED_BYTES} bytes once decoded"
-    ))
-}
-
-/// Gunzips `data` (every gzip member), refusing more than `limit` decoded bytes.
-fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, MeshError> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| MeshError::Encoding(format!("corrupt gzip: {e}")))?;
-    if out.len() > limit {
-        return Err(too_large());
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_classify_themselves() {
-        let auth = MeshError::Auth {
-            mailbox: "X".into(),
-            status: 403,
-        };
-        assert!(!auth.is_retryable());
-        assert_eq!(auth.kind(), "auth");
-        let busy = MeshError::Status {
-            operation: "list",
-            status: 503,
-        };
-        assert!(busy.is_retryable());
-        assert!(!MeshError::Status {
-            operation: "list",
-            status: 400
-        }
-        .is_retryable());
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        encoder.write_all(data).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    #[test]
-    fn gunzips_within_the_cap_and_refuses_a_bomb() {
-        assert_eq!(gunzip(&gzip(b"hello"), 5).unwrap(), b"hello");
-        // 10 MiB of zeros compresses to ~10 KiB: well past a 1 MiB cap once decoded.
-        let bomb = gzip(&vec![0u8; 10 * 1024 * 1024]);
-        assert!(bomb.len() < 64 * 1024);
-        let err = gunzip(&bomb, 1024 * 1024).unwrap_err();
-        assert_eq!(err.kind(), "encoding");
-        assert!(err.to_string().contains("larger than"), "{err}");
-        let err = gunzip(b"\x1f\x8bnot gzip at all", 1024).unwrap_err();
-        assert!(err.to_string().contains("corrupt gzip"), "{err}");
-    }
-
-    #[test]
-    fn reads_chunk_range() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(chunk_total(&headers).unwrap(), 1);
-        headers.insert("mex-chunk-range", "1:4".parse().unwrap());
-        assert_eq!(chunk_total(&headers).unwrap(), 4);
-        headers.insert("mex-chunk-range", "1:x".parse().unwrap());
-        assert!(chunk_total(&headers).is_err());
     }
 }

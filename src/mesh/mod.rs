@@ -13,7 +13,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`auth`] | the `NHSMESH` HMAC-SHA256 authorization header |
-//! | [`client`] | the MESH API client: handshake, inbox list/count, retrieve (chunked), acknowledge, send |
+//! | [`client`] | the MESH API client: handshake, inbox list/count, retrieve (chunked), acknowledge, send; `client/` holds [`MeshError`] and the chunk and gzip decoding |
 //! | [`config`] | the `[mesh]` section |
 //! | [`notification`] | the notification format (`docs/dps-errors.md`), parsers, the `ads.dps-error.v1` record |
 //! | [`correlation`] | the bounded submission → calls map, rebuilt from the ack topic at start |
