@@ -20,9 +20,10 @@
 //!
 //! Layout: this file holds [`Problem`] and the call section of the model ([`CadCall`], its codes
 //! and times); `cad/response.rs` the responses; `cad/contact.rs` the patient contacts;
-//! `cad/clinical.rs` their clinical entries; `cad/decode.rs` the decoder and [`DecodeError`];
-//! `cad/rules.rs` the rules beyond serde and the code checks; `cad/time.rs` the timestamp and
-//! date formats.
+//! `cad/clinical.rs` their clinical entries; `cad/decode.rs` (+ `cad/decode/`: the error type,
+//! the shape checks) the decoder and [`DecodeError`]; `cad/rules.rs` (+ `cad/rules/formats.rs`:
+//! ODS, NHS number, SNOMED, postcode formats) the rules beyond serde and the code checks;
+//! `cad/time.rs` the timestamp and date formats.
 
 use std::fmt;
 
