@@ -142,7 +142,6 @@ impl Pipeline {
         let (batches_tx, batches_rx) = mpsc::channel(config.api.max_in_flight);
         let (acks_tx, acks_rx) = mpsc::channel(config.api.max_in_flight * 2);
         let (dead_tx, dead_rx) = mpsc::channel(CHANNEL_RECORDS);
-        let (refused_tx, refused_rx) = mpsc::channel(CHANNEL_RECORDS);
         let mut stages = JoinSet::new();
 
         // 1. Source: consume CAD records, register their offsets.
@@ -158,9 +157,9 @@ impl Pipeline {
         });
 
         // 2. Transform: decode, map, serialize; invalid records to the dead-letter stage.
-        let (opts, m) = (config.mapping.clone(), metrics.clone());
+        let (opts, m, dead) = (config.mapping.clone(), metrics.clone(), dead_tx.clone());
         stages.spawn(async move {
-            transform::run(opts, m, records_rx, mapped_tx, dead_tx).await;
+            transform::run(opts, m, records_rx, mapped_tx, dead).await;
             Ok(())
         });
 
@@ -185,7 +184,7 @@ impl Pipeline {
             client_id: config.kafka.properties.get("client.id").cloned(),
         };
         stages.spawn(async move {
-            submitter.run(batches_rx, acks_tx, refused_tx, group).await;
+            submitter.run(batches_rx, acks_tx, dead_tx, group).await;
             Ok(())
         });
 
@@ -208,7 +207,7 @@ impl Pipeline {
             topic: config.kafka.dead_letter_topic.clone(),
             metrics: metrics.clone(),
         };
-        stages.spawn(async move { Ok(dead_letters.run(dead_rx, refused_rx).await?) });
+        stages.spawn(async move { Ok(dead_letters.run(dead_rx).await?) });
 
         // 7. MESH poller (when `[mesh]` is set): DPS error notifications to the errors topic,
         //    correlated through the ack topic; its own non-transactional producer.

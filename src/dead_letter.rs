@@ -65,6 +65,9 @@ pub struct DeadLetter {
     /// Machine-readable problems (`[{"path","rule","message"}]` as JSON) for records refused
     /// by the decoder or the local validation; sent as header `ads-error-problems`.
     pub problems: Option<String>,
+    /// The `process` span of the submission that refused it (the submitter's letters); `None`
+    /// for the transform stage's, whose `send` span is a root linked to the record instead.
+    pub process: Option<Span>,
 }
 
 /// Longest `ads-error-problems` header: a bundle with many problems is cut to whole entries.
@@ -96,60 +99,39 @@ pub struct DeadLetterProducer {
 const CHUNK: usize = 256;
 
 impl DeadLetterProducer {
-    /// Runs until every sender of both inputs is dropped: `invalid` from the transform stage,
-    /// `refused` from the submitter (each letter with its submission's `process` span).
-    pub async fn run(
-        self,
-        mut invalid: mpsc::Receiver<DeadLetter>,
-        mut refused: mpsc::Receiver<(DeadLetter, Span)>,
-    ) -> Result<(), ProduceError> {
-        let (mut from_transform, mut from_submitter) = (Vec::new(), Vec::new());
-        let (mut transform_open, mut submitter_open) = (true, true);
-        while transform_open || submitter_open {
-            tokio::select! {
-                n = invalid.recv_many(&mut from_transform, CHUNK), if transform_open => {
-                    transform_open = n > 0;
-                }
-                n = refused.recv_many(&mut from_submitter, CHUNK), if submitter_open => {
-                    submitter_open = n > 0;
-                }
-            }
-            let chunk: Vec<(DeadLetter, Option<Span>)> = from_transform
-                .drain(..)
-                .map(|d| (d, None))
-                .chain(from_submitter.drain(..).map(|(d, span)| (d, Some(span))))
-                .collect();
-            if !chunk.is_empty() {
-                self.publish(&chunk).await?;
-            }
+    /// Runs until every sender of `input` is dropped.
+    pub async fn run(self, mut input: mpsc::Receiver<DeadLetter>) -> Result<(), ProduceError> {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while input.recv_many(&mut chunk, CHUNK).await > 0 {
+            self.publish(&chunk).await?;
+            chunk.clear();
         }
         Ok(())
     }
 
-    async fn publish(&self, letters: &[(DeadLetter, Option<Span>)]) -> Result<(), ProduceError> {
+    async fn publish(&self, letters: &[DeadLetter]) -> Result<(), ProduceError> {
         // One `send` span per run of letters with the same `process` span (or none), at most
         // MAX_LINKS letters each; they all cover the one write below.
         let none = Span::none();
         let mut spans = Vec::new();
         let mut traceparents = Vec::with_capacity(letters.len());
-        let same_parent = |a: &(DeadLetter, Option<Span>), b: &(DeadLetter, Option<Span>)| {
-            a.1.as_ref().and_then(Span::id) == b.1.as_ref().and_then(Span::id)
+        let same_parent = |a: &DeadLetter, b: &DeadLetter| {
+            a.process.as_ref().and_then(Span::id) == b.process.as_ref().and_then(Span::id)
         };
         for group in letters
             .chunk_by(same_parent)
             .flat_map(|g| g.chunks(MAX_LINKS))
         {
-            let parent = group[0].1.as_ref();
+            let parent = group[0].process.as_ref();
             let span = telemetry::send_span(parent.unwrap_or(&none), &self.topic, group.len());
             if parent.is_none() {
-                let records = group.iter().map(|(d, _)| &d.envelope.traceparent);
+                let records = group.iter().map(|d| &d.envelope.traceparent);
                 telemetry::link(&span, records.filter_map(Option::as_deref));
             }
             let traceparent = telemetry::traceparent(&span);
             traceparents.extend(std::iter::repeat_n(traceparent, group.len()));
             spans.push(span);
         }
-        let letters: Vec<&DeadLetter> = letters.iter().map(|(d, _)| d).collect();
         let prepared: Vec<(OwnedHeaders, &Envelope)> = letters
             .iter()
             .zip(&traceparents)

@@ -19,6 +19,7 @@
 //! pipeline drains behind it. Failures: consumer errors are logged and polling goes on
 //! (librdkafka reconnects by itself); a record of a partition no longer assigned is skipped.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -76,7 +77,7 @@ pub struct SourceContext {
     /// Transactional mode: offsets are committed only inside transactions.
     transactional: bool,
     /// The pipeline was dropped without draining: revocations neither wait nor commit.
-    abandoned: std::sync::atomic::AtomicBool,
+    abandoned: AtomicBool,
 }
 
 impl ClientContext for SourceContext {
@@ -89,14 +90,13 @@ impl SourceContext {
     /// From now on a revocation neither waits for records in flight nor commits: the pipeline
     /// behind this consumer was dropped without draining (`crate::app::Pipeline`'s `Drop`).
     pub fn abandon(&self) {
-        self.abandoned
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.abandoned.store(true, Ordering::Release);
     }
 
     /// Waits for the revoked partitions' in-flight records (bounded by `revoke_drain`), then
     /// commits their watermarks so the next owner starts right behind the last ack.
     fn drain_and_commit(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        if self.abandoned.load(std::sync::atomic::Ordering::Acquire) {
+        if self.abandoned.load(Ordering::Acquire) {
             return;
         }
         let partitions: Vec<(String, i32)> = tpl

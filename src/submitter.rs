@@ -13,6 +13,9 @@
 //! hand the token back and retry with a new one; other statuses dead-letter with the response
 //! body. While the API is down, batches wait here, the channels fill and consumption pauses:
 //! nothing is dropped unless `max_retry_duration_s` says so. No failure here is fatal.
+//!
+//! Layout: `submitter/classify.rs` holds the classification table ([`classify`]); this file the
+//! dispatch, the attempts loop and the per-call fence.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -35,100 +38,9 @@ use crate::metrics::{Metrics, RequestOutcome, RetryReason, StatusLabel};
 use crate::rate_limit::RateLimiter;
 use crate::telemetry;
 
-/// What to do after one attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Accepted, with the API's id if the body had one.
-    Accept(Option<String>),
-    /// Try again, after `after` if the server said so.
-    Retry {
-        /// Why.
-        reason: RetryReason,
-        /// `Retry-After`, when given.
-        after: Option<Duration>,
-    },
-    /// Drop the token and try again with a fresh one.
-    RefreshToken,
-    /// Permanent: dead-letter the records.
-    Reject {
-        /// Bounded kind (`http_4xx` style).
-        kind: &'static str,
-        /// Status and body excerpt.
-        message: String,
-    },
-}
+mod classify;
 
-/// The result of sending one request.
-pub enum Attempt {
-    /// An HTTP response.
-    Response {
-        /// Status code.
-        status: u16,
-        /// `Retry-After` in seconds, if present and numeric.
-        retry_after: Option<u64>,
-        /// The body.
-        body: Bytes,
-    },
-    /// The request timed out.
-    Timeout,
-    /// No response: connection refused or reset, DNS, TLS.
-    Transport,
-}
-
-/// Retry classification as data (Vector's `retry_action` table, plus the NHS token rules).
-pub fn classify(attempt: &Attempt) -> Action {
-    match attempt {
-        Attempt::Timeout => Action::Retry {
-            reason: RetryReason::Timeout,
-            after: None,
-        },
-        Attempt::Transport => Action::Retry {
-            reason: RetryReason::Connect,
-            after: None,
-        },
-        Attempt::Response {
-            status,
-            retry_after,
-            body,
-        } => match *status {
-            200..=299 => Action::Accept(api_id(body)),
-            401 | 403 => Action::RefreshToken,
-            429 => Action::Retry {
-                reason: RetryReason::Status429,
-                after: retry_after.map(Duration::from_secs),
-            },
-            408 => Action::Retry {
-                reason: RetryReason::Status408,
-                after: None,
-            },
-            501 => reject("http_501", *status, body),
-            500..=599 => Action::Retry {
-                reason: RetryReason::Status5xx,
-                after: retry_after.map(Duration::from_secs),
-            },
-            400..=499 => reject("http_4xx", *status, body),
-            _ => reject("http_unexpected", *status, body),
-        },
-    }
-}
-
-fn reject(kind: &'static str, status: u16, body: &Bytes) -> Action {
-    let excerpt = String::from_utf8_lossy(&body[..body.len().min(1024)]);
-    Action::Reject {
-        kind,
-        message: format!("HTTP {status}: {excerpt}"),
-    }
-}
-
-/// The submission id in a 200 body: `{"message": id}` (the spec) or `{"id": id}` (seen live).
-fn api_id(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    ["message", "id"].iter().find_map(|k| match &v[*k] {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
-}
+pub use classify::{classify, Action, Attempt};
 
 /// How a whole submission ended.
 pub enum Submitted {
@@ -167,7 +79,7 @@ impl Submitter {
         self: Arc<Self>,
         mut input: mpsc::Receiver<Batch>,
         acks: mpsc::Sender<AckWork>,
-        dead: mpsc::Sender<(DeadLetter, tracing::Span)>,
+        dead: mpsc::Sender<DeadLetter>,
         consumer: telemetry::ConsumerGroup,
     ) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
@@ -204,8 +116,9 @@ impl Submitter {
                                     kind,
                                     message: message.clone(),
                                     problems: None,
+                                    process: Some(span.clone()),
                                 };
-                                let _ = dead.send((letter, span.clone())).await;
+                                let _ = dead.send(letter).await;
                             }
                         }
                     }
@@ -418,85 +331,6 @@ fn batch_traceparent(batch: &Batch) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn response(status: u16, retry_after: Option<u64>, body: &str) -> Attempt {
-        Attempt::Response {
-            status,
-            retry_after,
-            body: Bytes::from(body.to_string()),
-        }
-    }
-
-    #[test]
-    fn accepts_the_message_id_and_the_id_variant() {
-        assert_eq!(
-            classify(&response(
-                200,
-                None,
-                r#"{"message":"6eeec54e-3d39-4bc4-a1d9-57615d258fpq"}"#
-            )),
-            Action::Accept(Some("6eeec54e-3d39-4bc4-a1d9-57615d258fpq".into()))
-        );
-        assert_eq!(
-            classify(&response(200, None, r#"{"id":"abc"}"#)),
-            Action::Accept(Some("abc".into()))
-        );
-        assert_eq!(classify(&response(200, None, "")), Action::Accept(None));
-    }
-
-    #[test]
-    fn retries_429_after_its_retry_after_header() {
-        assert_eq!(
-            classify(&response(429, Some(60), "{}")),
-            Action::Retry {
-                reason: RetryReason::Status429,
-                after: Some(Duration::from_secs(60))
-            }
-        );
-    }
-
-    #[test]
-    fn retries_408_5xx_timeouts_and_connection_errors_but_not_501() {
-        for status in [408, 500, 502, 503, 504] {
-            assert!(
-                matches!(classify(&response(status, None, "")), Action::Retry { .. }),
-                "{status}"
-            );
-        }
-        assert!(matches!(classify(&Attempt::Timeout), Action::Retry { .. }));
-        assert!(matches!(
-            classify(&Attempt::Transport),
-            Action::Retry { .. }
-        ));
-        assert!(matches!(
-            classify(&response(501, None, "")),
-            Action::Reject {
-                kind: "http_501",
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn refreshes_the_token_on_401_and_403() {
-        assert_eq!(classify(&response(401, None, "")), Action::RefreshToken);
-        assert_eq!(classify(&response(403, None, "")), Action::RefreshToken);
-    }
-
-    #[test]
-    fn dead_letters_other_4xx_with_the_response_body() {
-        match classify(&response(
-            400,
-            None,
-            r#"{"error":"Missing x-dataset-id header"}"#,
-        )) {
-            Action::Reject { kind, message } => {
-                assert_eq!(kind, "http_4xx");
-                assert!(message.contains("HTTP 400") && message.contains("x-dataset-id"));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
 
     #[tokio::test]
     async fn the_fence_holds_a_newer_snapshot_until_the_older_one_left() {

@@ -43,6 +43,7 @@ fn try_transform(
             kind,
             message,
             problems,
+            process: None,
         })
     };
     let call = match envelope.payload.as_deref().map(cad::decode) {

@@ -23,11 +23,9 @@ use ads_connector::app::{AppError, Pipeline};
 use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 /// Where the test runs: the in-process mock cluster, or a real broker with transactions.
@@ -108,23 +106,9 @@ fn read_committed(
     enough: impl Fn(usize) -> bool,
     timeout: Duration,
 ) -> (Vec<OwnedMessage>, Vec<OwnedMessage>) {
-    let consumer: BaseConsumer = client(bootstrap)
-        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for topic in [&names.ack, &names.dlq] {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap();
-        for p in metadata.topics()[0].partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .unwrap();
-        }
-    }
-    consumer.assign(&tpl).unwrap();
+    let mut committed_only = client(bootstrap);
+    committed_only.set("isolation.level", "read_committed");
+    let consumer = reader_from_start(committed_only, &[&names.ack, &names.dlq]);
     let (mut acks, mut dead) = (Vec::new(), Vec::new());
     let deadline = Instant::now() + timeout;
     let mut settle: Option<Instant> = None;

@@ -214,10 +214,15 @@ impl Correlator {
         let Some(calls) = inner.by_submission.get(submission_id) else {
             return Vec::new();
         };
+        // Without an id, only a submission of one call (however many snapshots) can be matched.
+        let named = call.bundle_id.is_some() || call.call_id.is_some();
+        if !named && calls.windows(2).any(|w| w[0].bundle_id != w[1].bundle_id) {
+            return Vec::new();
+        }
         let matching = |c: &&Held| match (&call.bundle_id, &call.call_id) {
             (Some(bundle), _) => &*c.bundle_id == bundle.as_str(),
             (None, Some(id)) => &*c.call_id == id.as_str(),
-            (None, None) => calls.iter().all(|o| o.bundle_id == c.bundle_id),
+            (None, None) => true,
         };
         calls.iter().filter(matching).map(Held::to_acked).collect()
     }

@@ -165,6 +165,24 @@ impl DpsErrorRecord {
         self.call_id.as_deref().unwrap_or(&self.mesh.message_id)
     }
 
+    /// A record of `format` for `mesh` naming no call and no issue; the base of the others.
+    pub fn empty(format: &str, mesh: MeshOrigin, submission_id: Option<String>) -> Self {
+        Self {
+            schema: DPS_ERROR_SCHEMA.into(),
+            format: format.into(),
+            mesh,
+            submission_id,
+            correlated: false,
+            call_id: None,
+            provider_ods: None,
+            bundle_id: None,
+            sources: Vec::new(),
+            issues: Vec::new(),
+            raw: None,
+            raw_encoding: None,
+        }
+    }
+
     /// The record for a body no parser recognised.
     pub fn unknown(mesh: MeshOrigin, body: &[u8]) -> Self {
         let (raw, encoding) = match std::str::from_utf8(body) {
@@ -175,18 +193,9 @@ impl DpsErrorRecord {
             ),
         };
         Self {
-            schema: DPS_ERROR_SCHEMA.into(),
-            format: "unknown".into(),
-            mesh,
-            submission_id: None,
-            correlated: false,
-            call_id: None,
-            provider_ods: None,
-            bundle_id: None,
-            sources: Vec::new(),
-            issues: Vec::new(),
             raw: Some(raw),
             raw_encoding: Some(encoding.into()),
+            ..Self::empty("unknown", mesh, None)
         }
     }
 }

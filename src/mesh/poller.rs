@@ -29,7 +29,7 @@ use super::client::{MeshClient, MeshError, MeshMessage};
 use super::config::MeshConfig;
 use super::correlation::Correlator;
 use super::lease::Lease;
-use super::notification::{DpsErrorRecord, MeshOrigin, Notification, Parsers, DPS_ERROR_SCHEMA};
+use super::notification::{DpsErrorRecord, MeshOrigin, Notification, Parsers};
 use crate::acker::{produce_all, ProduceError};
 use crate::metrics::Metrics;
 
@@ -347,20 +347,7 @@ pub fn correlate(
 ) -> Vec<DpsErrorRecord> {
     let submission = notification.submission_id;
     if notification.calls.is_empty() {
-        return vec![DpsErrorRecord {
-            schema: DPS_ERROR_SCHEMA.into(),
-            format: format.into(),
-            mesh: origin,
-            submission_id: Some(submission),
-            correlated: false,
-            call_id: None,
-            provider_ods: None,
-            bundle_id: None,
-            sources: Vec::new(),
-            issues: Vec::new(),
-            raw: None,
-            raw_encoding: None,
-        }];
+        return vec![DpsErrorRecord::empty(format, origin, Some(submission))];
     }
     notification
         .calls
@@ -369,18 +356,13 @@ pub fn correlate(
             let acked = correlator.lookup(&submission, &call);
             let first = acked.first();
             DpsErrorRecord {
-                schema: DPS_ERROR_SCHEMA.into(),
-                format: format.into(),
-                mesh: origin.clone(),
-                submission_id: Some(submission.clone()),
                 correlated: first.is_some(),
                 call_id: first.map(|a| a.call_id.clone()).or(call.call_id),
                 provider_ods: first.map(|a| a.provider_ods.clone()).or(call.provider_ods),
                 bundle_id: first.map(|a| a.bundle_id.clone()).or(call.bundle_id),
                 sources: acked.into_iter().map(|a| a.source).collect(),
                 issues: call.issues,
-                raw: None,
-                raw_encoding: None,
+                ..DpsErrorRecord::empty(format, origin.clone(), Some(submission.clone()))
             }
         })
         .collect()

@@ -169,6 +169,28 @@ impl CallSource {
     }
 }
 
+/// A consumer of every partition of `topics` from their start, in a throwaway group that never
+/// commits; `client` may carry extra properties (e.g. `isolation.level`).
+pub fn reader_from_start(mut client: ClientConfig, topics: &[&str]) -> BaseConsumer {
+    let consumer: BaseConsumer = client
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
+}
+
 /// Reads every partition of `topic` from the start until `expected` records arrived or the
 /// timeout passes.
 pub fn read_topic(
@@ -177,20 +199,7 @@ pub fn read_topic(
     expected: usize,
     timeout: Duration,
 ) -> Vec<OwnedMessage> {
-    let consumer: BaseConsumer = client(bootstrap)
-        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = reader_from_start(client(bootstrap), &[topic]);
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < expected && Instant::now() < deadline {
@@ -511,22 +520,7 @@ pub fn read_outcomes(
     produced: &[Produced],
     timeout: Duration,
 ) -> (Vec<OwnedMessage>, Vec<OwnedMessage>) {
-    let consumer: BaseConsumer = client(bootstrap)
-        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for topic in [&names.ack, &names.dlq] {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap();
-        for p in metadata.topics()[0].partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .unwrap();
-        }
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = reader_from_start(client(bootstrap), &[&names.ack, &names.dlq]);
     let wanted: std::collections::HashSet<(i32, i64)> =
         produced.iter().map(|r| (r.partition, r.offset)).collect();
     let mut seen = std::collections::HashSet::new();
