@@ -42,10 +42,12 @@ export ADS_TEST_REQUIRE_BROKER=1
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
+log "architecture: the connector library depends on neither the NHS emulator nor the dev kit"
+./scripts/check-architecture.sh
 log "cargo test"
 set +e
-cargo test --no-fail-fast 2>&1 | tee "$WORK/test.log"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then

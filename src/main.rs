@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 
 use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
-use ads_connector::{app, demo, generate, keygen, sandbox, shutdown, telemetry};
+use ads_connector::{app, keygen, shutdown, telemetry};
+use ads_devkit::{demo, generate};
+use nhs_emulator as sandbox;
 
 /// mimalloc instead of glibc's malloc: the per-call work builds and drops many small JSON values,
 /// and allocation was about 30% of its profile. `benches/mapping.rs` (same allocator) measured

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
-use ads_connector::demo::ordering_violations;
+use ads_devkit::demo::ordering_violations;
 use ads_connector::metrics::Metrics;
-use ads_connector::sandbox::FaultProfile;
+use nhs_emulator::FaultProfile;
 use common::*;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
@@ -31,7 +31,7 @@ struct Stage {
 async fn stage(
     test: &str,
     brokers: i32,
-    configure: impl FnOnce(&mut ads_connector::sandbox::SandboxConfig),
+    configure: impl FnOnce(&mut nhs_emulator::SandboxConfig),
 ) -> Stage {
     let cluster = MockCluster::new(brokers).unwrap();
     let bootstrap = cluster.bootstrap_servers();

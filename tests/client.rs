@@ -15,7 +15,7 @@ use ads_connector::keygen::{self, KeyPair};
 use ads_connector::metrics::{FlushReason, Metrics};
 use ads_connector::offsets::RecordPos;
 use ads_connector::rate_limit::RateLimiter;
-use ads_connector::sandbox::{self, SandboxApp, SandboxConfig, SandboxHandle};
+use nhs_emulator::{self, SandboxApp, SandboxConfig, SandboxHandle};
 use ads_connector::source::Envelope;
 use ads_connector::submitter::{Submitted, Submitter};
 use url::Url;
@@ -112,7 +112,7 @@ impl Fixture {
 }
 
 fn one_call_batch() -> Batch {
-    let mut generator = ads_connector::generate::Generator::new(3);
+    let mut generator = ads_devkit::generate::Generator::new(3);
     let call = generator.next_call();
     let bundle =
         ads_connector::mapping::map_call(&call, &ads_connector::mapping::MappingOptions::default())

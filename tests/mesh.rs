@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
-use ads_connector::generate::{self, Generator};
+use ads_devkit::generate::{self, Generator};
 use ads_connector::mesh::correlation::{AckReader, Correlator};
 use ads_connector::mesh::notification::{
     CallIssues, Issue, Notification, DPS_ERROR_SCHEMA, NOTIFICATION_SCHEMA,
 };
-use ads_connector::mesh::{self, DpsPoller, MeshClient, MeshClientConfig, MeshError, SendOptions};
+use ads_connector::mesh::{self, DpsPoller, MeshClient, MeshClientConfig, MeshError};
+use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use ads_connector::metrics::Metrics;
-use ads_connector::sandbox;
+use nhs_emulator;
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -246,7 +247,7 @@ async fn listing_follows_next_links_so_a_poll_takes_more_than_one_page() {
     assert_eq!(config.max_messages_per_poll, 10);
     let stop = CancellationToken::new();
     let mut poller = DpsPoller::new(
-        MeshClient::new(&config.client_config().unwrap()).unwrap(),
+        MeshClient::new(&MeshClientConfig::from_config(&config).unwrap()).unwrap(),
         config.clone(),
         producer(&k.bootstrap),
         Arc::new(Correlator::new(10)),
@@ -470,7 +471,7 @@ async fn a_restarted_poller_loses_nothing_and_correlates_from_the_ack_topic() {
     );
     let dead_end = producer("127.0.0.1:9");
     let mut first = DpsPoller::new(
-        MeshClient::new(&config.client_config().unwrap()).unwrap(),
+        MeshClient::new(&MeshClientConfig::from_config(&config).unwrap()).unwrap(),
         config.clone(),
         dead_end,
         correlator,
@@ -667,12 +668,12 @@ async fn the_whole_loop_runs_on_the_embedded_mesh_emulation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_reports_every_injected_rejection_published() {
-    let summary = ads_connector::demo::run(ads_connector::demo::DemoArgs {
+    let summary = ads_devkit::demo::run(ads_devkit::demo::DemoArgs {
         calls: 400,
         dps_errors: Some(0.05),
         key_bits: 2048,
         quiet: true,
-        ..ads_connector::demo::DemoArgs::default()
+        ..ads_devkit::demo::DemoArgs::default()
     })
     .await
     .unwrap();

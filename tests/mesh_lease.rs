@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ads_connector::mesh::{self, Lease, MeshClient, MeshClientConfig, SendOptions};
+use ads_connector::mesh::{self, Lease, MeshClient, MeshClientConfig};
+use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use ads_connector::metrics::Metrics;
-use ads_connector::sandbox::mesh_box;
+use nhs_emulator::mesh_box;
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;

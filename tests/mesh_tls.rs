@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ads_connector::config::Config;
-use ads_connector::mesh::{MeshClient, MeshClientConfig, MeshError, SendOptions};
-use ads_connector::sandbox::mesh_box::{self, PASSWORD, SHARED_KEY};
+use ads_connector::mesh::{MeshClient, MeshClientConfig, MeshError};
+use nhs_emulator::mesh_send::{MeshSend, SendOptions};
+use nhs_emulator::mesh_box::{self, PASSWORD, SHARED_KEY};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use rcgen::{
@@ -271,7 +272,7 @@ async fn the_mesh_section_files_build_a_client_that_completes_the_mutual_tls_han
         file("ca.crt", &pki.ca.pem()),
     );
     let mesh = Config::from_toml_str(&toml).unwrap().mesh.unwrap();
-    let client_config = mesh.client_config().unwrap();
+    let client_config = MeshClientConfig::from_config(&mesh).unwrap();
     assert!(client_config.identity_pem.is_some() && client_config.ca_pem.is_some());
     let mesh = MeshClient::new(&client_config).unwrap();
     mesh.handshake().await.unwrap();

@@ -21,7 +21,7 @@ use std::time::Duration;
 use ads_connector::app::Pipeline;
 use ads_connector::cad::CadCall;
 use ads_connector::config::Config;
-use ads_connector::generate::{self, Generator};
+use ads_devkit::generate::{self, Generator};
 use ads_connector::metrics::Metrics;
 use ads_connector::telemetry::{self, TraceExport};
 use common::*;
@@ -272,7 +272,7 @@ fn without_sandbox_and_timestamps(logs: &str) -> String {
         .filter_map(|line| {
             let mut v: serde_json::Value = serde_json::from_str(line).ok()?;
             let target = v["target"].as_str().unwrap_or_default();
-            if target.starts_with("ads_connector::sandbox") {
+            if target.starts_with("nhs_emulator") {
                 return None;
             }
             v.as_object_mut()?.remove("timestamp");

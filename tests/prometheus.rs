@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
-use ads_connector::sandbox::FaultProfile;
+use nhs_emulator::FaultProfile;
 use common::*;
 use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ads_connector::keygen::{self, KeyPair, KeygenError};
-use ads_connector::sandbox::{self, SandboxApp, SandboxConfig, SandboxHandle, SandboxStats};
+use nhs_emulator::{self, SandboxApp, SandboxConfig, SandboxHandle, SandboxStats};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};

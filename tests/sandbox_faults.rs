@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ads_connector::keygen::{self, KeyPair};
-use ads_connector::sandbox::{
+use nhs_emulator::{
     self, FaultProfile, FaultWindow, LatencyRange, SandboxApp, SandboxConfig, SandboxHandle,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
-use ads_connector::generate::{self, Generator};
+use ads_devkit::generate::{self, Generator};
 use ads_connector::keygen;
 use ads_connector::metrics::Metrics;
 use ads_connector::telemetry;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ads_connector::cad;
-use ads_connector::generate::{to_json_line, Generator};
+use ads_devkit::generate::{to_json_line, Generator};
 use ads_connector::mapping::{self, check, map_call, MappingError, MappingOptions};
 use ads_connector::validate;
 use serde_json::{json, Value};

@@ -1,0 +1,365 @@
+//! App: wires the stages into the pipeline and runs it until shutdown.
+//!
+//! Stages are tasks joined by bounded channels, so a slow API fills the channels and pauses the
+//! consumer instead of growing memory. Only the source watches the cancellation token; every
+//! later stage ends when its input closes, flushing what it holds on the way out. After the
+//! drain (bounded by `shutdown.drain_timeout_s`), the offsets stored so far (records with an ack
+//! or a dead letter) are committed synchronously. In transactional mode (`kafka.transactional_id`)
+//! there is no such commit: offsets are committed only inside the transactions of the acker and
+//! the dead-letter stage, and a transaction a cut-off stage left open is aborted. A stage that
+//! fails fatally (the producer cannot deliver, a transaction fails) cancels the pipeline; the
+//! process then exits non-zero without committing past it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::AckPublisher;
+use crate::kafka::{KafkaClientError, KafkaClients, ProduceError};
+use crate::auth::TokenProvider;
+use crate::config::Config;
+use crate::dead_letter::DeadLetterProducer;
+use crate::health::{self, Health};
+use crate::metrics::{Metrics, Outcome};
+use crate::offsets::Offsets;
+use crate::rate_limit::RateLimiter;
+use crate::source::{self, CadConsumer, SourceError};
+use crate::submitter::Submitter;
+use crate::transactions::{DurableWriter, Transactions};
+use crate::{batcher, telemetry, transform};
+
+/// Records buffered between two stages: enough to keep the API busy, small enough that a stalled
+/// API pauses consumption within a few thousand records.
+const CHANNEL_RECORDS: usize = 1024;
+
+/// Why the pipeline could not run, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The consumer could not start.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A Kafka client could not be configured (a secret file).
+    #[error(transparent)]
+    KafkaClient(#[from] KafkaClientError),
+    /// The producer could not be created.
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(KafkaError),
+    /// Acks or dead letters could not be delivered.
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    /// The operations port could not be bound.
+    #[error("cannot serve http.listen: {0}")]
+    Listen(std::io::Error),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    /// A stage panicked (a bug).
+    #[error("a pipeline stage panicked: {0}")]
+    Panic(String),
+    /// The MESH poller could not start (`[mesh]`: a secret file or a PEM).
+    #[error(transparent)]
+    Mesh(#[from] crate::mesh::MeshStartError),
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    stages: JoinSet<Result<(), AppError>>,
+    /// `None` once [`Self::finish`] has closed it.
+    consumer: Option<Arc<CadConsumer>>,
+    transactions: Option<Transactions>,
+    cancel: CancellationToken,
+    background: CancellationToken,
+    drain_timeout: Duration,
+    metrics: Metrics,
+    health: Health,
+    /// Where `/metrics`, `/livez`, `/readyz` are served.
+    pub health_addr: SocketAddr,
+}
+
+impl Pipeline {
+    /// Starts every stage; `cancel` starts the drain.
+    pub async fn start(
+        config: Config,
+        metrics: Metrics,
+        cancel: CancellationToken,
+    ) -> Result<Self, AppError> {
+        let background = CancellationToken::new();
+
+        // Shared services: one HTTP client, one token, one rate limiter, one offset tracker.
+        let client = reqwest::Client::builder()
+            .timeout(config.api.timeout)
+            .build()
+            .map_err(AppError::Client)?;
+        let tokens = Arc::new(TokenProvider::new(
+            &config.api.auth,
+            client.clone(),
+            metrics.clone(),
+        ));
+        let limiter = Arc::new(RateLimiter::new(config.rate_limit, metrics.clone()));
+        let offsets = Offsets::new();
+
+        // Operations port and the liveness heartbeat.
+        let health = Health {
+            metrics: metrics.clone(),
+            offsets: offsets.clone(),
+            tokens: tokens.clone(),
+            heartbeat: Arc::new(AtomicI64::new(chrono::Utc::now().timestamp())),
+        };
+        let health_addr = health::serve(config.http_listen, health.clone(), background.clone())
+            .await
+            .map_err(AppError::Listen)?;
+        tokio::spawn(heartbeat(health.clone(), background.clone()));
+        tokio::spawn(tokens.clone().run_refresher(background.clone()));
+
+        // Kafka: the consumer group and the producer of acks and dead letters.
+        let kafka = KafkaClients::new(&config.kafka)?;
+        let share = limiter.clone();
+        let on_share: source::ShareListener = Arc::new(move |owned, total| share.set_share(owned, total));
+        let consumer = source::subscribe(&kafka, &config.kafka, &offsets, &metrics, on_share)?;
+        let producer: FutureProducer = kafka
+            .producer(config.kafka.transactional_id.as_deref())
+            .create()
+            .map_err(AppError::Producer)?;
+        // Transactional mode: one transaction at a time carries acks, dead letters and offsets.
+        let transactions = match config.kafka.transactional_id {
+            Some(_) => Some(
+                Transactions::init(
+                    producer.clone(),
+                    &consumer,
+                    offsets.clone(),
+                    metrics.clone(),
+                )
+                .await
+                .map_err(AppError::Producer)?,
+            ),
+            None => None,
+        };
+
+        let (records_tx, records_rx) = mpsc::channel(CHANNEL_RECORDS);
+        let (mapped_tx, mapped_rx) = mpsc::channel(CHANNEL_RECORDS);
+        let (batches_tx, batches_rx) = mpsc::channel(config.api.max_in_flight);
+        let (acks_tx, acks_rx) = mpsc::channel(config.api.max_in_flight * 2);
+        let (dead_tx, dead_rx) = mpsc::channel(CHANNEL_RECORDS);
+        let mut stages = JoinSet::new();
+
+        // 1. Source: consume CAD records, register their offsets.
+        let (c, o, m, stop) = (
+            consumer.clone(),
+            offsets.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        stages.spawn(async move {
+            source::run(c, o, m, records_tx, stop).await;
+            Ok(())
+        });
+
+        // 2. Transform: decode, map, serialize; invalid records to the dead-letter stage.
+        let (opts, m, dead) = (config.mapping.clone(), metrics.clone(), dead_tx.clone());
+        stages.spawn(async move {
+            transform::run(opts, m, records_rx, mapped_tx, dead).await;
+            Ok(())
+        });
+
+        // 3. Batcher: group calls into submissions by count, bytes and linger.
+        let (batch_cfg, m) = (config.batch, metrics.clone());
+        stages.spawn(async move {
+            batcher::run(batch_cfg, m, mapped_rx, batches_tx).await;
+            Ok(())
+        });
+
+        // 4. Submitter: POST through the limiter with the shared token; retry or refuse.
+        let submitter = Arc::new(Submitter {
+            client,
+            config: config.api.clone(),
+            mode: config.batch.mode,
+            tokens,
+            limiter,
+            metrics: metrics.clone(),
+        });
+        let group = telemetry::ConsumerGroup {
+            name: config.kafka.group_id.clone(),
+            client_id: config.kafka.properties.get("client.id").cloned(),
+        };
+        stages.spawn(async move {
+            submitter.run(batches_rx, acks_tx, dead_tx, group).await;
+            Ok(())
+        });
+
+        // 5. Acker: one ack per record, then mark the offsets done.
+        let writer = DurableWriter {
+            producer,
+            transactions: transactions.clone(),
+            offsets,
+        };
+        let acker = AckPublisher {
+            writer: writer.clone(),
+            topic: config.kafka.ack_topic.clone(),
+            metrics: metrics.clone(),
+        };
+        stages.spawn(async move { Ok(acker.run(acks_rx).await?) });
+
+        // 6. Dead letters: the original record plus reason headers, then mark the offsets done.
+        let dead_letters = DeadLetterProducer {
+            writer,
+            topic: config.kafka.dead_letter_topic.clone(),
+            metrics: metrics.clone(),
+        };
+        stages.spawn(async move { Ok(dead_letters.run(dead_rx).await?) });
+
+        // 7. MESH poller (when `[mesh]` is set): DPS error notifications to the errors topic,
+        //    correlated through the ack topic; its own non-transactional producer.
+        if let Some(mesh) = &config.mesh {
+            let producer = kafka.producer(None).create().map_err(AppError::Producer)?;
+            let (group, ack_topic) = (&config.kafka.group_id, &config.kafka.ack_topic);
+            let (m, stop) = (metrics.clone(), cancel.clone());
+            let poller =
+                crate::mesh::start(mesh, kafka.base(), group, ack_topic, producer, m, stop.clone())?;
+            stages.spawn(async move {
+                poller.run(stop).await;
+                Ok(())
+            });
+        }
+
+        tracing::info!(message = "Pipeline started.", metrics = %health_addr);
+        Ok(Self {
+            stages,
+            consumer: Some(consumer),
+            transactions,
+            cancel,
+            background,
+            drain_timeout: config.drain_timeout,
+            metrics,
+            health,
+            health_addr,
+        })
+    }
+
+    /// Waits until the pipeline is ready (what `/readyz` says), at most `timeout`.
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.health.is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Waits for the cancellation (or a fatal stage failure), drains, commits, stops.
+    pub async fn finish(mut self) -> Result<(), AppError> {
+        let mut failure = None;
+        while failure.is_none() {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                joined = self.stages.join_next() => match joined {
+                    Some(result) => failure = flatten(result).err(),
+                    None => break,
+                },
+            }
+        }
+        if let Some(error) = &failure {
+            tracing::error!(message = "Pipeline stage failed; stopping.", %error);
+        }
+        self.cancel.cancel();
+
+        // Drain: later stages finish as their inputs close, within the deadline.
+        let drain = async {
+            while let Some(result) = self.stages.join_next().await {
+                if let Err(error) = flatten(result) {
+                    tracing::error!(message = "Pipeline stage failed while draining.", %error);
+                    failure.get_or_insert(error);
+                }
+            }
+        };
+        if tokio::time::timeout(self.drain_timeout, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                message = "Drain deadline passed; unfinished records will be redelivered."
+            );
+            self.stages.abort_all();
+        }
+
+        // Transactional mode: abort what a cut-off stage left open. Its offsets were committed
+        // by its transactions, so nothing is committed below.
+        let transactional = self.transactions.is_some();
+        if let Some(transactions) = self.transactions.take() {
+            transactions.close().await;
+        }
+
+        // Commit every offset stored so far; records without an ack or dead letter stay behind.
+        let consumer = self.consumer.take().expect("finish runs once");
+        let metrics = self.metrics.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            let result = (!transactional).then(|| consumer.commit_consumer_state(CommitMode::Sync));
+            // Dropping the last handle leaves the group (rd_kafka_consumer_close).
+            drop(consumer);
+            result
+        })
+        .await
+        .map_err(|e| AppError::Panic(e.to_string()))?;
+        match committed {
+            None | Some(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))) => {}
+            Some(Ok(())) => metrics.offsets_committed(Outcome::Success),
+            Some(Err(error)) => {
+                metrics.offsets_committed(Outcome::Failure);
+                tracing::warn!(message = "Final offset commit failed.", %error);
+            }
+        }
+        self.background.cancel();
+        tracing::info!(message = "Pipeline stopped.");
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// A pipeline dropped without [`Pipeline::finish`] (a caller's error or panic) stops at once:
+/// every task is cancelled and the consumer leaves its group without waiting for records in
+/// flight or committing their offsets (they are redelivered, as after a crash). Without this a
+/// revocation during the consumer's close would wait for stages that no longer run and commit
+/// from inside the close, which librdkafka never completes.
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if let Some(consumer) = &self.consumer {
+            consumer.context().abandon();
+        }
+        self.cancel.cancel();
+        self.background.cancel();
+    }
+}
+
+/// Runs the pipeline until `cancel` fires, then drains and commits.
+pub async fn run(
+    config: Config,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) -> Result<(), AppError> {
+    Pipeline::start(config, metrics, cancel)
+        .await?
+        .finish()
+        .await
+}
+
+fn flatten(joined: Result<Result<(), AppError>, tokio::task::JoinError>) -> Result<(), AppError> {
+    joined.map_err(|e| AppError::Panic(e.to_string()))?
+}
+
+async fn heartbeat(health: Health, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => health.beat(),
+        }
+    }
+}

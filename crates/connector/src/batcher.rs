@@ -1,0 +1,400 @@
+//! Batcher: groups mapped calls into submissions by count, bytes and linger.
+//!
+//! Input: [`MappedCall`]s in consume order. Output: [`Batch`]es, in order, each closed for a
+//! [`FlushReason`]: `max_calls` reached, the next call would pass `max_bytes`, the oldest call
+//! waited `linger`, or the input closed (shutdown: the partial batch is flushed, never dropped).
+//! Snapshots of the same call inside one batch coalesce to the newest (by `snapshot_at`; equal
+//! times keep the later record); every replaced record rides along as `superseded` so it still
+//! gets its own ack. A single call larger than `max_bytes` is sent alone rather than refused.
+//! [`Batch::body`] encodes the submission: the call Bundle itself (`single` mode) or a FHIR
+//! `batch` Bundle whose entries are the call Bundles, assembled from the already serialized
+//! bytes (no second serialization). No I/O and no failure here.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::config::{BatchConfig, SubmissionMode};
+use crate::telemetry;
+use crate::metrics::{FlushReason, Metrics};
+use crate::source::Envelope;
+
+/// A decoded, mapped and validated call with its source record.
+#[derive(Debug)]
+pub struct MappedCall {
+    /// The source record.
+    pub envelope: Envelope,
+    /// `provider/call id`: snapshots with the same key are the same call.
+    pub call_key: String,
+    /// The call identifier.
+    pub call_id: String,
+    /// Provider ODS code.
+    pub provider_ods: String,
+    /// Deterministic Bundle id (the same for every snapshot of the call).
+    pub bundle_id: Uuid,
+    /// When the snapshot was taken; the newest wins.
+    pub snapshot_at: DateTime<Utc>,
+    /// The serialized call Bundle.
+    pub bytes: Vec<u8>,
+}
+
+/// One call in a submission, with every source record it answers for.
+#[derive(Debug)]
+pub struct BatchedCall {
+    /// `provider/call id`.
+    pub call_key: String,
+    /// The call identifier.
+    pub call_id: String,
+    /// Provider ODS code.
+    pub provider_ods: String,
+    /// Bundle id.
+    pub bundle_id: Uuid,
+    /// Snapshot time of the bundle sent.
+    pub snapshot_at: DateTime<Utc>,
+    /// The serialized call Bundle sent.
+    pub bytes: Vec<u8>,
+    /// The record whose snapshot is sent.
+    pub submitted: Envelope,
+    /// Older snapshots of the same call replaced inside this batch.
+    pub superseded: Vec<Envelope>,
+}
+
+impl BatchedCall {
+    /// Every source record this call answers for.
+    pub fn envelopes(&self) -> impl Iterator<Item = &Envelope> + Clone {
+        std::iter::once(&self.submitted).chain(&self.superseded)
+    }
+}
+
+/// One submission.
+#[derive(Debug)]
+pub struct Batch {
+    /// Submission id (also the outer Bundle's id in `batch` mode).
+    pub id: Uuid,
+    /// The calls, in first-arrival order.
+    pub calls: Vec<BatchedCall>,
+    /// Body size estimate used for the byte limit.
+    pub bytes: usize,
+    /// Why it was closed.
+    pub reason: FlushReason,
+}
+
+/// Bytes a call adds to a `batch` Bundle besides its own: fullUrl, request, separators.
+const ENTRY_OVERHEAD: usize = 110;
+/// The outer Bundle's own bytes.
+const BATCH_OVERHEAD: usize = 100;
+
+impl Batch {
+    /// Source records in this batch.
+    pub fn records(&self) -> usize {
+        self.calls.iter().map(|c| 1 + c.superseded.len()).sum()
+    }
+
+    /// The request body for `mode`.
+    pub fn body(&self, mode: SubmissionMode) -> Vec<u8> {
+        if mode == SubmissionMode::Single && self.calls.len() == 1 {
+            return self.calls[0].bytes.clone();
+        }
+        let mut out = Vec::with_capacity(self.bytes + 64);
+        out.extend_from_slice(br#"{"resourceType":"Bundle","id":""#);
+        out.extend_from_slice(self.id.to_string().as_bytes());
+        out.extend_from_slice(br#"","type":"batch","entry":["#);
+        for (i, call) in self.calls.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"fullUrl":"urn:uuid:"#);
+            out.extend_from_slice(call.bundle_id.to_string().as_bytes());
+            out.extend_from_slice(br#"","resource":"#);
+            out.extend_from_slice(&call.bytes);
+            out.extend_from_slice(br#","request":{"method":"POST","url":"Bundle"}}"#);
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
+/// The pure batching policy.
+pub struct BatchBuilder {
+    config: BatchConfig,
+    calls: Vec<BatchedCall>,
+    index: HashMap<String, usize>,
+    bytes: usize,
+    opened: Option<Instant>,
+}
+
+impl BatchBuilder {
+    /// An empty builder.
+    pub fn new(config: BatchConfig) -> Self {
+        Self {
+            config,
+            calls: Vec::new(),
+            index: HashMap::new(),
+            bytes: BATCH_OVERHEAD,
+            opened: None,
+        }
+    }
+
+    /// When the open batch must be flushed for linger, if one is open.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.opened.map(|t| t + self.config.linger)
+    }
+
+    /// Adds a call; returns a batch that had to close (before or because of it).
+    pub fn push(&mut self, call: MappedCall) -> Option<Batch> {
+        if let Some(&i) = self.index.get(&call.call_key) {
+            self.coalesce(i, call);
+            return None;
+        }
+        let size = call.bytes.len() + ENTRY_OVERHEAD;
+        let mut flushed = None;
+        if !self.calls.is_empty() && self.bytes + size > self.config.max_bytes {
+            flushed = self.take(FlushReason::Bytes);
+        }
+        self.opened.get_or_insert_with(Instant::now);
+        self.index.insert(call.call_key.clone(), self.calls.len());
+        self.bytes += size;
+        self.calls.push(BatchedCall {
+            call_key: call.call_key,
+            call_id: call.call_id,
+            provider_ods: call.provider_ods,
+            bundle_id: call.bundle_id,
+            snapshot_at: call.snapshot_at,
+            bytes: call.bytes,
+            submitted: call.envelope,
+            superseded: Vec::new(),
+        });
+        if flushed.is_none() && self.calls.len() >= self.config.max_calls {
+            flushed = self.take(FlushReason::Count);
+        }
+        flushed
+    }
+
+    fn coalesce(&mut self, i: usize, call: MappedCall) {
+        let held = &mut self.calls[i];
+        if call.snapshot_at >= held.snapshot_at {
+            self.bytes = self.bytes + call.bytes.len() - held.bytes.len();
+            let older = std::mem::replace(&mut held.submitted, call.envelope);
+            held.superseded.push(older);
+            held.bytes = call.bytes;
+            held.snapshot_at = call.snapshot_at;
+        } else {
+            held.superseded.push(call.envelope);
+        }
+    }
+
+    /// Closes the open batch, if any.
+    pub fn take(&mut self, reason: FlushReason) -> Option<Batch> {
+        if self.calls.is_empty() {
+            return None;
+        }
+        self.index.clear();
+        self.opened = None;
+        let bytes = std::mem::replace(&mut self.bytes, BATCH_OVERHEAD);
+        Some(Batch {
+            id: Uuid::new_v4(),
+            calls: std::mem::take(&mut self.calls),
+            bytes,
+            reason,
+        })
+    }
+}
+
+/// The batcher stage: the pure [`BatchBuilder`] driven by its input and the linger clock.
+pub struct Batcher {
+    /// Submission size, bytes and linger.
+    pub config: BatchConfig,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Batcher {
+    /// Runs the batcher until its input closes; see the module header.
+    pub async fn run(self, input: mpsc::Receiver<MappedCall>, output: mpsc::Sender<Batch>) {
+        batch(self.config, self.metrics, input, output).await
+    }
+}
+
+async fn batch(
+    config: BatchConfig,
+    metrics: Metrics,
+    mut input: mpsc::Receiver<MappedCall>,
+    output: mpsc::Sender<Batch>,
+) {
+    let mut builder = BatchBuilder::new(config);
+    loop {
+        let deadline = builder.deadline();
+        let flushed = tokio::select! {
+            call = input.recv() => match call {
+                Some(call) => builder.push(call),
+                None => {
+                    if let Some(batch) = builder.take(FlushReason::Shutdown) {
+                        send(&metrics, &output, batch).await;
+                    }
+                    return;
+                }
+            },
+            _ = sleep_until(deadline) => builder.take(FlushReason::Linger),
+        };
+        if let Some(batch) = flushed {
+            if !send(&metrics, &output, batch).await {
+                return;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send(metrics: &Metrics, output: &mpsc::Sender<Batch>, batch: Batch) -> bool {
+    metrics.batch_flushed(batch.reason, batch.records(), batch.bytes);
+    output.send(batch).await.is_ok()
+}
+
+impl Batch {
+    /// The `process {topic}` span of this submission, linked to its records' trace contexts.
+    pub fn process_span(&self, consumer: &telemetry::ConsumerGroup) -> tracing::Span {
+        let records: Vec<telemetry::RecordTrace<'_>> = self
+            .calls
+            .iter()
+            .flat_map(|c| c.envelopes())
+            .map(|e| {
+                (
+                    e.pos.topic.as_str(),
+                    e.pos.partition,
+                    e.traceparent.as_deref(),
+                )
+            })
+            .collect();
+        let facts = telemetry::ProcessFacts {
+            batch_id: &self.id,
+            calls: self.calls.len(),
+            records: self.records(),
+            flush_reason: self.reason.as_str(),
+        };
+        telemetry::process_span(facts, &records, consumer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::offsets::RecordPos;
+
+    fn config(max_calls: usize, max_bytes: usize) -> BatchConfig {
+        BatchConfig {
+            mode: SubmissionMode::Batch,
+            max_calls,
+            max_bytes,
+            linger: Duration::from_millis(500),
+        }
+    }
+
+    fn call(key: &str, offset: i64, snapshot_s: i64, size: usize) -> MappedCall {
+        MappedCall {
+            envelope: Envelope {
+                pos: RecordPos {
+                    topic: Arc::from("cad"),
+                    partition: 0,
+                    offset,
+                    generation: 1,
+                },
+                key: Some(key.as_bytes().to_vec()),
+                payload: None,
+                headers: vec![],
+                timestamp_ms: None,
+                traceparent: None,
+            },
+            call_key: format!("RX6/{key}"),
+            call_id: key.to_string(),
+            provider_ods: "RX6".into(),
+            bundle_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()),
+            snapshot_at: DateTime::from_timestamp(snapshot_s, 0).unwrap(),
+            bytes: format!("{{\"k\":\"{}\"}}", "x".repeat(size)).into_bytes(),
+        }
+    }
+
+    #[test]
+    fn flushes_when_the_count_limit_is_reached() {
+        let mut b = BatchBuilder::new(config(2, 1 << 20));
+        assert!(b.push(call("a", 0, 1, 10)).is_none());
+        let batch = b.push(call("b", 1, 1, 10)).unwrap();
+        assert_eq!(batch.reason, FlushReason::Count);
+        assert_eq!(batch.calls.len(), 2);
+        assert!(b.take(FlushReason::Shutdown).is_none());
+    }
+
+    #[test]
+    fn flushes_before_a_call_that_would_pass_the_byte_limit() {
+        let mut b = BatchBuilder::new(config(100, 1000));
+        assert!(b.push(call("a", 0, 1, 500)).is_none());
+        let batch = b.push(call("b", 1, 1, 500)).unwrap();
+        assert_eq!(batch.reason, FlushReason::Bytes);
+        assert_eq!(batch.calls[0].call_id, "a");
+        let rest = b.take(FlushReason::Shutdown).unwrap();
+        assert_eq!(rest.calls[0].call_id, "b");
+    }
+
+    #[test]
+    fn a_call_larger_than_the_limit_is_sent_alone() {
+        let mut b = BatchBuilder::new(config(100, 1024));
+        assert!(b.push(call("big", 0, 1, 5000)).is_none());
+        let batch = b.take(FlushReason::Linger).unwrap();
+        assert_eq!(batch.calls.len(), 1);
+    }
+
+    #[test]
+    fn snapshots_of_one_call_coalesce_to_the_newest() {
+        let mut b = BatchBuilder::new(config(100, 1 << 20));
+        b.push(call("a", 0, 10, 10));
+        b.push(call("a", 1, 20, 12));
+        b.push(call("a", 2, 15, 14));
+        let batch = b.take(FlushReason::Linger).unwrap();
+        assert_eq!(batch.calls.len(), 1);
+        let c = &batch.calls[0];
+        assert_eq!(c.submitted.pos.offset, 1);
+        let mut superseded: Vec<i64> = c.superseded.iter().map(|e| e.pos.offset).collect();
+        superseded.sort();
+        assert_eq!(superseded, vec![0, 2]);
+        assert_eq!(batch.records(), 3);
+    }
+
+    #[test]
+    fn batch_body_is_a_fhir_batch_bundle_of_the_call_bundles() {
+        let mut b = BatchBuilder::new(config(100, 1 << 20));
+        b.push(call("a", 0, 1, 3));
+        b.push(call("b", 1, 1, 3));
+        let batch = b.take(FlushReason::Linger).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&batch.body(SubmissionMode::Batch)).unwrap();
+        assert_eq!(body["type"], "batch");
+        assert_eq!(body["entry"].as_array().unwrap().len(), 2);
+        assert_eq!(body["entry"][1]["resource"]["k"], "xxx");
+        assert_eq!(body["entry"][0]["request"]["method"], "POST");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_a_partial_batch_after_linger_and_on_shutdown() {
+        let (in_tx, in_rx) = mpsc::channel(8);
+        let (out_tx, mut out_rx) = mpsc::channel(8);
+        let task = tokio::spawn(run(config(100, 1 << 20), Metrics::new(), in_rx, out_tx));
+        in_tx.send(call("a", 0, 1, 3)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(out_rx.recv().await.unwrap().reason, FlushReason::Linger);
+        in_tx.send(call("b", 1, 1, 3)).await.unwrap();
+        drop(in_tx);
+        assert_eq!(out_rx.recv().await.unwrap().reason, FlushReason::Shutdown);
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,367 @@
+//! CAD call → ADS FHIR R4 call Bundle.
+//!
+//! **In:** one decoded [`CadCall`] and the [`MappingOptions`]. **Out:** a [`CallBundle`]: the
+//! Bundle as a `serde_json::Value`, the identity the batcher and acker need, and the local
+//! validation warnings. Pure: no I/O, no clock, no randomness.
+//!
+//! **Shape** (ADS IG, `shared/docs/nhs-api.md` §2; every choice where the IG is not public is in
+//! `docs/mapping.md`), in Bundle order:
+//!
+//! | module | entries |
+//! |---|---|
+//! | `call` | `MessageHeader` (message bundles only), one `Communication` (UKCore-ADS-Communication: header and call items, ADS extensions, typed timestamps), triage `Observation`s, one `Organization` per distinct ODS code |
+//! | `contact`, `clinical` | per patient contact: `Encounter`, `Patient`, then its `Observation`s, `Condition`s, `Procedure`s, `MedicationAdministration`s, safeguarding `Flag`s and public-health `Observation`s |
+//! | `response` | one vehicle `Location` per call sign (kind and response times), one receiving `Location` per destination |
+//!
+//! `type` is `collection` by default, or `message` with a `MessageHeader` first. Entries use
+//! `urn:uuid:` full URLs and every reference points at one of them.
+//!
+//! **Determinism:** every id is a UUIDv5 under [`ID_NAMESPACE`] of
+//! `"{provider_ods}|{call_id}|{resource path}"`; the Bundle id uses the path `Bundle`, so every
+//! snapshot of a call has the same Bundle id and the receiver can deduplicate. The same input
+//! gives byte-identical `serde_json::to_vec(&bundle.json)`.
+//!
+//! **Validation:** [`map_call`] re-runs the `cad.call.v1` rules, then checks the Bundle it built
+//! with [`check::bundle`] (ADS mandatory items, NHS number, ODS codes, code systems, timestamp
+//! order, references). Errors fail the call ([`MappingError::InvalidBundle`]), warnings travel
+//! with the [`CallBundle`].
+//!
+//! **Failures:** [`MappingError`], with a machine-readable [`MappingError::problems`] list;
+//! messages carry paths and rules, never patient data.
+//!
+//! Layout: this file holds [`map_call`], the Bundle's ids and its reference checks, and
+//! [`CallBundle`]; `mapping/options.rs` the [`MappingOptions`]; `mapping/error.rs`
+//! [`MappingError`] and its [`MappingErrorKind`]; `mapping/check.rs` local validation;
+//! `mapping/codes.rs` the systems and codes; the other files the entries, as above.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::cad::{format_utc, CadCall};
+
+mod call;
+pub mod check;
+mod clinical;
+pub mod codes;
+mod contact;
+mod ctx;
+mod error;
+mod options;
+mod response;
+
+pub use crate::cad::Problem;
+pub use codes::*;
+pub use error::{MappingError, MappingErrorKind};
+pub use options::{BundleType, CodeSystemStyle, MappingOptions};
+
+/// Namespace of every UUIDv5 this module makes. Never change it: ids would change with it.
+pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0xb541606d_3dbb_49ed_a57d_12617645f7db);
+
+/// One call's Bundle and its identity. `Debug` omits the JSON (it holds patient data).
+#[derive(Clone, PartialEq)]
+pub struct CallBundle {
+    /// `"{provider_ods}/{call_id}"`, as [`CadCall::call_key`].
+    pub call_key: String,
+    /// `Bundle.id`; the same for every snapshot of the call.
+    pub bundle_id: Uuid,
+    /// The snapshot this Bundle was made from (`Bundle.timestamp`).
+    pub snapshot_at: DateTime<Utc>,
+    /// The Bundle.
+    pub json: Value,
+    /// Local validation warnings: the Bundle is submitted, but something is worth a look
+    /// (typically an ADS mandatory item a later snapshot will fill in).
+    pub warnings: Vec<Problem>,
+}
+
+impl fmt::Debug for CallBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallBundle")
+            .field("call_key", &self.call_key)
+            .field("bundle_id", &self.bundle_id)
+            .field("snapshot_at", &self.snapshot_at)
+            .field("warnings", &self.warnings.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The UUIDv5 of one resource of a call (`path` such as `Communication` or `Patient/1`).
+pub fn resource_id(provider_ods: &str, call_id: &str, path: &str) -> Uuid {
+    // `|` cannot occur in ODS codes, call ids, contact ids or call signs (cad.call.v1 rules),
+    // so distinct (provider, call, path) triples never give the same name.
+    Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("{provider_ods}|{call_id}|{path}").as_bytes(),
+    )
+}
+
+/// The Bundle id shared by every snapshot of a call.
+pub fn bundle_id(provider_ods: &str, call_id: &str) -> Uuid {
+    resource_id(provider_ods, call_id, "Bundle")
+}
+
+/// Maps one call to its ADS call Bundle and validates the result.
+pub fn map_call(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, MappingError> {
+    call.validate()?;
+    map_validated(call, opts)
+}
+
+/// [`map_call`] for a call the contract rules already accepted ([`crate::cad::decode`] runs
+/// them), so the per-record path does not check the same call twice.
+pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, MappingError> {
+    let bundle_type_display = check_options(opts)?;
+    let cx = ctx::Ctx { call, opts };
+
+    let mut entries: Vec<Value> = Vec::new();
+    entries.extend(call::message_header(&cx));
+    entries.push(call::communication(&cx));
+    entries.extend(call::triage_observations(&cx));
+    entries.extend(call::organizations(&cx));
+    for p in &call.patients {
+        entries.push(contact::encounter(&cx, p));
+        entries.push(contact::patient(&cx, p));
+        entries.extend(clinical::entries(&cx, p));
+    }
+    entries.extend(response::vehicle_locations(&cx));
+    entries.extend(response::receiving_locations(&cx));
+
+    let bundle_id = bundle_id(&call.provider_ods, &call.call_id);
+    let tag = json!({
+        "system": cx.system(ADS_BUNDLE_TYPE_SYSTEM),
+        "code": opts.ads_bundle_type_code,
+        "display": bundle_type_display,
+    });
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "id": bundle_id.to_string(),
+        "meta": { "tag": [ tag ] },
+        "type": opts.bundle_type.as_str(),
+        "timestamp": format_utc(&call.snapshot_at),
+    });
+    // Moved in, not through `json!`, which would copy every resource once more.
+    bundle["entry"] = Value::Array(entries);
+    check_references(&bundle)?;
+    let report = check::bundle(&bundle);
+    if !report.errors.is_empty() {
+        return Err(MappingError::InvalidBundle {
+            problems: report.errors,
+        });
+    }
+    Ok(CallBundle {
+        call_key: call.call_key(),
+        bundle_id,
+        snapshot_at: call.snapshot_at,
+        json: bundle,
+        warnings: report.warnings,
+    })
+}
+
+/// Validates the options; returns the display of the ADS bundle type code.
+fn check_options(opts: &MappingOptions) -> Result<&'static str, MappingError> {
+    let display = ADS_BUNDLE_TYPES
+        .iter()
+        .find(|(code, _)| *code == opts.ads_bundle_type_code)
+        .map(|(_, display)| *display)
+        .ok_or(MappingError::InvalidOption {
+            option: "ads_bundle_type_code",
+            rule: "must be one of `mvp`, `bundle-1`, `bundle-2`, `epr`".into(),
+        })?;
+    if opts.bundle_type == BundleType::Message {
+        for (option, value) in [
+            ("message_event_system", &opts.message_event_system),
+            ("message_event_code", &opts.message_event_code),
+            ("message_source_endpoint", &opts.message_source_endpoint),
+        ] {
+            if value.trim().is_empty() {
+                return Err(MappingError::InvalidOption {
+                    option,
+                    rule: "must not be empty when bundle_type is `message`".into(),
+                });
+            }
+        }
+    }
+    Ok(display)
+}
+
+/// Every `reference` string in the Bundle, with its JSON path.
+pub fn references(bundle: &Value) -> Vec<(String, String)> {
+    fn walk(v: &Value, path: &mut String, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(k);
+                    match (k.as_str(), child) {
+                        ("reference", Value::String(s)) => out.push((path.clone(), s.clone())),
+                        _ => walk(child, path, out),
+                    }
+                    path.truncate(len);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(child, path, out);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(bundle, &mut String::from("$"), &mut out);
+    out
+}
+
+/// True when every `reference` string in `v` is in `full_urls`. A fast walk that builds no
+/// paths; [`references`] gives the paths when something is wrong.
+pub(crate) fn all_references_resolve(v: &Value, full_urls: &BTreeSet<&str>) -> bool {
+    match v {
+        Value::Object(map) => map.iter().all(|(k, child)| match (k.as_str(), child) {
+            ("reference", Value::String(s)) => full_urls.contains(s.as_str()),
+            _ => all_references_resolve(child, full_urls),
+        }),
+        Value::Array(items) => items.iter().all(|c| all_references_resolve(c, full_urls)),
+        _ => true,
+    }
+}
+
+fn check_references(bundle: &Value) -> Result<(), MappingError> {
+    let full_urls: BTreeSet<&str> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["fullUrl"].as_str())
+        .collect();
+    if all_references_resolve(bundle, &full_urls) {
+        return Ok(());
+    }
+    match references(bundle)
+        .into_iter()
+        .find(|(_, reference)| !full_urls.contains(reference.as_str()))
+    {
+        Some((path, _)) => Err(MappingError::UnresolvedReference { path }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources<'a>(bundle: &'a Value, kind: &str) -> Vec<&'a Value> {
+        bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["resourceType"] == kind)
+            .collect()
+    }
+
+    /// A closed, conveyed call with two patients (a golden fixture; the library cannot use the
+    /// dev kit's generator).
+    fn call_with_patients() -> CadCall {
+        let json = include_str!("../../../tests/fixtures/cad/conveyed-two-patients.json");
+        let call = crate::cad::decode(json.as_bytes()).expect("the fixture decodes");
+        assert_eq!(call.patients.len(), 2);
+        call
+    }
+
+    #[test]
+    fn maps_a_call_to_one_communication_and_an_encounter_and_patient_per_contact() {
+        let call = call_with_patients();
+        let bundle = map_call(&call, &MappingOptions::default()).unwrap().json;
+        assert_eq!(bundle["type"], "collection");
+        assert_eq!(resources(&bundle, "Communication").len(), 1);
+        assert_eq!(resources(&bundle, "Encounter").len(), 2);
+        assert_eq!(resources(&bundle, "Patient").len(), 2);
+        assert_eq!(
+            resources(&bundle, "Location").len(),
+            call.responses.len() + response::destinations(&call).len()
+        );
+        let communication = resources(&bundle, "Communication")[0];
+        assert_eq!(communication["identifier"][0]["system"], CALL_ID_SYSTEM);
+        assert_eq!(
+            communication["identifier"][0]["value"],
+            call.call_id.as_str()
+        );
+        assert_eq!(communication["about"].as_array().unwrap().len(), 2);
+        assert_eq!(bundle["meta"]["tag"][0]["code"], "mvp");
+    }
+
+    #[test]
+    fn uses_one_organization_when_provider_submits_for_itself() {
+        let mut call = call_with_patients();
+        call.submitter_ods = call.provider_ods.clone();
+        let bundle = map_call(&call, &MappingOptions::default()).unwrap().json;
+        assert_eq!(resources(&bundle, "Organization").len(), 1);
+        call.submitter_ods = "X26".into();
+        let bundle = map_call(&call, &MappingOptions::default()).unwrap().json;
+        assert_eq!(resources(&bundle, "Organization").len(), 2);
+    }
+
+    #[test]
+    fn message_bundles_start_with_a_message_header_focused_on_the_communication() {
+        let call = call_with_patients();
+        let opts = MappingOptions {
+            bundle_type: BundleType::Message,
+            ..MappingOptions::default()
+        };
+        let bundle = map_call(&call, &opts).unwrap().json;
+        assert_eq!(bundle["type"], "message");
+        let first = &bundle["entry"][0];
+        assert_eq!(first["resource"]["resourceType"], "MessageHeader");
+        assert_eq!(
+            first["resource"]["focus"][0]["reference"],
+            bundle["entry"][1]["fullUrl"]
+        );
+    }
+
+    #[test]
+    fn rejects_an_unknown_ads_bundle_type_code() {
+        let opts = MappingOptions {
+            ads_bundle_type_code: "stage-3".into(),
+            ..MappingOptions::default()
+        };
+        let err = map_call(&call_with_patients(), &opts).unwrap_err();
+        assert_eq!(err.kind(), MappingErrorKind::InvalidOption);
+    }
+
+    #[test]
+    fn rejects_an_invalid_call_built_in_code_without_patient_data_in_the_error() {
+        let mut call = call_with_patients();
+        call.patients[0].demographics.nhs_number = Some("9434765918".into());
+        let err = map_call(&call, &MappingOptions::default()).unwrap_err();
+        assert_eq!(err.kind(), MappingErrorKind::InvalidInput);
+        assert!(!err.to_string().contains("9434765918"));
+    }
+
+    #[test]
+    fn finds_references_that_do_not_resolve() {
+        let bundle = json!({"entry": [{"fullUrl": "urn:uuid:a", "resource": {
+            "subject": {"reference": "urn:uuid:b"}}}]});
+        let err = check_references(&bundle).unwrap_err();
+        assert_eq!(
+            err,
+            MappingError::UnresolvedReference {
+                path: "$.entry[0].resource.subject.reference".into()
+            }
+        );
+    }
+
+    #[test]
+    fn ids_depend_on_provider_call_and_path_only() {
+        let a = resource_id("RX8", "250301-000001", "Patient/1");
+        assert_eq!(a, resource_id("RX8", "250301-000001", "Patient/1"));
+        assert_ne!(a, resource_id("RX9", "250301-000001", "Patient/1"));
+        assert_ne!(a, resource_id("RX8", "250301-000002", "Patient/1"));
+        assert_ne!(a, resource_id("RX8", "250301-000001", "Patient/2"));
+        assert_eq!(a.get_version_num(), 5);
+    }
+}

@@ -1,0 +1,357 @@
+//! Source: the Kafka consumer group that reads `cad.call.v1` records.
+//!
+//! Input: the configured topics, in a consumer group using the cooperative-sticky assignor.
+//! Output: one [`Envelope`] per record, in partition order, on a bounded channel; a full channel
+//! stops the polling (backpressure reaches the broker, memory stays bounded). Every record is
+//! registered with [`Offsets`] before it is sent on, so the watermark can never pass it.
+//! Acknowledgement: none here; offsets are stored by [`Offsets`] when records are done and
+//! committed by librdkafka's auto-commit (of stored offsets only) and by the final synchronous
+//! commit in [`crate::app`]; in transactional mode (`kafka.transactional_id`) auto-commit is off,
+//! no offset store is plugged in, and offsets are committed only inside
+//! [`crate::transactions`]. Rebalances: an assignment starts a fresh generation for its
+//! partitions. A revocation first waits (at most `kafka.revoke_drain_timeout_ms`, polling
+//! stopped meanwhile) for the records of those partitions already in the pipeline to be acked or
+//! dead-lettered, commits their watermark (not in transactional mode), then forgets them;
+//! anything still in flight at the deadline can no longer move their offsets and is redelivered
+//! to the new owner (at-least-once). After every rebalance the rate limiter takes this consumer's share of all
+//! input partitions. Shutdown: only this stage
+//! watches the cancellation token; it stops polling and drops its sender, and the rest of the
+//! pipeline drains behind it. Failures: consumer errors are logged and polling goes on
+//! (librdkafka reconnects by itself); a record of a partition no longer assigned is skipped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KafkaConfig;
+use crate::metrics::{Metrics, Outcome, RebalanceKind};
+use crate::offsets::{OffsetStore, Offsets, RecordPos};
+use crate::kafka::KafkaClients;
+
+/// The source's failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The consumer could not be created or subscribed (fatal: bad configuration).
+    #[error("cannot start the Kafka consumer: {0}")]
+    Start(#[from] rdkafka::error::KafkaError),
+}
+
+/// Told, after every rebalance, how many input partitions this consumer owns and how many there
+/// are in all (the application wires it to the rate limiter's share).
+pub type ShareListener = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+/// One consumed record and where it came from.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Topic, partition, offset and generation.
+    pub pos: RecordPos,
+    /// The record key (the call id).
+    pub key: Option<Vec<u8>>,
+    /// The record value.
+    pub payload: Option<Vec<u8>>,
+    /// The record headers, unchanged (dead letters carry them on).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The record's Kafka timestamp, milliseconds.
+    pub timestamp_ms: Option<i64>,
+    /// W3C `traceparent` header, if the producer set one.
+    pub traceparent: Option<String>,
+}
+
+/// Consumer callbacks: rebalances drain and commit revoked partitions, feed the offset tracker,
+/// the [`ShareListener`] and metrics.
+pub struct SourceContext {
+    offsets: Offsets,
+    metrics: Metrics,
+    on_share: ShareListener,
+    topics: Vec<String>,
+    revoke_drain: Duration,
+    /// Transactional mode: offsets are committed only inside transactions.
+    transactional: bool,
+    /// The pipeline was dropped without draining: revocations neither wait nor commit.
+    abandoned: AtomicBool,
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        crate::lag::record(&self.metrics, &statistics);
+    }
+}
+
+impl SourceContext {
+    /// From now on a revocation neither waits for records in flight nor commits: the pipeline
+    /// behind this consumer was dropped without draining (`crate::app::Pipeline`'s `Drop`).
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+    }
+
+    /// Waits for the revoked partitions' in-flight records (bounded by `revoke_drain`), then
+    /// commits their watermarks so the next owner starts right behind the last ack.
+    fn drain_and_commit(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        if self.abandoned.load(Ordering::Acquire) {
+            return;
+        }
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let deadline = Instant::now() + self.revoke_drain;
+        let wait = || self.offsets.drain(&partitions, deadline);
+        // The callback runs on the task polling the consumer; let the runtime move other tasks
+        // off this thread while it waits for them.
+        let marks = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+            _ => wait(),
+        };
+        let mut commit = TopicPartitionList::new();
+        for (topic, partition, next) in &marks {
+            let _ = commit.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        }
+        // In transactional mode the transactions that completed these records committed their
+        // watermarks already; a commit here would be one outside a transaction.
+        if commit.count() > 0 && !self.transactional {
+            match consumer.commit(&commit, CommitMode::Sync) {
+                Ok(()) => self.metrics.offsets_committed(Outcome::Success),
+                Err(error) => {
+                    self.metrics.offsets_committed(Outcome::Failure);
+                    tracing::warn!(message = "Commit of revoked partitions failed.", %error);
+                }
+            }
+        }
+    }
+
+    /// Tells the [`ShareListener`] this consumer's share of all input partitions.
+    fn update_share(&self, consumer: &BaseConsumer<Self>) {
+        let mut total = 0;
+        for topic in &self.topics {
+            match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+                Ok(m) => {
+                    total += m
+                        .topics()
+                        .iter()
+                        .map(|t| t.partitions().len())
+                        .sum::<usize>()
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Cannot read topic metadata; keeping the rate share.", %error);
+                    return;
+                }
+            }
+        }
+        (self.on_share)(self.offsets.assigned(), total);
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.drain_and_commit(consumer, tpl);
+            for e in tpl.elements() {
+                self.offsets.revoke(e.topic(), e.partition());
+                self.metrics.forget_partition(e.topic(), e.partition());
+            }
+            let assigned = self.offsets.assigned();
+            self.metrics
+                .rebalanced(RebalanceKind::Revoke, tpl.count(), assigned);
+            tracing::info!(
+                message = "Partitions revoked.",
+                partitions = tpl.count(),
+                assigned
+            );
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                for e in tpl.elements() {
+                    self.offsets.assign(e.topic(), e.partition());
+                }
+                let assigned = self.offsets.assigned();
+                self.metrics
+                    .rebalanced(RebalanceKind::Assign, tpl.count(), assigned);
+                tracing::info!(
+                    message = "Partitions assigned.",
+                    partitions = tpl.count(),
+                    assigned
+                );
+                self.update_share(consumer);
+            }
+            Rebalance::Revoke(_) => self.update_share(consumer),
+            Rebalance::Error(error) => {
+                tracing::warn!(message = "Rebalance failed.", %error)
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.metrics.offsets_committed(Outcome::Success),
+            // No stored offset changed since the last commit: nothing to count.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(error) => {
+                self.metrics.offsets_committed(Outcome::Failure);
+                tracing::warn!(message = "Offset commit failed.", %error);
+            }
+        }
+    }
+}
+
+/// The consumer type of this connector.
+pub type CadConsumer = StreamConsumer<SourceContext>;
+
+/// Creates the consumer, subscribes it, and plugs its offset store into `offsets`.
+pub fn subscribe(
+    clients: &KafkaClients,
+    cfg: &KafkaConfig,
+    offsets: &Offsets,
+    metrics: &Metrics,
+    on_share: ShareListener,
+) -> Result<Arc<CadConsumer>, SourceError> {
+    let c = clients.source_consumer(cfg);
+    let context = SourceContext {
+        offsets: offsets.clone(),
+        metrics: metrics.clone(),
+        on_share,
+        topics: cfg.topics.clone(),
+        revoke_drain: cfg.revoke_drain_timeout,
+        transactional: cfg.transactional_id.is_some(),
+        abandoned: Default::default(),
+    };
+    let consumer: Arc<CadConsumer> = Arc::new(c.create_with_context(context)?);
+    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    if cfg.transactional_id.is_none() {
+        offsets.set_store(Arc::new(KafkaOffsetStore(Arc::downgrade(&consumer))));
+    }
+    Ok(consumer)
+}
+
+/// Stores offsets in librdkafka's offset store (committed by auto-commit and at shutdown).
+struct KafkaOffsetStore(Weak<CadConsumer>);
+
+impl OffsetStore for KafkaOffsetStore {
+    fn store(&self, topic: &str, partition: i32, next_offset: i64) -> Result<(), String> {
+        let consumer = self.0.upgrade().ok_or("consumer closed")?;
+        // Not `store_offset`: librdkafka's rd_kafka_offset_store stores `offset + 1`, while
+        // rd_kafka_offsets_store stores the list's offsets as given (the next offset to read).
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(next_offset))
+            .map_err(|e| e.to_string())?;
+        consumer.store_offsets(&tpl).map_err(|e| e.to_string())
+    }
+}
+
+/// The source stage; see the module header.
+pub struct Source {
+    /// Registers every consumed record's position.
+    pub offsets: Offsets,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Shutdown: the only stage that watches it.
+    pub cancel: CancellationToken,
+}
+
+impl Source {
+    /// Consumes `input` until `cancel` fires or `output` closes.
+    pub async fn run(self, input: Arc<CadConsumer>, output: mpsc::Sender<Envelope>) {
+        let Self {
+            offsets,
+            metrics,
+            cancel,
+        } = self;
+        consume(input, offsets, metrics, output, cancel).await
+    }
+}
+
+async fn consume(
+    consumer: Arc<CadConsumer>,
+    offsets: Offsets,
+    metrics: Metrics,
+    output: mpsc::Sender<Envelope>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            _ = cancel.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(error) => {
+                tracing::warn!(message = "Kafka consumer error.", %error);
+                continue;
+            }
+        };
+        let Some(pos) = offsets.register(message.topic(), message.partition(), message.offset())
+        else {
+            continue;
+        };
+        metrics.record_consumed(message.topic());
+        let headers: Vec<(String, Option<Vec<u8>>)> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let traceparent = headers
+            .iter()
+            .find(|(k, _)| k == "traceparent")
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|v| is_traceparent(v))
+            .map(str::to_string);
+        let envelope = Envelope {
+            pos,
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp_ms: message.timestamp().to_millis(),
+            traceparent,
+        };
+        drop(message);
+        tokio::select! {
+            // Shutdown while the pipeline is full: the record stays pending and is redelivered.
+            _ = cancel.cancelled() => break,
+            sent = output.send(envelope) => if sent.is_err() { break },
+        }
+    }
+    tracing::info!(message = "Source stopped polling.");
+}
+
+/// `00-<32 hex>-<16 hex>-<2 hex>`, as W3C Trace Context defines it.
+fn is_traceparent(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts.len() == 4
+        && [2, 32, 16, 2]
+            .iter()
+            .zip(&parts)
+            .all(|(n, p)| p.len() == *n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_headers_are_checked_for_shape() {
+        assert!(is_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_traceparent("00-xyz-00f067aa0ba902b7-01"));
+        assert!(!is_traceparent("not a header"));
+    }
+}

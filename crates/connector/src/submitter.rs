@@ -1,0 +1,359 @@
+//! Submitter: POSTs each submission to `$process-message` and classifies the answer.
+//!
+//! Input: [`Batch`]es in order. Output: an [`AckWork`] to the acker for every accepted
+//! submission (200 with `{"message": id}` or `{"id": id}`), or one [`DeadLetter`] per source
+//! record for a permanently refused one (other 4xx, or the retry budget spent). At most
+//! `max_in_flight` submissions are in flight; every request waits for the shared
+//! [`RateLimiter`] and carries the shared token. Ordering: batches are dispatched in arrival
+//! (so per-partition) order, and a per-call fence holds back a batch while any call in it has an
+//! older snapshot in flight or retrying, so a newer snapshot never reaches the API before an
+//! older one. Retry classification is data
+//! ([`classify`]): 429, 408 and 5xx except 501, timeouts and connection errors retry with capped
+//! exponential backoff and full jitter; a 429's `Retry-After` pauses the whole limiter; 401/403
+//! hand the token back and retry with a new one; other statuses dead-letter with the response
+//! body. While the API is down, batches wait here, the channels fill and consumption pauses:
+//! nothing is dropped unless `max_retry_duration_s` says so. No failure here is fatal.
+//!
+//! Layout: `submitter/classify.rs` holds the classification table ([`classify`]); this file the
+//! dispatch, the attempts loop and the per-call fence.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+use crate::acker::{Accepted, AckWork};
+use crate::auth::TokenProvider;
+use crate::batcher::Batch;
+use crate::config::{ApiConfig, SubmissionMode};
+use crate::dead_letter::{DeadLetter, ErrorStage};
+use crate::metrics::{Metrics, RequestOutcome, RetryReason, StatusLabel};
+use crate::rate_limit::RateLimiter;
+use crate::telemetry;
+
+mod classify;
+
+pub use classify::{classify, Action, Attempt};
+
+/// How a whole submission ended.
+pub enum Submitted {
+    /// Accepted by the API.
+    Accepted(Accepted),
+    /// Refused for good; `kind` and `message` go into the dead letters.
+    Rejected {
+        /// Bounded kind.
+        kind: &'static str,
+        /// Reason.
+        message: String,
+    },
+}
+
+/// The NHS API client; see the module header.
+pub struct Submitter {
+    /// HTTP client (built once, with the request timeout).
+    pub client: reqwest::Client,
+    /// Request limits and the submission URL.
+    pub config: ApiConfig,
+    /// One call per POST or a batch Bundle.
+    pub mode: SubmissionMode,
+    /// The shared token.
+    pub tokens: Arc<TokenProvider>,
+    /// The shared limiter.
+    pub limiter: Arc<RateLimiter>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Submitter {
+    /// Runs until the batcher closes its output and every request in flight has finished.
+    /// Each submission runs in a `process` span naming `consumer`; that span goes along with
+    /// its acks or dead letters.
+    pub async fn run(
+        self: Arc<Self>,
+        mut input: mpsc::Receiver<Batch>,
+        acks: mpsc::Sender<AckWork>,
+        dead: mpsc::Sender<DeadLetter>,
+        consumer: telemetry::ConsumerGroup,
+    ) {
+        let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let fence = Arc::new(CallFence::default());
+        let mut tasks = JoinSet::new();
+        while let Some(batch) = input.recv().await {
+            let keys: Vec<String> = batch.calls.iter().map(|c| c.call_key.clone()).collect();
+            fence.enter(&keys).await;
+            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            let (this, acks, dead, fence) =
+                (self.clone(), acks.clone(), dead.clone(), fence.clone());
+            let span = batch.process_span(&consumer);
+            tasks.spawn(async move {
+                let outcome = this.submit(&batch).instrument(span.clone()).await;
+                fence.leave(&keys);
+                drop(permit);
+                match outcome {
+                    Submitted::Accepted(accepted) => {
+                        let _ = acks
+                            .send(AckWork {
+                                batch,
+                                accepted,
+                                span,
+                            })
+                            .await;
+                    }
+                    Submitted::Rejected { kind, message } => {
+                        for call in batch.calls {
+                            let envelopes = std::iter::once(call.submitted).chain(call.superseded);
+                            for envelope in envelopes {
+                                let letter = DeadLetter {
+                                    envelope,
+                                    stage: ErrorStage::Submit,
+                                    kind,
+                                    message: message.clone(),
+                                    problems: None,
+                                    process: Some(span.clone()),
+                                };
+                                let _ = dead.send(letter).await;
+                            }
+                        }
+                    }
+                }
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Sends one submission until it is accepted, refused, or out of retry budget.
+    pub async fn submit(&self, batch: &Batch) -> Submitted {
+        let body = Bytes::from(batch.body(self.mode));
+        let traceparent = batch_traceparent(batch);
+        let started = Instant::now();
+        let mut backoff = self.config.initial_backoff;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let (reason, after) = match self.tokens.bearer().await {
+                Err(error) => {
+                    tracing::warn!(message = "No access token; the submission waits.", %error);
+                    (RetryReason::Token, None)
+                }
+                Ok(token) => {
+                    self.limiter.acquire().await;
+                    let sent = Instant::now();
+                    self.metrics.in_flight(1);
+                    let post = telemetry::http_span(&self.config.submit_url, attempts);
+                    let request_traceparent =
+                        telemetry::traceparent(&post).unwrap_or_else(|| traceparent.clone());
+                    let attempt = self
+                        .send(&body, token.as_deref(), &request_traceparent)
+                        .instrument(post.clone())
+                        .await;
+                    self.metrics.in_flight(-1);
+                    let took = sent.elapsed();
+                    let (label, code) = match &attempt {
+                        Attempt::Response { status, .. } => {
+                            (StatusLabel::from_status(*status), *status)
+                        }
+                        Attempt::Timeout => (StatusLabel::Timeout, 0),
+                        Attempt::Transport => (StatusLabel::TransportError, 0),
+                    };
+                    let action = classify(&attempt);
+                    let outcome = match &action {
+                        Action::Accept(_) => RequestOutcome::Success,
+                        Action::Reject { .. } => RequestOutcome::Rejected,
+                        Action::Retry { .. } | Action::RefreshToken => RequestOutcome::Retryable,
+                    };
+                    self.metrics.request_completed(label, outcome, took);
+                    let success = outcome == RequestOutcome::Success;
+                    telemetry::http_finished(&post, code, label.as_str(), success);
+                    match action {
+                        Action::Accept(api_id) => {
+                            tracing::info!(message = "Submission accepted.", batch_id = %batch.id, calls = batch.calls.len(), attempts);
+                            return Submitted::Accepted(Accepted {
+                                api_id,
+                                http_status: code,
+                                attempts,
+                                submitted_at: chrono::Utc::now(),
+                                latency: took,
+                            });
+                        }
+                        Action::Reject { kind, message } => {
+                            tracing::warn!(message = "Submission refused.", batch_id = %batch.id, status = code, kind);
+                            return Submitted::Rejected { kind, message };
+                        }
+                        Action::RefreshToken => {
+                            if let Some(token) = &token {
+                                self.tokens.reject(token).await;
+                            }
+                            // The first refusal retries at once with a new token; later ones back off.
+                            let after = if attempts == 1 {
+                                Duration::ZERO
+                            } else {
+                                jitter(backoff)
+                            };
+                            (RetryReason::Unauthorized, Some(after))
+                        }
+                        Action::Retry { reason, after } => (reason, after),
+                    }
+                }
+            };
+            self.metrics.request_retried(reason);
+            if reason == RetryReason::Status429 {
+                self.limiter.pause_for(after.unwrap_or(backoff));
+            }
+            let wait = after.unwrap_or_else(|| jitter(backoff));
+            if let Some(budget) = self.config.max_retry_duration {
+                if started.elapsed() + wait > budget {
+                    return Submitted::Rejected {
+                        kind: "retries_exhausted",
+                        message: format!(
+                            "gave up after {attempts} attempts over {} s (last: {})",
+                            started.elapsed().as_secs(),
+                            reason.as_str()
+                        ),
+                    };
+                }
+            }
+            tracing::warn!(message = "Submission will be retried.", batch_id = %batch.id, reason = reason.as_str(), attempts, wait_ms = wait.as_millis() as u64);
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    async fn send(&self, body: &Bytes, token: Option<&str>, traceparent: &str) -> Attempt {
+        let url: Url = self.config.submit_url.clone();
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header("traceparent", traceparent)
+            .body(body.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Attempt::Timeout,
+            Err(_) => return Attempt::Transport,
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        match response.bytes().await {
+            Ok(body) => Attempt::Response {
+                status,
+                retry_after,
+                body,
+            },
+            Err(e) if e.is_timeout() => Attempt::Timeout,
+            Err(_) => Attempt::Transport,
+        }
+    }
+}
+
+/// The calls with a snapshot in flight or retrying.
+#[derive(Default)]
+pub struct CallFence {
+    in_flight: Mutex<HashSet<String>>,
+    left: Notify,
+}
+
+impl CallFence {
+    /// Waits until none of `keys` is in flight, then marks them all in flight.
+    pub async fn enter(&self, keys: &[String]) {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            // Register for the wake-up before checking, so a `leave` in between is not missed.
+            left.as_mut().enable();
+            {
+                let mut in_flight = self.in_flight.lock().expect("fence lock poisoned");
+                if keys.iter().all(|k| !in_flight.contains(k)) {
+                    in_flight.extend(keys.iter().cloned());
+                    return;
+                }
+            }
+            left.await;
+        }
+    }
+
+    /// Marks `keys` no longer in flight.
+    pub fn leave(&self, keys: &[String]) {
+        let mut in_flight = self.in_flight.lock().expect("fence lock poisoned");
+        for k in keys {
+            in_flight.remove(k);
+        }
+        drop(in_flight);
+        self.left.notify_waiters();
+    }
+
+    /// Calls in flight.
+    pub fn len(&self) -> usize {
+        self.in_flight.lock().expect("fence lock poisoned").len()
+    }
+
+    /// Whether no call is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Full jitter: a uniform wait in `[backoff/2, backoff]`, so retries of many pods spread out.
+fn jitter(backoff: Duration) -> Duration {
+    let ms = backoff.as_millis().max(2) as u64;
+    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
+}
+
+/// The request's `traceparent`: the first record's trace, with a new span id for this request.
+fn batch_traceparent(batch: &Batch) -> String {
+    let mut rng = rand::thread_rng();
+    let trace_id = batch
+        .calls
+        .iter()
+        .flat_map(|c| c.envelopes())
+        .find_map(|e| e.traceparent.as_deref())
+        .and_then(|t| t.split('-').nth(1))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:032x}", rng.gen::<u128>()));
+    format!("00-{trace_id}-{:016x}-01", rng.gen::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_fence_holds_a_newer_snapshot_until_the_older_one_left() {
+        let fence = Arc::new(CallFence::default());
+        fence.enter(&["RX6/1".into(), "RX6/2".into()]).await;
+        let waiting = {
+            let fence = fence.clone();
+            tokio::spawn(async move { fence.enter(&["RX6/2".into()]).await })
+        };
+        // Other calls pass while RX6/2 is held.
+        fence.enter(&["RX6/3".into()]).await;
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        fence.leave(&["RX6/1".into(), "RX6/2".into()]);
+        waiting.await.unwrap();
+        assert_eq!(fence.len(), 2);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_full_backoff() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(1000));
+            assert!(j >= Duration::from_millis(500) && j <= Duration::from_millis(1000));
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Durable writes of acks and dead letters: [`DurableWriter`] chooses between at-least-once (the
+//! idempotent producer, then the offset store) and transactional mode ([`Transactions`]: acks,
+//! dead letters and offsets in one Kafka transaction, on when `kafka.transactional_id` is set).
+//!
+//! Input: from the acker or the dead-letter stage, the records to write and the source positions
+//! they answer for. Output: one committed transaction holding those records and the consumer
+//! group offsets that completing those positions moves (the watermarks of
+//! [`Offsets::watermarks_after`], sent with `send_offsets_to_transaction` and the consumer's
+//! current group metadata); only after the commit are the positions marked done in [`Offsets`].
+//! Nothing else commits offsets in this mode: no [`crate::offsets::OffsetStore`] is plugged in,
+//! auto-commit is off, and neither the revocation callback nor the shutdown commits.
+//!
+//! Ordering: one transaction at a time for the whole process, acks and dead letters alike. A
+//! tokio mutex is held from `begin_transaction` to the commit or abort (the blocking part owns
+//! the guard, so even a cancelled caller cannot let a second transaction start early), and the
+//! positions are marked done before it is released: the offsets successive transactions send
+//! never go backwards.
+//!
+//! Guarantee: `read_committed` readers of the ack and dead-letter topics see a record's ack or
+//! dead letter if and only if the offset past that record is committed with it: exactly once on
+//! those topics, at least once towards the API (a crash between a submission and the commit of
+//! its transaction resends the submission; bundle ids are deterministic). The one exception is
+//! the same as in at-least-once mode: a partition revoked while its records are still in a
+//! transaction (past `kafka.revoke_drain_timeout_ms`) is redone by its next owner, so those
+//! records can be acked twice.
+//!
+//! Failures: any transaction error aborts the transaction when librdkafka allows it, then fails
+//! the calling stage with [`ProduceError`]. That is fatal: the pipeline stops, the process exits
+//! non-zero, and after the restart `init_transactions` with the same id fences this producer and
+//! aborts whatever it left open, and the uncommitted work is consumed again. On shutdown,
+//! [`Transactions::close`] aborts a transaction that a stage cut off by the drain deadline left
+//! open, so `read_committed` readers are not held back until the broker's transaction timeout.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, ConsumerGroupMetadata};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::kafka::{produce_all, ProduceError};
+use crate::metrics::{Metrics, Outcome};
+use crate::offsets::{Offsets, RecordPos};
+use crate::source::CadConsumer;
+
+/// Longest wait for `init_transactions` (it finds the coordinator and fences older producers).
+const INIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for one transactional call (send offsets, commit, abort).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// At shutdown, how long [`Transactions::close`] waits for a transaction still committing.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Writes acks or dead letters durably, then marks their source records done: with the
+/// idempotent producer followed by the offset store, or (transactional mode) in one transaction
+/// together with the offsets they complete. Shared by the acker and the dead-letter stage.
+#[derive(Clone)]
+pub struct DurableWriter {
+    /// The shared producer.
+    pub producer: FutureProducer,
+    /// Transactional mode: the transactions shared by both stages.
+    pub transactions: Option<Transactions>,
+    /// Offset tracker.
+    pub offsets: Offsets,
+}
+
+impl DurableWriter {
+    /// Writes `records` and, once the broker has them, marks `done` done.
+    pub async fn write<'a, 'p>(
+        &self,
+        records: impl Iterator<Item = FutureRecord<'a, [u8], [u8]>>,
+        done: impl IntoIterator<Item = &'p RecordPos>,
+    ) -> Result<(), ProduceError> {
+        match &self.transactions {
+            Some(transactions) => transactions.publish(records, done).await,
+            None => {
+                produce_all(&self.producer, records).await?;
+                self.offsets.complete(done);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The one transactional producer shared by the acker and the dead-letter stage; see the
+/// module header.
+#[derive(Clone)]
+pub struct Transactions {
+    producer: FutureProducer,
+    /// Weak: the pipeline drops the consumer to leave the group; this must not keep it alive.
+    consumer: Weak<CadConsumer>,
+    offsets: Offsets,
+    metrics: Metrics,
+    /// `true` while a transaction is open; locked from begin to commit or abort.
+    open: Arc<Mutex<bool>>,
+}
+
+impl Transactions {
+    /// Initialises transactions on `producer` (created with [`crate::kafka::KafkaClients::producer`]); blocks a
+    /// blocking-pool thread, at most a minute. An error is fatal (no coordinator, not
+    /// authorised, or the id is in use by a newer producer).
+    pub async fn init(
+        producer: FutureProducer,
+        consumer: &Arc<CadConsumer>,
+        offsets: Offsets,
+        metrics: Metrics,
+    ) -> Result<Self, KafkaError> {
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.init_transactions(INIT_TIMEOUT))
+            .await
+            .map_err(|_| KafkaError::Canceled)??;
+        tracing::info!(
+            message = "Transactional mode: acks, dead letters and offsets commit together."
+        );
+        Ok(Self {
+            producer,
+            consumer: Arc::downgrade(consumer),
+            offsets,
+            metrics,
+            open: Arc::new(Mutex::new(false)),
+        })
+    }
+
+    /// Writes `records` and commits, in one transaction, the offsets that completing `done`
+    /// moves; then marks `done` in [`Offsets`]. Waits for any other transaction first.
+    pub async fn publish<'a, 'p>(
+        &self,
+        records: impl Iterator<Item = FutureRecord<'a, [u8], [u8]>>,
+        done: impl IntoIterator<Item = &'p RecordPos>,
+    ) -> Result<(), ProduceError> {
+        let done: Vec<RecordPos> = done.into_iter().cloned().collect();
+        let mut open = self.open.clone().lock_owned().await;
+        self.producer.begin_transaction()?;
+        *open = true;
+        if let Err(error) = produce_all(&self.producer, records).await {
+            let producer = self.producer.clone();
+            let reason = error.0.clone();
+            let _ = tokio::task::spawn_blocking(move || abort(&producer, &reason, open)).await;
+            self.metrics.offsets_committed(Outcome::Failure);
+            return Err(error);
+        }
+        let marks = self.offsets.watermarks_after(&done);
+        let group = match self.consumer.upgrade() {
+            Some(consumer) => consumer.group_metadata(),
+            None => None,
+        };
+        let (producer, offsets) = (self.producer.clone(), self.offsets.clone());
+        let committed = tokio::task::spawn_blocking(move || {
+            match commit(&producer, &marks, group.as_ref()) {
+                Ok(()) => {
+                    // Still under the lock: the next transaction computes its watermarks
+                    // from a tracker that already counts these records as done.
+                    offsets.complete(&done);
+                    *open = false;
+                    tracing::debug!(
+                        message = "Transaction committed.",
+                        records = done.len(),
+                        partitions = marks.len()
+                    );
+                    Ok(marks.len())
+                }
+                Err(error) => {
+                    abort(&producer, &error, open);
+                    Err(error)
+                }
+            }
+        })
+        .await
+        .map_err(|_| ProduceError(KafkaError::Canceled))?;
+        match committed {
+            Ok(partitions) => {
+                if partitions > 0 {
+                    self.metrics.offsets_committed(Outcome::Success);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.offsets_committed(Outcome::Failure);
+                Err(ProduceError(error))
+            }
+        }
+    }
+
+    /// Aborts a transaction left open by a stage that was cut off (drain deadline). Waits a
+    /// few seconds for a transaction still committing, then gives up: the broker aborts it at
+    /// `transaction.timeout.ms`, or the next `init_transactions` with this id does.
+    pub async fn close(&self) {
+        let Ok(open) = tokio::time::timeout(CLOSE_WAIT, self.open.clone().lock_owned()).await
+        else {
+            tracing::warn!(
+                message =
+                    "A transaction is still committing at shutdown; leaving it to the broker."
+            );
+            return;
+        };
+        if !*open {
+            return;
+        }
+        tracing::warn!(
+            message = "Aborting the transaction a stage cut off by the drain deadline left open."
+        );
+        let producer = self.producer.clone();
+        let error = KafkaError::Canceled;
+        let _ = tokio::task::spawn_blocking(move || abort(&producer, &error, open)).await;
+    }
+}
+
+/// Sends the offsets (if any moved) and commits. Blocking.
+fn commit(
+    producer: &FutureProducer,
+    marks: &[(Arc<str>, i32, i64)],
+    group: Option<&ConsumerGroupMetadata>,
+) -> KafkaResult<()> {
+    if !marks.is_empty() {
+        let Some(group) = group else {
+            // Committing the records without their offsets would duplicate them after a
+            // restart: abort instead.
+            tracing::error!(
+                message = "No consumer group metadata; the transaction cannot carry its offsets."
+            );
+            return Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::State));
+        };
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, next) in marks {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        }
+        producer.send_offsets_to_transaction(&tpl, group, CALL_TIMEOUT)?;
+    }
+    producer.commit_transaction(CALL_TIMEOUT)
+}
+
+/// Aborts the open transaction after `error`, unless the error is fatal (the producer is then
+/// unusable and the broker aborts the transaction when this id is initialised again). Blocking.
+fn abort(producer: &FutureProducer, error: &KafkaError, mut open: OwnedMutexGuard<bool>) {
+    if matches!(error, KafkaError::Transaction(e) if e.is_fatal()) {
+        *open = false;
+        tracing::error!(message = "Transaction failed fatally; it cannot be aborted.", %error);
+        return;
+    }
+    match producer.abort_transaction(CALL_TIMEOUT) {
+        Ok(()) => {
+            *open = false;
+            tracing::warn!(message = "Transaction aborted.", %error);
+        }
+        Err(abort_error) => {
+            tracing::error!(message = "Transaction could not be aborted.", %error, %abort_error)
+        }
+    }
+}
