@@ -11,8 +11,8 @@ use std::hint::black_box;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use ads_connector::cad::{self, CadCall};
-use ads_devkit::generate::{to_json_line, Generator};
 use ads_connector::mapping::{check, map_call, MappingOptions};
+use ads_devkit::generate::{to_json_line, Generator};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const CALLS: usize = 100;

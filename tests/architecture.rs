@@ -204,7 +204,11 @@ fn the_library_has_no_import_circle() {
     let mut done = BTreeSet::new();
     for node in graph.keys() {
         let circle = visit(node, &graph, &mut Vec::new(), &mut done);
-        assert!(circle.is_none(), "import circle: {}", circle.unwrap().join(" → "));
+        assert!(
+            circle.is_none(),
+            "import circle: {}",
+            circle.unwrap().join(" → ")
+        );
     }
 }
 

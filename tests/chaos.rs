@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
-use ads_devkit::demo::ordering_violations;
 use ads_connector::metrics::Metrics;
-use nhs_emulator::FaultProfile;
+use ads_devkit::demo::ordering_violations;
 use common::*;
+use nhs_emulator::FaultProfile;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use tokio_util::sync::CancellationToken;

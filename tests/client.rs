@@ -15,9 +15,9 @@ use ads_connector::keygen::{self, KeyPair};
 use ads_connector::metrics::{FlushReason, Metrics};
 use ads_connector::offsets::RecordPos;
 use ads_connector::rate_limit::RateLimiter;
-use nhs_emulator::{self, SandboxApp, SandboxConfig, SandboxHandle};
 use ads_connector::source::Envelope;
 use ads_connector::submitter::{Submitted, Submitter};
+use nhs_emulator::{self as sandbox, SandboxApp, SandboxConfig, SandboxHandle};
 use url::Url;
 
 const API_KEY: &str = "client-test-app";
@@ -103,6 +103,10 @@ impl Fixture {
                 Metrics::new(),
             )),
             metrics: Metrics::new(),
+            group: ads_connector::telemetry::ConsumerGroup {
+                name: "client-tests".into(),
+                client_id: None,
+            },
         }
     }
 
@@ -305,7 +309,7 @@ async fn a_submission_is_accepted_with_the_message_id() {
             assert!(api_id.is_some_and(|id| !id.is_empty()));
             assert_eq!((http_status, attempts), (200, 1));
         }
-        Submitted::Rejected { kind, message } => panic!("{kind}: {message}"),
+        Submitted::Rejected { kind, message } => panic!("{}: {message}", kind.as_str()),
     }
     assert_eq!(f.sandbox.received_calls().len(), 1);
 }
@@ -321,7 +325,7 @@ async fn a_wrong_path_is_refused_at_once_with_the_response_body() {
         .await
     {
         Submitted::Rejected { kind, message } => {
-            assert_eq!(kind, "http_4xx");
+            assert_eq!(kind.as_str(), "http_4xx");
             assert!(
                 message.contains("404") && message.contains("Server Not Found"),
                 "{message}"
@@ -349,7 +353,7 @@ async fn a_429_beyond_the_retry_budget_ends_as_retries_exhausted() {
     ));
     // The quota is spent for this minute; Retry-After is longer than the 2 s budget.
     match submitter.submit(&one_call_batch()).await {
-        Submitted::Rejected { kind, .. } => assert_eq!(kind, "retries_exhausted"),
+        Submitted::Rejected { kind, .. } => assert_eq!(kind.as_str(), "retries_exhausted"),
         Submitted::Accepted(_) => panic!("the quota was spent"),
     }
     assert_eq!(f.sandbox.stats().rejected_429, 1);
@@ -363,7 +367,7 @@ async fn a_token_the_api_does_not_know_is_replaced_before_retrying() {
     let tokens = a.tokens(&a.auth("api-key", "a.pem", "a"));
     let submitter = a.submitter(tokens, b.submit_url(), Duration::from_millis(800));
     match submitter.submit(&one_call_batch()).await {
-        Submitted::Rejected { kind, .. } => assert_eq!(kind, "retries_exhausted"),
+        Submitted::Rejected { kind, .. } => assert_eq!(kind.as_str(), "retries_exhausted"),
         Submitted::Accepted(_) => panic!("B must refuse A's tokens"),
     }
     assert!(b.sandbox.stats().rejected_403 >= 2);

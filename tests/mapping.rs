@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ads_connector::cad::{self, CadCall, DecodeErrorKind};
-use ads_devkit::generate::{to_json_line, Generator};
 use ads_connector::mapping::{self, check, map_call, BundleType, CodeSystemStyle, MappingOptions};
+use ads_devkit::generate::{to_json_line, Generator};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

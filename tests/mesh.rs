@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
-use ads_devkit::generate::{self, Generator};
 use ads_connector::mesh::correlation::{AckReader, Correlator};
 use ads_connector::mesh::notification::{
     CallIssues, Issue, Notification, DPS_ERROR_SCHEMA, NOTIFICATION_SCHEMA,
 };
 use ads_connector::mesh::{self, DpsPoller, MeshClient, MeshClientConfig, MeshError};
-use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use ads_connector::metrics::Metrics;
-use nhs_emulator;
+use ads_devkit::generate::{self, Generator};
+use nhs_emulator as sandbox;
+use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};

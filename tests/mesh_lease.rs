@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ads_connector::mesh::{self, Lease, MeshClient, MeshClientConfig};
-use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use ads_connector::metrics::Metrics;
 use nhs_emulator::mesh_box;
+use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use ads_connector::config::Config;
 use ads_connector::mesh::{MeshClient, MeshClientConfig, MeshError};
-use nhs_emulator::mesh_send::{MeshSend, SendOptions};
-use nhs_emulator::mesh_box::{self, PASSWORD, SHARED_KEY};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use nhs_emulator::mesh_box::{self, PASSWORD, SHARED_KEY};
+use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,

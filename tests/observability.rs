@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ads_connector::app::Pipeline;
+use ads_connector::cad::DecodeErrorKind;
 use ads_connector::config::Config;
 use ads_connector::metrics::{
-    AckOutcome, FlushReason, LeaseRole, Metrics, Outcome, RebalanceKind, RequestOutcome,
-    RetryReason, StatusLabel,
+    AckOutcome, DeadLetterKind, FlushReason, LeaseRole, Metrics, Outcome, RebalanceKind,
+    RequestOutcome, RetryReason, StatusLabel,
 };
 use common::*;
 use rdkafka::mocking::MockCluster;
@@ -28,7 +29,7 @@ fn repo_file(path: &str) -> String {
 fn exercised() -> String {
     let m = Metrics::new();
     m.record_consumed("cad");
-    m.record_invalid("invalid_json");
+    m.record_invalid(DeadLetterKind::Decode(DecodeErrorKind::InvalidJson));
     m.rebalanced(RebalanceKind::Assign, 1, 1);
     m.batch_flushed(FlushReason::Count, 3, 3000);
     m.request_completed(
@@ -41,7 +42,7 @@ fn exercised() -> String {
     m.rate_limited(Duration::from_millis(1));
     m.token_refreshed(Outcome::Success, Some(1));
     m.ack_published(AckOutcome::Submitted, Some(0));
-    m.dead_lettered("invalid_json");
+    m.dead_lettered(DeadLetterKind::Decode(DecodeErrorKind::InvalidJson));
     m.offsets_committed(Outcome::Success);
     m.consumer_lag("cad", 0, 1);
     m.readiness(true);

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
-use nhs_emulator::FaultProfile;
 use common::*;
+use nhs_emulator::FaultProfile;
 use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 

@@ -8,10 +8,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ads_connector::keygen::{self, KeyPair, KeygenError};
-use nhs_emulator::{self, SandboxApp, SandboxConfig, SandboxHandle, SandboxStats};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use nhs_emulator::{self as sandbox, SandboxApp, SandboxConfig, SandboxHandle, SandboxStats};
 use reqwest::{header, Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

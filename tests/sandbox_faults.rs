@@ -10,12 +10,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ads_connector::keygen::{self, KeyPair};
-use nhs_emulator::{
-    self, FaultProfile, FaultWindow, LatencyRange, SandboxApp, SandboxConfig, SandboxHandle,
-};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
+use nhs_emulator::{
+    self as sandbox, FaultProfile, FaultWindow, LatencyRange, SandboxApp, SandboxConfig,
+    SandboxHandle,
+};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};

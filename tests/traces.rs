@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
-use ads_devkit::generate::{self, Generator};
 use ads_connector::keygen;
 use ads_connector::metrics::Metrics;
 use ads_connector::telemetry;
+use ads_devkit::generate::{self, Generator};
 use axum::http::{HeaderMap, StatusCode};
 use common::{ack_source, dlq_source, header, read_topic, Names};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;

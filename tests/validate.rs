@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use ads_connector::cad;
-use ads_devkit::generate::{to_json_line, Generator};
 use ads_connector::mapping::{self, check, map_call, MappingError, MappingOptions};
 use ads_connector::validate;
+use ads_devkit::generate::{to_json_line, Generator};
 use serde_json::{json, Value};
 
 fn fixture(kind: &str, name: &str) -> PathBuf {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ads_connector::cad::CadCall;
-use ads_devkit::generate::{self, Generator};
 use ads_connector::keygen;
+use ads_devkit::generate::{self, Generator};
 use nhs_emulator as sandbox;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -23,10 +23,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::batcher::Batch;
+use crate::kafka::ProduceError;
 use crate::metrics::{AckOutcome, Metrics};
 use crate::source::Envelope;
 use crate::telemetry;
-use crate::kafka::ProduceError;
 use crate::transactions::DurableWriter;
 
 /// The schema id written in every ack.
@@ -104,8 +104,6 @@ pub struct AckSource<'a> {
 
 /// Publishes acks; see the module header.
 pub struct AckPublisher {
-    /// Writes the acks, then marks their records done.
-    pub writer: DurableWriter,
     /// Ack topic.
     pub topic: String,
     /// Metrics.
@@ -113,15 +111,20 @@ pub struct AckPublisher {
 }
 
 impl AckPublisher {
-    /// Runs until the submitter drops its sender.
-    pub async fn run(self, mut input: mpsc::Receiver<AckWork>) -> Result<(), ProduceError> {
+    /// Runs until the submitter drops its sender; `output` writes the acks, then marks their
+    /// records done.
+    pub async fn run(
+        self,
+        mut input: mpsc::Receiver<AckWork>,
+        output: DurableWriter,
+    ) -> Result<(), ProduceError> {
         while let Some(work) = input.recv().await {
-            self.publish(&work).await?;
+            self.publish(&work, &output).await?;
         }
         Ok(())
     }
 
-    async fn publish(&self, work: &AckWork) -> Result<(), ProduceError> {
+    async fn publish(&self, work: &AckWork, writer: &DurableWriter) -> Result<(), ProduceError> {
         let mut prepared: Vec<(Vec<u8>, Option<OwnedHeaders>, &Envelope, AckOutcome)> = Vec::new();
         let send = telemetry::send_span(&work.span, &self.topic, work.batch.records());
         let send_traceparent = telemetry::traceparent(&send);
@@ -178,7 +181,7 @@ impl AckPublisher {
             }
         });
         let done = prepared.iter().map(|(_, _, e, _)| &e.pos);
-        self.writer.write(records, done).instrument(send).await?;
+        writer.write(records, done).instrument(send).await?;
         for (_, _, envelope, outcome) in &prepared {
             self.metrics.ack_published(*outcome, envelope.timestamp_ms);
         }

@@ -10,6 +10,7 @@
 //! fails fatally (the producer cannot deliver, a transaction fails) cancels the pipeline; the
 //! process then exits non-zero without committing past it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -23,18 +24,20 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::AckPublisher;
-use crate::kafka::{KafkaClientError, KafkaClients, ProduceError};
 use crate::auth::TokenProvider;
+use crate::batcher::Batcher;
 use crate::config::Config;
 use crate::dead_letter::DeadLetterProducer;
 use crate::health::{self, Health};
-use crate::metrics::{Metrics, Outcome};
+use crate::kafka::{KafkaClientError, KafkaClients, ProduceError};
+use crate::metrics::{Metrics, Outcome, Task};
 use crate::offsets::Offsets;
 use crate::rate_limit::RateLimiter;
-use crate::source::{self, CadConsumer, SourceError};
-use crate::submitter::Submitter;
+use crate::source::{self, CadConsumer, Source, SourceError};
+use crate::submitter::{Submitter, SubmitterError, SubmitterOutput};
+use crate::telemetry;
 use crate::transactions::{DurableWriter, Transactions};
-use crate::{batcher, telemetry, transform};
+use crate::transform::{Transform, TransformOutput};
 
 /// Records buffered between two stages: enough to keep the API busy, small enough that a stalled
 /// API pauses consumption within a few thousand records.
@@ -61,9 +64,17 @@ pub enum AppError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
-    /// A stage panicked (a bug).
-    #[error("a pipeline stage panicked: {0}")]
-    Panic(String),
+    /// A task panicked (a bug).
+    #[error("the pipeline task `{task}` panicked: {message}")]
+    Panic {
+        /// Which task.
+        task: Task,
+        /// The panic's message.
+        message: String,
+    },
+    /// The submitter failed (a submission task panicked).
+    #[error(transparent)]
+    Submitter(#[from] SubmitterError),
     /// The MESH poller could not start (`[mesh]`: a secret file or a PEM).
     #[error(transparent)]
     Mesh(#[from] crate::mesh::MeshStartError),
@@ -71,7 +82,7 @@ pub enum AppError {
 
 /// A running pipeline.
 pub struct Pipeline {
-    stages: JoinSet<Result<(), AppError>>,
+    stages: Stages,
     /// `None` once [`Self::finish`] has closed it.
     consumer: Option<Arc<CadConsumer>>,
     transactions: Option<Transactions>,
@@ -122,8 +133,10 @@ impl Pipeline {
         // Kafka: the consumer group and the producer of acks and dead letters.
         let kafka = KafkaClients::new(&config.kafka)?;
         let share = limiter.clone();
-        let on_share: source::ShareListener = Arc::new(move |owned, total| share.set_share(owned, total));
+        let on_share: source::ShareListener =
+            Arc::new(move |owned, total| share.set_share(owned, total));
         let consumer = source::subscribe(&kafka, &config.kafka, &offsets, &metrics, on_share)?;
+        let consumer_in = consumer.clone();
         let producer: FutureProducer = kafka
             .producer(config.kafka.transactional_id.as_deref())
             .create()
@@ -143,77 +156,99 @@ impl Pipeline {
             None => None,
         };
 
+        // The pipeline, in the order records flow:
+        //
+        //  consumer ─► source ─► transform ─► batcher ─► submitter ─► acker ─► offsets
+        //                            │ invalid                │ refused
+        //                            └───────► dead letters ◄─┘
         let (records_tx, records_rx) = mpsc::channel(CHANNEL_RECORDS);
         let (mapped_tx, mapped_rx) = mpsc::channel(CHANNEL_RECORDS);
         let (batches_tx, batches_rx) = mpsc::channel(config.api.max_in_flight);
         let (acks_tx, acks_rx) = mpsc::channel(config.api.max_in_flight * 2);
         let (dead_tx, dead_rx) = mpsc::channel(CHANNEL_RECORDS);
-        let mut stages = JoinSet::new();
+        let writer = DurableWriter {
+            producer,
+            transactions: transactions.clone(),
+            offsets,
+        };
+        let mut stages = Stages::new(metrics.clone());
 
-        // 1. Source: consume CAD records, register their offsets.
-        let (c, o, m, stop) = (
-            consumer.clone(),
-            offsets.clone(),
-            metrics.clone(),
-            cancel.clone(),
-        );
-        stages.spawn(async move {
-            source::run(c, o, m, records_tx, stop).await;
+        // 1. Source: consume CAD records, register their offsets; the only stage that watches
+        //    `cancel`.
+        let source = Source {
+            offsets: writer.offsets.clone(),
+            metrics: metrics.clone(),
+            cancel: cancel.clone(),
+        };
+        stages.spawn(Task::Source, async move {
+            source.run(consumer_in, records_tx).await;
             Ok(())
         });
 
         // 2. Transform: decode, map, serialize; invalid records to the dead-letter stage.
-        let (opts, m, dead) = (config.mapping.clone(), metrics.clone(), dead_tx.clone());
-        stages.spawn(async move {
-            transform::run(opts, m, records_rx, mapped_tx, dead).await;
+        let transform = Transform {
+            options: config.mapping.clone(),
+            metrics: metrics.clone(),
+        };
+        let transformed = TransformOutput {
+            mapped: mapped_tx,
+            dead_letters: dead_tx.clone(),
+        };
+        stages.spawn(Task::Transform, async move {
+            transform.run(records_rx, transformed).await;
             Ok(())
         });
 
         // 3. Batcher: group calls into submissions by count, bytes and linger.
-        let (batch_cfg, m) = (config.batch, metrics.clone());
-        stages.spawn(async move {
-            batcher::run(batch_cfg, m, mapped_rx, batches_tx).await;
+        let batcher = Batcher {
+            config: config.batch,
+            metrics: metrics.clone(),
+        };
+        stages.spawn(Task::Batcher, async move {
+            batcher.run(mapped_rx, batches_tx).await;
             Ok(())
         });
 
         // 4. Submitter: POST through the limiter with the shared token; retry or refuse.
-        let submitter = Arc::new(Submitter {
+        let submitter = Submitter {
             client,
             config: config.api.clone(),
             mode: config.batch.mode,
             tokens,
             limiter,
             metrics: metrics.clone(),
-        });
-        let group = telemetry::ConsumerGroup {
-            name: config.kafka.group_id.clone(),
-            client_id: config.kafka.properties.get("client.id").cloned(),
+            group: telemetry::ConsumerGroup {
+                name: config.kafka.group_id.clone(),
+                client_id: config.kafka.properties.get("client.id").cloned(),
+            },
         };
-        stages.spawn(async move {
-            submitter.run(batches_rx, acks_tx, dead_tx, group).await;
-            Ok(())
+        let submitted = SubmitterOutput {
+            acks: acks_tx,
+            dead_letters: dead_tx,
+        };
+        stages.spawn(Task::Submitter, async move {
+            Ok(submitter.run(batches_rx, submitted).await?)
         });
 
         // 5. Acker: one ack per record, then mark the offsets done.
-        let writer = DurableWriter {
-            producer,
-            transactions: transactions.clone(),
-            offsets,
-        };
         let acker = AckPublisher {
-            writer: writer.clone(),
             topic: config.kafka.ack_topic.clone(),
             metrics: metrics.clone(),
         };
-        stages.spawn(async move { Ok(acker.run(acks_rx).await?) });
+        let acked = writer.clone();
+        stages.spawn(
+            Task::Acker,
+            async move { Ok(acker.run(acks_rx, acked).await?) },
+        );
 
         // 6. Dead letters: the original record plus reason headers, then mark the offsets done.
         let dead_letters = DeadLetterProducer {
-            writer,
             topic: config.kafka.dead_letter_topic.clone(),
             metrics: metrics.clone(),
         };
-        stages.spawn(async move { Ok(dead_letters.run(dead_rx).await?) });
+        stages.spawn(Task::DeadLetters, async move {
+            Ok(dead_letters.run(dead_rx, writer).await?)
+        });
 
         // 7. MESH poller (when `[mesh]` is set): DPS error notifications to the errors topic,
         //    correlated through the ack topic; its own non-transactional producer.
@@ -221,9 +256,16 @@ impl Pipeline {
             let producer = kafka.producer(None).create().map_err(AppError::Producer)?;
             let (group, ack_topic) = (&config.kafka.group_id, &config.kafka.ack_topic);
             let (m, stop) = (metrics.clone(), cancel.clone());
-            let poller =
-                crate::mesh::start(mesh, kafka.base(), group, ack_topic, producer, m, stop.clone())?;
-            stages.spawn(async move {
+            let poller = crate::mesh::start(
+                mesh,
+                kafka.base(),
+                group,
+                ack_topic,
+                producer,
+                m,
+                stop.clone(),
+            )?;
+            stages.spawn(Task::MeshPoller, async move {
                 poller.run(stop).await;
                 Ok(())
             });
@@ -262,7 +304,7 @@ impl Pipeline {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 joined = self.stages.join_next() => match joined {
-                    Some(result) => failure = flatten(result).err(),
+                    Some(result) => failure = result.err(),
                     None => break,
                 },
             }
@@ -275,7 +317,7 @@ impl Pipeline {
         // Drain: later stages finish as their inputs close, within the deadline.
         let drain = async {
             while let Some(result) = self.stages.join_next().await {
-                if let Err(error) = flatten(result) {
+                if let Err(error) = result {
                     tracing::error!(message = "Pipeline stage failed while draining.", %error);
                     failure.get_or_insert(error);
                 }
@@ -308,7 +350,10 @@ impl Pipeline {
             result
         })
         .await
-        .map_err(|e| AppError::Panic(e.to_string()))?;
+        .map_err(|e| AppError::Panic {
+            task: Task::Source,
+            message: e.to_string(),
+        })?;
         match committed {
             None | Some(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))) => {}
             Some(Ok(())) => metrics.offsets_committed(Outcome::Success),
@@ -350,8 +395,55 @@ pub async fn run(
         .await
 }
 
-fn flatten(joined: Result<Result<(), AppError>, tokio::task::JoinError>) -> Result<(), AppError> {
-    joined.map_err(|e| AppError::Panic(e.to_string()))?
+/// The pipeline's tasks, each named by its [`Task`]: a task that panics (a bug) ends as
+/// [`AppError::Panic`] naming it, with an error line and `ads_connector_task_panics_total`.
+struct Stages {
+    set: JoinSet<Result<(), AppError>>,
+    names: HashMap<tokio::task::Id, Task>,
+    metrics: Metrics,
+}
+
+impl Stages {
+    fn new(metrics: Metrics) -> Self {
+        Self {
+            set: JoinSet::new(),
+            names: HashMap::new(),
+            metrics,
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        task: Task,
+        future: impl std::future::Future<Output = Result<(), AppError>> + Send + 'static,
+    ) {
+        let handle = self.set.spawn(future);
+        self.names.insert(handle.id(), task);
+    }
+
+    /// The next task to end, `None` when none is left.
+    async fn join_next(&mut self) -> Option<Result<(), AppError>> {
+        let joined = self.set.join_next_with_id().await?;
+        Some(match joined {
+            Ok((_, result)) => result,
+            Err(error) => {
+                if !error.is_panic() {
+                    // Aborted by the drain deadline: not a failure of its own.
+                    return Some(Ok(()));
+                }
+                // `spawn` names a task before anything can join it (both take `&mut self`).
+                let task = self.names[&error.id()];
+                let message = crate::submitter::panic_message(error.into_panic());
+                self.metrics.task_panicked(task);
+                tracing::error!(message = "Pipeline task panicked.", %task, panic = %message);
+                Err(AppError::Panic { task, message })
+            }
+        })
+    }
+
+    fn abort_all(&mut self) {
+        self.set.abort_all();
+    }
 }
 
 async fn heartbeat(health: Health, stop: CancellationToken) {

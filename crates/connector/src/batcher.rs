@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::config::{BatchConfig, SubmissionMode};
-use crate::telemetry;
 use crate::metrics::{FlushReason, Metrics};
 use crate::source::Envelope;
+use crate::telemetry;
 
 /// A decoded, mapped and validated call with its source record.
 #[derive(Debug)]
@@ -266,13 +266,7 @@ impl Batch {
             .calls
             .iter()
             .flat_map(|c| c.envelopes())
-            .map(|e| {
-                (
-                    e.pos.topic.as_str(),
-                    e.pos.partition,
-                    e.traceparent.as_deref(),
-                )
-            })
+            .map(|e| (&*e.pos.topic, e.pos.partition, e.traceparent.as_deref()))
             .collect();
         let facts = telemetry::ProcessFacts {
             batch_id: &self.id,
@@ -388,7 +382,11 @@ mod tests {
     async fn flushes_a_partial_batch_after_linger_and_on_shutdown() {
         let (in_tx, in_rx) = mpsc::channel(8);
         let (out_tx, mut out_rx) = mpsc::channel(8);
-        let task = tokio::spawn(run(config(100, 1 << 20), Metrics::new(), in_rx, out_tx));
+        let batcher = Batcher {
+            config: config(100, 1 << 20),
+            metrics: Metrics::new(),
+        };
+        let task = tokio::spawn(batcher.run(in_rx, out_tx));
         in_tx.send(call("a", 0, 1, 3)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(out_rx.recv().await.unwrap().reason, FlushReason::Linger);

@@ -25,10 +25,10 @@ use tokio::sync::mpsc;
 use tracing::Span;
 
 use crate::kafka::ProduceError;
-use crate::transactions::DurableWriter;
-use crate::metrics::Metrics;
+use crate::metrics::{DeadLetterKind, Metrics};
 use crate::source::Envelope;
 use crate::telemetry::{self, MAX_LINKS};
+use crate::transactions::DurableWriter;
 
 /// The pipeline stage where a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +59,8 @@ pub struct DeadLetter {
     pub envelope: crate::source::Envelope,
     /// Where it failed.
     pub stage: ErrorStage,
-    /// Bounded error kind (`snake_case`), also the metric label.
-    pub kind: &'static str,
+    /// Why: the `ads-error-kind` header and the metric label.
+    pub kind: DeadLetterKind,
     /// Human-readable reason; never contains patient data.
     pub message: String,
     /// Machine-readable problems (`[{"path","rule","message"}]` as JSON) for records refused
@@ -88,8 +88,6 @@ pub fn problems_json<T: serde::Serialize>(problems: &[T]) -> Option<String> {
 
 /// Publishes dead letters; see the module header.
 pub struct DeadLetterProducer {
-    /// Writes the dead letters, then marks their records done (shared with the acker).
-    pub writer: DurableWriter,
     /// Dead-letter topic.
     pub topic: String,
     /// Metrics.
@@ -100,17 +98,26 @@ pub struct DeadLetterProducer {
 const CHUNK: usize = 256;
 
 impl DeadLetterProducer {
-    /// Runs until every sender of `input` is dropped.
-    pub async fn run(self, mut input: mpsc::Receiver<DeadLetter>) -> Result<(), ProduceError> {
+    /// Runs until every sender of `input` is dropped; `output` (shared with the acker) writes
+    /// the dead letters, then marks their records done.
+    pub async fn run(
+        self,
+        mut input: mpsc::Receiver<DeadLetter>,
+        output: DurableWriter,
+    ) -> Result<(), ProduceError> {
         let mut chunk = Vec::with_capacity(CHUNK);
         while input.recv_many(&mut chunk, CHUNK).await > 0 {
-            self.publish(&chunk).await?;
+            self.publish(&chunk, &output).await?;
             chunk.clear();
         }
         Ok(())
     }
 
-    async fn publish(&self, letters: &[DeadLetter]) -> Result<(), ProduceError> {
+    async fn publish(
+        &self,
+        letters: &[DeadLetter],
+        writer: &DurableWriter,
+    ) -> Result<(), ProduceError> {
         // One `send` span per run of letters with the same `process` span (or none), at most
         // MAX_LINKS letters each; they all cover the one write below.
         let none = Span::none();
@@ -149,14 +156,14 @@ impl DeadLetterProducer {
             r
         });
         let done = letters.iter().map(|d| &d.envelope.pos);
-        self.writer.write(records, done).await?;
+        writer.write(records, done).await?;
         drop(spans);
         for d in letters {
             self.metrics.dead_lettered(d.kind);
             tracing::warn!(
                 message = "Record dead-lettered.",
                 stage = d.stage.as_str(),
-                kind = d.kind,
+                kind = d.kind.as_str(),
                 topic = %d.envelope.pos.topic,
                 partition = d.envelope.pos.partition,
                 offset = d.envelope.pos.offset
@@ -183,7 +190,7 @@ fn headers(d: &DeadLetter, traceparent: Option<&str>) -> OwnedHeaders {
     let offset = d.envelope.pos.offset.to_string();
     for (key, value) in [
         ("ads-error-stage", d.stage.as_str()),
-        ("ads-error-kind", d.kind),
+        ("ads-error-kind", d.kind.as_str()),
         ("ads-error-message", d.message.as_str()),
         ("ads-source-topic", &*d.envelope.pos.topic),
         ("ads-source-partition", partition.as_str()),

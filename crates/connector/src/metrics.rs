@@ -2,8 +2,8 @@
 //!
 //! Stages call semantic methods (`record_consumed`, `batch_flushed`, `request_completed`, …);
 //! they never spell a metric name or a label value. Every label value comes from an enum in
-//! `metrics/labels.rs`, from a `&'static str` error kind of a bounded enum elsewhere
-//! (`record_invalid`, `dead_lettered`), or from configuration and the broker (topic names,
+//! `metrics/labels.rs` (dead-letter kinds included: [`DeadLetterKind`] gathers the decoder's,
+//! the mapping's and the submitter's closed sets), or from configuration and the broker (topic names,
 //! partition numbers), so cardinality is bounded and no patient data, call id or URL can become
 //! a label. Every label value an enum knows is created at zero up front, so a dashboard's
 //! `rate()` and an alert's ratio see a series (of zeros) before the first event. A private [`Registry`] keeps tests
@@ -24,9 +24,10 @@ use prometheus::{
 mod labels;
 mod mesh;
 
+pub use labels::DeadLetterKind;
 pub use labels::{
     AckOutcome, FlushReason, LeaseRole, Outcome, RebalanceKind, RequestOutcome, RetryReason,
-    StatusLabel,
+    StatusLabel, SubmitRejection, Task,
 };
 use mesh::MeshMetrics;
 
@@ -57,6 +58,7 @@ pub struct Metrics {
     acks: IntCounterVec,
     dead_letters: IntCounterVec,
     offsets_commits: IntCounterVec,
+    task_panics: IntCounterVec,
     records_outstanding: IntGauge,
     end_to_end: Histogram,
     last_success: IntGauge,
@@ -145,6 +147,12 @@ impl Metrics {
                 "records_invalid_total",
                 "Records that failed decoding, mapping or validation.",
                 &["reason"],
+            ),
+            task_panics: counter(
+                &r,
+                "task_panics_total",
+                "Pipeline tasks that panicked (a bug); the pipeline stops and the process exits non-zero.",
+                &["task"],
             ),
             rebalances: counter(
                 &r,
@@ -281,6 +289,15 @@ impl Metrics {
         for kind in RebalanceKind::ALL {
             self.rebalances.with_label_values(&[kind.as_str()]);
         }
+        for kind in DeadLetterKind::all() {
+            self.dead_letters.with_label_values(&[kind.as_str()]);
+            if !matches!(kind, DeadLetterKind::Submit(_)) {
+                self.decode_failures.with_label_values(&[kind.as_str()]);
+            }
+        }
+        for task in Task::ALL {
+            self.task_panics.with_label_values(&[task.as_str()]);
+        }
     }
 
     /// The registry, encoded in the Prometheus text format.
@@ -307,9 +324,11 @@ impl Metrics {
             .sum()
     }
 
-    /// A record failed decoding, mapping or validation (`reason` is a bounded error kind).
-    pub fn record_invalid(&self, reason: &'static str) {
-        self.decode_failures.with_label_values(&[reason]).inc();
+    /// A record failed decoding, mapping or validation.
+    pub fn record_invalid(&self, reason: DeadLetterKind) {
+        self.decode_failures
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 
     /// Partitions were assigned or revoked.
@@ -318,6 +337,11 @@ impl Metrics {
             self.rebalances.with_label_values(&[kind.as_str()]).inc();
         }
         self.partitions_assigned.set(now_assigned as i64);
+    }
+
+    /// A pipeline task panicked.
+    pub fn task_panicked(&self, task: Task) {
+        self.task_panics.with_label_values(&[task.as_str()]).inc();
     }
 
     /// A submission was closed.
@@ -375,9 +399,11 @@ impl Metrics {
         }
     }
 
-    /// A dead-letter record was published (`reason` is a bounded error kind).
-    pub fn dead_lettered(&self, reason: &'static str) {
-        self.dead_letters.with_label_values(&[reason]).inc();
+    /// A dead-letter record was published.
+    pub fn dead_lettered(&self, reason: DeadLetterKind) {
+        self.dead_letters
+            .with_label_values(&[reason.as_str()])
+            .inc();
         self.records_outstanding.dec();
     }
 

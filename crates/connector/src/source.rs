@@ -33,9 +33,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
+use crate::kafka::KafkaClients;
 use crate::metrics::{Metrics, Outcome, RebalanceKind};
 use crate::offsets::{OffsetStore, Offsets, RecordPos};
-use crate::kafka::KafkaClients;
 
 /// The source's failures.
 #[derive(Debug, thiserror::Error)]

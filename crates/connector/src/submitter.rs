@@ -9,7 +9,7 @@
 //! older snapshot in flight or retrying, so a newer snapshot never reaches the API before an
 //! older one. Retry classification is data
 //! ([`classify`]): 429, 408 and 5xx except 501, timeouts and connection errors retry with capped
-//! exponential backoff and full jitter; a 429's `Retry-After` pauses the whole limiter; 401/403
+//! exponential backoff ([`Backoff`]) and equal jitter ([`equal_jitter`]); a 429's `Retry-After` pauses the whole limiter; 401/403
 //! hand the token back and retry with a new one; other statuses dead-letter with the response
 //! body. While the API is down, batches wait here, the channels fill and consumption pauses:
 //! nothing is dropped unless `max_retry_duration_s` says so. No failure here is fatal.
@@ -34,7 +34,9 @@ use crate::auth::TokenProvider;
 use crate::batcher::Batch;
 use crate::config::{ApiConfig, SubmissionMode};
 use crate::dead_letter::{DeadLetter, ErrorStage};
-use crate::metrics::{Metrics, RequestOutcome, RetryReason, StatusLabel};
+use crate::metrics::{
+    DeadLetterKind, Metrics, RequestOutcome, RetryReason, StatusLabel, SubmitRejection, Task,
+};
 use crate::rate_limit::RateLimiter;
 use crate::telemetry;
 
@@ -48,11 +50,88 @@ pub enum Submitted {
     Accepted(Accepted),
     /// Refused for good; `kind` and `message` go into the dead letters.
     Rejected {
-        /// Bounded kind.
-        kind: &'static str,
+        /// Why.
+        kind: SubmitRejection,
         /// Reason.
         message: String,
     },
+}
+
+/// Where the submitter sends its results.
+pub struct SubmitterOutput {
+    /// Accepted submissions, to the acker.
+    pub acks: mpsc::Sender<AckWork>,
+    /// Records of refused submissions, to the dead-letter stage.
+    pub dead_letters: mpsc::Sender<DeadLetter>,
+}
+
+/// The submitter's failures: none comes from the API (those are retried or dead-lettered).
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitterError {
+    /// A submission task panicked (a bug). The message is the panic's, which never carries
+    /// patient data: submissions hold only serialized bytes and ids.
+    #[error("a submission task panicked: {0}")]
+    Panic(String),
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "(a panic without a message)".to_owned(),
+        },
+    }
+}
+
+/// Leaves the fence for its keys when dropped.
+struct FenceGuard {
+    fence: Arc<CallFence>,
+    keys: Vec<String>,
+}
+
+impl Drop for FenceGuard {
+    fn drop(&mut self) {
+        self.fence.leave(&self.keys);
+    }
+}
+
+/// Hands a finished submission on: its acks, or a dead letter per record.
+async fn deliver(
+    batch: Batch,
+    outcome: Submitted,
+    span: tracing::Span,
+    acks: &mpsc::Sender<AckWork>,
+    dead: &mpsc::Sender<DeadLetter>,
+) {
+    match outcome {
+        Submitted::Accepted(accepted) => {
+            let _ = acks
+                .send(AckWork {
+                    batch,
+                    accepted,
+                    span,
+                })
+                .await;
+        }
+        Submitted::Rejected { kind, message } => {
+            for call in batch.calls {
+                let envelopes = std::iter::once(call.submitted).chain(call.superseded);
+                for envelope in envelopes {
+                    let letter = DeadLetter {
+                        envelope,
+                        stage: ErrorStage::Submit,
+                        kind: DeadLetterKind::Submit(kind),
+                        message: message.clone(),
+                        problems: None,
+                        process: Some(span.clone()),
+                    };
+                    let _ = dead.send(letter).await;
+                }
+            }
+        }
+    }
 }
 
 /// The NHS API client; see the module header.
@@ -69,64 +148,64 @@ pub struct Submitter {
     pub limiter: Arc<RateLimiter>,
     /// Metrics.
     pub metrics: Metrics,
+    /// The consumer group the `process` spans name.
+    pub group: telemetry::ConsumerGroup,
 }
 
 impl Submitter {
     /// Runs until the batcher closes its output and every request in flight has finished.
-    /// Each submission runs in a `process` span naming `consumer`; that span goes along with
-    /// its acks or dead letters.
+    /// Each submission runs in a `process` span naming [`Self::group`]; that span goes along with
+    /// its acks or dead letters. A submission task that panics (a bug) fails the stage with
+    /// [`SubmitterError::Panic`]: the pipeline stops loudly instead of waiting for ever.
     pub async fn run(
-        self: Arc<Self>,
+        self,
         mut input: mpsc::Receiver<Batch>,
-        acks: mpsc::Sender<AckWork>,
-        dead: mpsc::Sender<DeadLetter>,
-        consumer: telemetry::ConsumerGroup,
-    ) {
-        let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
+        output: SubmitterOutput,
+    ) -> Result<(), SubmitterError> {
+        let this = Arc::new(self);
+        let permits = Arc::new(Semaphore::new(this.config.max_in_flight));
         let fence = Arc::new(CallFence::default());
         let mut tasks = JoinSet::new();
         while let Some(batch) = input.recv().await {
             let keys: Vec<String> = batch.calls.iter().map(|c| c.call_key.clone()).collect();
             fence.enter(&keys).await;
             let permit = permits.clone().acquire_owned().await.expect("never closed");
-            let (this, acks, dead, fence) =
-                (self.clone(), acks.clone(), dead.clone(), fence.clone());
-            let span = batch.process_span(&consumer);
+            let (this2, acks, dead) = (
+                this.clone(),
+                output.acks.clone(),
+                output.dead_letters.clone(),
+            );
+            // Leaves the fence however the task ends, a panic included, so dispatch goes on
+            // and the panic is reported below instead of stalling every later snapshot.
+            let guard = FenceGuard {
+                fence: fence.clone(),
+                keys,
+            };
+            let span = batch.process_span(&this.group);
             tasks.spawn(async move {
-                let outcome = this.submit(&batch).instrument(span.clone()).await;
-                fence.leave(&keys);
+                let outcome = this2.submit(&batch).instrument(span.clone()).await;
+                drop(guard);
                 drop(permit);
-                match outcome {
-                    Submitted::Accepted(accepted) => {
-                        let _ = acks
-                            .send(AckWork {
-                                batch,
-                                accepted,
-                                span,
-                            })
-                            .await;
-                    }
-                    Submitted::Rejected { kind, message } => {
-                        for call in batch.calls {
-                            let envelopes = std::iter::once(call.submitted).chain(call.superseded);
-                            for envelope in envelopes {
-                                let letter = DeadLetter {
-                                    envelope,
-                                    stage: ErrorStage::Submit,
-                                    kind,
-                                    message: message.clone(),
-                                    problems: None,
-                                    process: Some(span.clone()),
-                                };
-                                let _ = dead.send(letter).await;
-                            }
-                        }
-                    }
-                }
+                deliver(batch, outcome, span, &acks, &dead).await;
             });
-            while tasks.try_join_next().is_some() {}
+            while let Some(joined) = tasks.try_join_next() {
+                this.check(joined)?;
+            }
         }
-        while tasks.join_next().await.is_some() {}
+        while let Some(joined) = tasks.join_next().await {
+            this.check(joined)?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, joined: Result<(), tokio::task::JoinError>) -> Result<(), SubmitterError> {
+        match joined {
+            Err(error) if error.is_panic() => {
+                self.metrics.task_panicked(Task::Submission);
+                Err(SubmitterError::Panic(panic_message(error.into_panic())))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Sends one submission until it is accepted, refused, or out of retry budget.
@@ -134,7 +213,7 @@ impl Submitter {
         let body = Bytes::from(batch.body(self.mode));
         let traceparent = batch_traceparent(batch);
         let started = Instant::now();
-        let mut backoff = self.config.initial_backoff;
+        let mut backoff = Backoff::new(self.config.initial_backoff, self.config.max_backoff);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -184,7 +263,7 @@ impl Submitter {
                             });
                         }
                         Action::Reject { kind, message } => {
-                            tracing::warn!(message = "Submission refused.", batch_id = %batch.id, status = code, kind);
+                            tracing::warn!(message = "Submission refused.", batch_id = %batch.id, status = code, kind = kind.as_str());
                             return Submitted::Rejected { kind, message };
                         }
                         Action::RefreshToken => {
@@ -195,7 +274,7 @@ impl Submitter {
                             let after = if attempts == 1 {
                                 Duration::ZERO
                             } else {
-                                jitter(backoff)
+                                jitter(backoff.current())
                             };
                             (RetryReason::Unauthorized, Some(after))
                         }
@@ -205,13 +284,13 @@ impl Submitter {
             };
             self.metrics.request_retried(reason);
             if reason == RetryReason::Status429 {
-                self.limiter.pause_for(after.unwrap_or(backoff));
+                self.limiter.pause_for(after.unwrap_or(backoff.current()));
             }
-            let wait = after.unwrap_or_else(|| jitter(backoff));
+            let wait = after.unwrap_or_else(|| jitter(backoff.current()));
             if let Some(budget) = self.config.max_retry_duration {
                 if started.elapsed() + wait > budget {
                     return Submitted::Rejected {
-                        kind: "retries_exhausted",
+                        kind: SubmitRejection::RetriesExhausted,
                         message: format!(
                             "gave up after {attempts} attempts over {} s (last: {})",
                             started.elapsed().as_secs(),
@@ -222,7 +301,7 @@ impl Submitter {
             }
             tracing::warn!(message = "Submission will be retried.", batch_id = %batch.id, reason = reason.as_str(), attempts, wait_ms = wait.as_millis() as u64);
             tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(self.config.max_backoff);
+            backoff.grow();
         }
     }
 
@@ -308,10 +387,43 @@ impl CallFence {
     }
 }
 
-/// Full jitter: a uniform wait in `[backoff/2, backoff]`, so retries of many pods spread out.
+/// Capped exponential backoff: `initial`, then doubled after each wait, never above `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    current: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at `initial`.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            current: initial.min(max),
+            max,
+        }
+    }
+
+    /// The backoff of the next wait (before jitter).
+    pub fn current(&self) -> Duration {
+        self.current
+    }
+
+    /// Doubles the backoff, capped at the maximum.
+    pub fn grow(&mut self) {
+        self.current = (self.current * 2).min(self.max);
+    }
+}
+
+/// Equal jitter (half the backoff, plus a uniform share of the other half): a wait in
+/// `[backoff/2, backoff]`, so retries of many pods spread out but never come sooner than half
+/// the backoff. `unit` is uniform in `[0, 1]`.
+pub fn equal_jitter(backoff: Duration, unit: f64) -> Duration {
+    let half = backoff / 2;
+    half + (backoff - half).mul_f64(unit.clamp(0.0, 1.0))
+}
+
 fn jitter(backoff: Duration) -> Duration {
-    let ms = backoff.as_millis().max(2) as u64;
-    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
+    equal_jitter(backoff, rand::thread_rng().gen_range(0.0..=1.0))
 }
 
 /// The request's `traceparent`: the first record's trace, with a new span id for this request.
@@ -347,6 +459,26 @@ mod tests {
         fence.leave(&["RX6/1".into(), "RX6/2".into()]);
         waiting.await.unwrap();
         assert_eq!(fence.len(), 2);
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_initial_value_up_to_the_maximum() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            seen.push(backoff.current().as_millis());
+            backoff.grow();
+        }
+        assert_eq!(seen, [100, 200, 400, 800, 1000, 1000]);
+    }
+
+    #[test]
+    fn equal_jitter_spans_half_to_the_whole_backoff() {
+        let b = Duration::from_millis(1000);
+        assert_eq!(equal_jitter(b, 0.0), Duration::from_millis(500));
+        assert_eq!(equal_jitter(b, 0.5), Duration::from_millis(750));
+        assert_eq!(equal_jitter(b, 1.0), Duration::from_millis(1000));
+        assert_eq!(equal_jitter(b, 7.0), Duration::from_millis(1000));
     }
 
     #[test]

@@ -60,7 +60,6 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 use url::Url;
 
-
 /// Most links on one `process` span; records beyond it are counted, not linked.
 pub const MAX_LINKS: usize = 128;
 

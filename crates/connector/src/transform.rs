@@ -12,7 +12,7 @@ use crate::batcher::MappedCall;
 use crate::cad;
 use crate::dead_letter::{problems_json, DeadLetter, ErrorStage};
 use crate::mapping::{self, MappingOptions};
-use crate::metrics::Metrics;
+use crate::metrics::{DeadLetterKind, Metrics};
 use crate::source::Envelope;
 
 /// What became of one record.
@@ -49,7 +49,7 @@ fn try_transform(
     let call = match envelope.payload.as_deref().map(cad::decode) {
         Some(Ok(call)) => call,
         Some(Err(e)) => {
-            let (kind, message) = (e.kind().as_str(), e.to_string());
+            let (kind, message) = (DeadLetterKind::Decode(e.kind()), e.to_string());
             let problems = problems_json(&e.problems());
             return Err(reject(
                 envelope,
@@ -64,7 +64,7 @@ fn try_transform(
             return Err(reject(
                 envelope,
                 ErrorStage::Decode,
-                "empty_value",
+                DeadLetterKind::EmptyValue,
                 message,
                 None,
             ));
@@ -73,7 +73,7 @@ fn try_transform(
     let bundle = match mapping::map_validated(&call, options) {
         Ok(bundle) => bundle,
         Err(e) => {
-            let (kind, message) = (e.kind().as_str(), e.to_string());
+            let (kind, message) = (DeadLetterKind::Mapping(e.kind()), e.to_string());
             let problems = problems_json(&e.problems());
             return Err(reject(
                 envelope,

@@ -19,11 +19,11 @@ use anyhow::{Context, Result};
 use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 
+use crate::chaos;
 use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
-use ads_connector::metrics::Metrics;
-use crate::chaos;
 use ads_connector::keygen;
+use ads_connector::metrics::Metrics;
 use nhs_emulator as sandbox;
 
 pub mod dps_errors;

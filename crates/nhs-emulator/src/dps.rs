@@ -76,7 +76,10 @@ pub(crate) struct DpsSlot {
 
 impl DpsSlot {
     /// Puts `config` in force (or switches DPS mode off).
-    pub(crate) fn set(&self, config: Option<DpsConfig>) -> Result<(), ads_connector::mesh::MeshError> {
+    pub(crate) fn set(
+        &self,
+        config: Option<DpsConfig>,
+    ) -> Result<(), ads_connector::mesh::MeshError> {
         let dps = match config {
             Some(config) => Some(Arc::new(Dps {
                 client: MeshClient::new(&config.mesh)?,

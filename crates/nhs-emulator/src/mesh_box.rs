@@ -86,8 +86,7 @@ fn authorise(mailbox: &str, headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let password = |m: &str| MAILBOXES.contains(&m).then(|| PASSWORD.to_owned());
-    verify(header, SHARED_KEY.as_bytes(), password)
-        .filter(|m| m.eq_ignore_ascii_case(mailbox))
+    verify(header, SHARED_KEY.as_bytes(), password).filter(|m| m.eq_ignore_ascii_case(mailbox))
 }
 
 async fn handshake(Path(mailbox): Path<String>, headers: HeaderMap) -> Response {

@@ -57,7 +57,7 @@ pub struct RawRequest {
     /// Submissions in flight at once.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
-    /// First retry backoff; doubles up to `max_backoff_ms`, with full jitter.
+    /// First retry backoff; doubles up to `max_backoff_ms`, with equal jitter (a wait in `[backoff/2, backoff]`).
     #[serde(default = "default_initial_backoff_ms")]
     pub initial_backoff_ms: u64,
     /// Cap of the retry backoff.

@@ -37,8 +37,8 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
-pub use client::{MeshClient, MeshClientConfig, MeshError, MeshMessage};
 pub use crate::config::mesh::{MeshConfig, RawMesh, SecretFileError};
+pub use client::{MeshClient, MeshClientConfig, MeshError, MeshMessage};
 pub use correlation::{AckReader, Correlator};
 pub use lease::{Lease, LeaseKeeper};
 pub use poller::{DpsPoller, PollerStats};

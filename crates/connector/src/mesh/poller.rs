@@ -26,10 +26,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{MeshClient, MeshError, MeshMessage};
-use crate::config::mesh::MeshConfig;
 use super::correlation::Correlator;
 use super::lease::Lease;
 use super::notification::{DpsErrorRecord, MeshOrigin, Notification, Parsers};
+use crate::config::mesh::MeshConfig;
 use crate::kafka::{produce_all, ProduceError};
 use crate::metrics::Metrics;
 

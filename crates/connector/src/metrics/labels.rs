@@ -2,6 +2,9 @@
 //! (the label value) and the values created at zero up front (`ALL`, or `COMMON` for statuses).
 //! Stages pass these enums, never strings, so no record, URL or error message becomes a label.
 
+use crate::cad::DecodeErrorKind;
+use crate::mapping::MappingErrorKind;
+
 /// Why a batch was flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushReason {
@@ -256,6 +259,135 @@ impl LeaseRole {
             Self::Holder => "holder",
             Self::Standby => "standby",
         }
+    }
+}
+
+/// Why a submission was refused for good (its records are dead-lettered, stage `submit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitRejection {
+    /// A 4xx other than 401, 403, 408 and 429.
+    Http4xx,
+    /// 501 Not Implemented.
+    Http501,
+    /// A status no rule expects (1xx, 3xx…).
+    HttpUnexpected,
+    /// `nhs_api.request.max_retry_duration_s` ran out.
+    RetriesExhausted,
+}
+
+impl SubmitRejection {
+    /// Every value.
+    pub const ALL: [Self; 4] = [
+        Self::Http4xx,
+        Self::Http501,
+        Self::HttpUnexpected,
+        Self::RetriesExhausted,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http4xx => "http_4xx",
+            Self::Http501 => "http_501",
+            Self::HttpUnexpected => "http_unexpected",
+            Self::RetriesExhausted => "retries_exhausted",
+        }
+    }
+}
+
+/// The kind of a dead letter: the `ads-error-kind` header and the `reason` label of
+/// `ads_connector_dead_letters_total` (and, for decode and mapping kinds, of
+/// `ads_connector_records_invalid_total`). One closed set, so every value exists at zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterKind {
+    /// The record has no value (a tombstone).
+    EmptyValue,
+    /// The record is not a valid `cad.call.v1` call.
+    Decode(DecodeErrorKind),
+    /// The call could not be mapped to a valid ADS Bundle.
+    Mapping(MappingErrorKind),
+    /// The API refused the submission for good.
+    Submit(SubmitRejection),
+}
+
+impl DeadLetterKind {
+    /// Every value.
+    pub fn all() -> impl Iterator<Item = Self> {
+        std::iter::once(Self::EmptyValue)
+            .chain(DecodeErrorKind::ALL.into_iter().map(Self::Decode))
+            .chain(MappingErrorKind::ALL.into_iter().map(Self::Mapping))
+            .chain(SubmitRejection::ALL.into_iter().map(Self::Submit))
+    }
+
+    /// Label and header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EmptyValue => "empty_value",
+            Self::Decode(k) => k.as_str(),
+            Self::Mapping(k) => k.as_str(),
+            Self::Submit(k) => k.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for DeadLetterKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A task of the pipeline, named when it panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// The source stage.
+    Source,
+    /// The transform stage.
+    Transform,
+    /// The batcher stage.
+    Batcher,
+    /// The submitter's dispatch loop.
+    Submitter,
+    /// One submission's task inside the submitter.
+    Submission,
+    /// The acker stage.
+    Acker,
+    /// The dead-letter stage.
+    DeadLetters,
+    /// The MESH poller.
+    MeshPoller,
+}
+
+impl Task {
+    /// Every value.
+    pub const ALL: [Self; 8] = [
+        Self::Source,
+        Self::Transform,
+        Self::Batcher,
+        Self::Submitter,
+        Self::Submission,
+        Self::Acker,
+        Self::DeadLetters,
+        Self::MeshPoller,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Transform => "transform",
+            Self::Batcher => "batcher",
+            Self::Submitter => "submitter",
+            Self::Submission => "submission",
+            Self::Acker => "acker",
+            Self::DeadLetters => "dead_letters",
+            Self::MeshPoller => "mesh_poller",
+        }
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::metrics::RetryReason;
+use crate::metrics::{RetryReason, SubmitRejection};
 
 /// What to do after one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +26,8 @@ pub enum Action {
     RefreshToken,
     /// Permanent: dead-letter the records.
     Reject {
-        /// Bounded kind (`http_4xx` style).
-        kind: &'static str,
+        /// Why.
+        kind: SubmitRejection,
         /// Status and body excerpt.
         message: String,
     },
@@ -76,18 +76,18 @@ pub fn classify(attempt: &Attempt) -> Action {
                 reason: RetryReason::Status408,
                 after: None,
             },
-            501 => reject("http_501", *status, body),
+            501 => reject(SubmitRejection::Http501, *status, body),
             500..=599 => Action::Retry {
                 reason: RetryReason::Status5xx,
                 after: retry_after.map(Duration::from_secs),
             },
-            400..=499 => reject("http_4xx", *status, body),
-            _ => reject("http_unexpected", *status, body),
+            400..=499 => reject(SubmitRejection::Http4xx, *status, body),
+            _ => reject(SubmitRejection::HttpUnexpected, *status, body),
         },
     }
 }
 
-fn reject(kind: &'static str, status: u16, body: &Bytes) -> Action {
+fn reject(kind: SubmitRejection, status: u16, body: &Bytes) -> Action {
     let excerpt = String::from_utf8_lossy(&body[..body.len().min(1024)]);
     Action::Reject {
         kind,
@@ -161,7 +161,7 @@ mod tests {
         assert!(matches!(
             classify(&response(501, None, "")),
             Action::Reject {
-                kind: "http_501",
+                kind: SubmitRejection::Http501,
                 ..
             }
         ));
@@ -181,7 +181,7 @@ mod tests {
             r#"{"error":"Missing x-dataset-id header"}"#,
         )) {
             Action::Reject { kind, message } => {
-                assert_eq!(kind, "http_4xx");
+                assert_eq!(kind, SubmitRejection::Http4xx);
                 assert!(message.contains("HTTP 400") && message.contains("x-dataset-id"));
             }
             other => panic!("{other:?}"),

@@ -14,8 +14,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use ads_connector::cad::CadCall;
 use crate::generate::{self, Generator};
+use ads_connector::cad::CadCall;
 use ads_connector::mesh::MeshClientConfig;
 use nhs_emulator::{self as sandbox, mesh_box, DpsConfig, SandboxHandle};
 

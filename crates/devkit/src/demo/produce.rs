@@ -12,8 +12,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
 use super::{DemoArgs, CAD_TOPIC};
-use ads_connector::kafka::produce_all;
 use crate::generate::{self, Generator};
+use ads_connector::kafka::produce_all;
 
 pub(super) async fn produce(bootstrap: &str, args: &DemoArgs, pace: Duration) -> Result<u64> {
     let producer: FutureProducer = ClientConfig::new()
