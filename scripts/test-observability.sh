@@ -40,5 +40,4 @@ log "promtool check rules / test rules"
 
 log "observability tests on a real Prometheus"
 export ADS_TEST_PROMETHEUS="$PROMETHEUS"
-export ADS_TEST_REQUIRE_PROMETHEUS=1
 cargo test --test prometheus --test observability --test traces --test no_patient_data

@@ -23,7 +23,11 @@ tansu broker \
   --listener-url "tcp://127.0.0.1:$TANSU_PORT" \
   --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" >"$WORK/tansu.log" 2>&1 &
 TANSU_PID=$!
-cleanup() { kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; rm -rf "$WORK"; }
+mesh_sandbox_stop() { :; }
+cleanup() {
+  kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true
+  mesh_sandbox_stop; rm -rf "$WORK"
+}
 trap cleanup EXIT
 for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$TANSU_PORT") 2>/dev/null; then break; fi
@@ -34,10 +38,11 @@ kill -0 "$TANSU_PID" || { cat "$WORK/tansu.log"; exit 1; }
 log "Prometheus and promtool (Debian's package; its service is not started)"
 ./scripts/test-observability.sh --install
 export ADS_TEST_PROMETHEUS=/usr/bin/prometheus
-export ADS_TEST_REQUIRE_PROMETHEUS=1
 
 export ADS_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$TANSU_PORT"
-export ADS_TEST_REQUIRE_BROKER=1
+
+log "NHS England's mesh-sandbox and mesh-client (cached venv)"
+source scripts/mesh-sandbox.sh
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -58,13 +63,15 @@ log "deployment checks: Dockerfile, compose stack, Helm chart, Kubernetes manife
 ./scripts/test-deploy.sh 2>&1 | tee "$WORK/deploy.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-log "MESH tests against NHS England's mesh-sandbox (cached venv)"
-./scripts/test-mesh.sh >"$WORK/mesh.log" 2>&1 || status=1
-tail -1 "$WORK/mesh.log" | tee "$WORK/mesh.total"
-[ "$status" -eq 0 ] || tail -40 "$WORK/mesh.log" >&2
+if [ "$status" -ne 0 ]; then log "mesh-sandbox log (tail)"; tail -40 "$MESH_LOG" >&2 || true; fi
+
+# Tests that need something this run lacks (a broker with transactions) are ignored by the
+# runner: listed here as skipped, never counted as passed.
+log "skipped (ignored by the runner: what they need is absent)"
+grep -E '^test .* \.\.\. ignored' "$WORK/test.log" | sed 's/^test /  /' >&2 || true
 
 # One closing line over everything (the last cargo line is the doc-tests').
-awk '/^test result:/ { p += $4; f += $6 }
+awk '/^test result:/ { p += $4; f += $6; s += $8 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$WORK/test.log" "$WORK/deploy.log" "$WORK/mesh.total"
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$WORK/test.log" "$WORK/deploy.log"
 exit "$status"

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. A module may use modules of its own layer or of lower ones.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("domain", &["cad", "mapping", "validate", "keygen"]),
+    (
+        "domain",
+        &["cad", "mapping", "conformance", "validate", "keygen"],
+    ),
     (
         "base",
         &[

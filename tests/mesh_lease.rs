@@ -1,7 +1,7 @@
-//! One MESH poller across replicas (`src/mesh/lease.rs`): two connectors with `[mesh]` on the
+//! One MESH poller across replicas (`crates/connector/src/mesh/lease.rs`): two connectors with `[mesh]` on the
 //! same mailbox and group, with the crate's built-in MESH mailbox served over HTTP, on
-//! librdkafka's mock cluster and on a real broker (Tansu, from `scripts/test.sh`; skipped without
-//! `ADS_TEST_KAFKA_BOOTSTRAP` unless `ADS_TEST_REQUIRE_BROKER=1`). Proves that exactly one polls at a time, that stopping it hands the lease to
+//! librdkafka's mock cluster and on a real broker (Tansu, from `scripts/test.sh`; reported as ignored,
+//! never passed, by a build without `ADS_TEST_KAFKA_BOOTSTRAP`). Proves that exactly one polls at a time, that stopping it hands the lease to
 //! the other, and that every notification reaches the errors topic exactly once across the
 //! handover (no duplicate, no loss).
 
@@ -112,6 +112,10 @@ async fn two_replicas_publish_every_notification_once_while_the_lease_moves_betw
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(ads_test_broker),
+    ignore = "needs a Kafka broker: ADS_TEST_KAFKA_BOOTSTRAP (scripts/test.sh starts Tansu)"
+)]
 async fn on_a_real_broker_the_lease_moves_without_a_duplicate_or_a_loss() {
     let Some(bootstrap) = common::real_broker() else {
         return;

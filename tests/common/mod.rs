@@ -18,19 +18,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-/// The real broker `scripts/test.sh` started (Tansu), or `None` to skip; with
-/// `ADS_TEST_REQUIRE_BROKER=1` (as CI sets) a missing broker fails the test instead.
+/// The real broker `scripts/test.sh` started (Tansu). Tests that call it are ignored (reported
+/// as skipped) unless the build saw `ADS_TEST_KAFKA_BOOTSTRAP` (`build.rs`); run without it
+/// (`--include-ignored`), they fail rather than pass without testing anything.
 pub fn real_broker() -> Option<String> {
     match std::env::var("ADS_TEST_KAFKA_BOOTSTRAP") {
         Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            assert!(
-                std::env::var("ADS_TEST_REQUIRE_BROKER").as_deref() != Ok("1"),
-                "ADS_TEST_REQUIRE_BROKER=1 but ADS_TEST_KAFKA_BOOTSTRAP is not set"
-            );
-            eprintln!("skipped: ADS_TEST_KAFKA_BOOTSTRAP is not set (run scripts/test.sh)");
-            None
-        }
+        _ => panic!("this test needs ADS_TEST_KAFKA_BOOTSTRAP (run scripts/test.sh)"),
     }
 }
 

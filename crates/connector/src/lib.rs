@@ -36,15 +36,24 @@
 //! | [`metrics`], [`lag`], [`health`], [`telemetry`], [`shutdown`] | operations |
 //! | [`keygen`], [`validate`] | the signing key pair and JWKS for onboarding, the `validate` command |
 //!
-//! Every stage file opens with its contract: input, output, ordering, ack guarantee, failures.
+//! | [`kafka`] | every librdkafka client setting in one place; the durable produce helper |
+//!
+//! Imports run one way, domain ← base ← services ← stages ← MESH ← wiring (`tests/architecture.rs`
+//! checks it, with no import circle): the domain is [`cad`], [`mapping`], [`validate`],
+//! [`keygen`]; the base [`metrics`], [`offsets`], [`shutdown`], [`telemetry`], [`config`],
+//! [`kafka`], [`lag`]; the services [`auth`], [`rate_limit`], [`health`]; the stages [`source`],
+//! [`transactions`], [`transform`], [`batcher`], [`submitter`], [`acker`], [`dead_letter`]; then
+//! [`mesh`] and [`app`]. This crate depends on no other workspace member: the NHS emulator
+//! (`crates/nhs-emulator`) and the dev kit (`crates/devkit`) depend on it.
+//!
+//! Every stage is a struct built from its dependencies with `run(self, input, output)`, and its
+//! file opens with its contract: input, output, ordering, ack guarantee, failures.
 //! A module that outgrew one file keeps its root file (`foo.rs`) and puts its parts in `foo/`:
-//! `config/` (one file per section), `cad/` (model sections, decoder, rules, time formats),
+//! `config/` (one file per section, `[mesh]` included), `cad/` (model sections, decoder, rules, time formats),
 //! `cad/decode/` (error type, array-shape pass), `cad/rules/` (format predicates), `mapping/`
 //! (entry builders, options, error, codes), `mapping/check/` (resource rules, code systems,
-//! typed times), `metrics/` (label enums, MESH families), `generate/` (a call's events,
-//! patients, reference data), `demo/` (produce, read-back, summary), `mesh/client/` (error
-//! type, chunk and gzip decoding) and `sandbox/faults/` (spec grammar, injector); [`mesh`] and
-//! [`sandbox`] are `mod.rs` folders.
+//! typed times), `metrics/` (label enums, MESH families), `mesh/client/` (error type, chunk
+//! and gzip decoding); [`mesh`] is a `mod.rs` folder.
 
 pub mod acker;
 pub mod app;
@@ -52,6 +61,7 @@ pub mod auth;
 pub mod batcher;
 pub mod cad;
 pub mod config;
+pub mod conformance;
 pub mod dead_letter;
 pub mod health;
 pub mod kafka;

@@ -1,3 +1,5 @@
+//! # nhs-emulator
+//!
 //! A faithful local stand-in for NHS England's API Platform in front of the Ambulance Data
 //! Submission FHIR API: the shared `/oauth2/token` endpoint ([`token`]) and the
 //! `/ambulance-data-submission` proxy ([`api`]), with the paths, check order, status codes and
@@ -18,6 +20,10 @@
 //! unregistered ODS code and sends one DPS error notification per call over MESH; a minimal MESH
 //! API ([`mesh_box`], `mesh-sandbox`'s test mailboxes and shared key) is served at
 //! `/messageexchange` on the same port, so the loop needs nothing installed (`docs/dps-errors.md`).
+//!
+//! Sending MESH messages (what DPS does, and the connector never does) lives here too:
+//! [`mesh_send::MeshSend`] on the library's client, and the mailbox's header check
+//! ([`mesh_box::verify`]). The connector library never links this crate.
 //!
 //! State is in memory only (lost on restart); bodies are never logged or stored, only the ids
 //! and hashes in [`ReceivedCall`]. Dropping the handle stops the server too.
