@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config",
             "kafka",
             "lag",
+            "schedule",
         ],
     ),
     ("services", &["auth", "rate_limit", "health"]),

@@ -440,7 +440,10 @@ class Checks:
         return f"{n} file(s)" if n else "dashboards/ has no dashboard or rule file yet"
 
     def app_version(self) -> str:
-        cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+        manifest = tomllib.loads((ROOT / "Cargo.toml").read_text())
+        cargo = manifest["package"]["version"]
+        if isinstance(cargo, dict):  # `version.workspace = true`
+            cargo = manifest["workspace"]["package"]["version"]
         chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
         if str(chart["appVersion"]) != cargo:
             raise Failure(f"appVersion {chart['appVersion']} != Cargo.toml version {cargo}")
@@ -677,8 +680,11 @@ class Checks:
                             problems.append(f"COPY {s}: excluded by .dockerignore")
                         if not (ROOT / s).exists():
                             problems.append(f"COPY {s}: no such path in the repository")
-        for src in (ROOT / "src").rglob("*.rs"):
-            for inc in re.findall(r"include_(?:str|bytes)!\(\s*\"([^\"]+)\"", src.read_text()):
+        sources = [*(ROOT / "src").rglob("*.rs"), *(ROOT / "crates").rglob("*.rs")]
+        for src in sources:
+            # Unit tests are not compiled into the image: only the code before `#[cfg(test)]`.
+            code = src.read_text().split("#[cfg(test)]")[0]
+            for inc in re.findall(r"include_(?:str|bytes)!\(\s*\"([^\"]+)\"", code):
                 target = (src.parent / inc).resolve().relative_to(ROOT)
                 if target.parts[0] not in copied:
                     problems.append(f"{src.relative_to(ROOT)} embeds {target}, which the image build does not copy")

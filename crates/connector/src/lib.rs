@@ -37,11 +37,12 @@
 //! | [`keygen`], [`validate`] | the signing key pair and JWKS for onboarding, the `validate` command |
 //!
 //! | [`kafka`] | every librdkafka client setting in one place; the durable produce helper |
+//! | [`schedule`] | NHS England's submission window in UK time (IANA zones), an injectable clock, and the newest-snapshot index of a backlog (not yet wired into the pipeline) |
 //!
 //! Imports run one way, domain ← base ← services ← stages ← MESH ← wiring (`tests/architecture.rs`
 //! checks it, with no import circle): the domain is [`cad`], [`mapping`], [`validate`],
 //! [`keygen`]; the base [`metrics`], [`offsets`], [`shutdown`], [`telemetry`], [`config`],
-//! [`kafka`], [`lag`]; the services [`auth`], [`rate_limit`], [`health`]; the stages [`source`],
+//! [`kafka`], [`lag`], [`schedule`]; the services [`auth`], [`rate_limit`], [`health`]; the stages [`source`],
 //! [`transactions`], [`transform`], [`batcher`], [`submitter`], [`acker`], [`dead_letter`]; then
 //! [`mesh`] and [`app`]. This crate depends on no other workspace member: the NHS emulator
 //! (`crates/nhs-emulator`) and the dev kit (`crates/devkit`) depend on it.
@@ -72,6 +73,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod offsets;
 pub mod rate_limit;
+pub mod schedule;
 pub mod shutdown;
 pub mod source;
 pub mod submitter;
