@@ -172,7 +172,26 @@ fn bundles_have_the_ads_shape() {
         let count = |k: &str| kinds.iter().filter(|x| **x == k).count();
         assert_eq!(kinds[0], "Communication");
         assert_eq!(count("Communication"), 1);
-        assert_eq!(count("Encounter"), call.patients.len());
+        // One Encounter per patient contact; every other Encounter is a vehicle's (part of a
+        // contact, or a response that attended no one) and names exactly one vehicle.
+        let encounters: Vec<&Value> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["resourceType"] == "Encounter")
+            .collect();
+        let contacts = encounters
+            .iter()
+            .filter(|e| e.get("partOf").is_none() && e.get("subject").is_some())
+            .count();
+        assert_eq!(contacts, call.patients.len());
+        for e in encounters
+            .iter()
+            .filter(|e| e.get("partOf").is_some() || e.get("subject").is_none())
+        {
+            assert_eq!(e["location"].as_array().unwrap().len(), 1);
+        }
         assert_eq!(count("Patient"), call.patients.len());
         let orgs = if call.provider_ods == call.submitter_ods {
             1
@@ -204,8 +223,19 @@ fn bundles_have_the_ads_shape() {
             communication["sent"],
             cad::format_utc(&call.times.call_answered)
         );
+        // Every patient contact, and every response that attended no patient.
         let about = communication["about"].as_array().map_or(0, Vec::len);
-        assert_eq!(about, call.patients.len());
+        let no_patient = call
+            .responses
+            .iter()
+            .filter(|r| {
+                !call
+                    .patients
+                    .iter()
+                    .any(|p| p.call_signs.contains(&r.call_sign))
+            })
+            .count();
+        assert_eq!(about, call.patients.len() + no_patient);
     }
 }
 

@@ -125,8 +125,10 @@ pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle
         entries.push(contact::patient(&cx, p));
         entries.extend(clinical::entries(&cx, p));
     }
+    entries.extend(response::vehicle_encounters(&cx));
     entries.extend(response::vehicle_locations(&cx));
     entries.extend(response::receiving_locations(&cx));
+    declare_profiles(&mut entries);
 
     let bundle_id = bundle_id(&call.provider_ods, &call.call_id);
     let tag = json!({
@@ -137,7 +139,7 @@ pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle
     let mut bundle = json!({
         "resourceType": "Bundle",
         "id": bundle_id.to_string(),
-        "meta": { "tag": [ tag ] },
+        "meta": { "tag": [ tag ], "profile": [ profile_of("Bundle") ] },
         "type": opts.bundle_type.as_str(),
         "timestamp": format_utc(&call.snapshot_at),
     });
@@ -157,6 +159,17 @@ pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle
         json: bundle,
         warnings: report.warnings,
     })
+}
+
+/// Puts each resource's profile ([`profile_of`]) in its `meta.profile`.
+fn declare_profiles(entries: &mut [Value]) {
+    for entry in entries {
+        let resource = &mut entry["resource"];
+        let profile = resource["resourceType"].as_str().and_then(profile_of);
+        if let Some(profile) = profile {
+            resource["meta"]["profile"] = json!([profile]);
+        }
+    }
 }
 
 /// Validates the options; returns the display of the ADS bundle type code.

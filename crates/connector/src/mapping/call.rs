@@ -130,10 +130,17 @@ pub(super) fn communication(cx: &Ctx<'_>) -> Value {
             Some(display),
         )]);
     }
+    // Every patient contact, then every response that attended no patient.
     let about: Vec<Value> = call
         .patients
         .iter()
         .map(|p| cx.reference(&format!("Encounter/{}", p.contact_id)))
+        .chain(
+            super::response::vehicle_encounter_paths(cx)
+                .into_iter()
+                .filter(|(_, _, kind)| matches!(kind, super::response::VehicleEncounter::NoPatient))
+                .map(|(path, _, _)| cx.reference(&path)),
+        )
         .collect();
     if !about.is_empty() {
         c["about"] = Value::Array(about);

@@ -25,6 +25,8 @@ pub const ODS_SITE_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-site-code";
 /// Canonical URL of the UKCore-ADS-Communication profile (name public, URL *assumed*).
 pub const ADS_COMMUNICATION_PROFILE: &str =
     "https://fhir.nhs.uk/StructureDefinition/UKCore-ADS-Communication";
+/// Canonical URL of the UKCore-ADS-Bundle profile (name public, URL *assumed*).
+pub const ADS_BUNDLE_PROFILE: &str = "https://fhir.nhs.uk/StructureDefinition/UKCore-ADS-Bundle";
 /// ADS-CallOrigin extension (URL *assumed*).
 pub const EXT_CALL_ORIGIN: &str =
     "https://fhir.nhs.uk/StructureDefinition/Extension-ADS-CallOrigin";
@@ -48,6 +50,38 @@ pub const EXT_TYPED_DATE_TIME: &str =
 /// UK Core NHS number verification status extension (on `Patient.identifier`).
 pub const EXT_NHS_NUMBER_VERIFICATION: &str =
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus";
+/// UK Core extension saying why a Patient has no NHS number identifier (context `Patient`).
+pub const EXT_NHS_NUMBER_UNAVAILABLE_REASON: &str =
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberUnavailableReason";
+/// Its code system (`nhs-number-not-known`, `overseas-patient`, `devolved-nation`).
+pub const NHS_NUMBER_UNAVAILABLE_REASON_SYSTEM: &str =
+    "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberUnavailableReason";
+
+/// The profile every resource of a type declares in `meta.profile`: UK Core's for its type
+/// (public canonical URLs, `https://fhir.hl7.org.uk/StructureDefinition/UKCore-<Type>`), and the
+/// ADS profiles for the Bundle and the Communication. The ADS canonical URLs are *assumed*: the
+/// IG names `UKCore-ADS-Bundle` and `UKCore-ADS-Communication` but shows no URL (nhs-api.md
+/// §2.3); they follow the NHS England pattern of the ADS extensions.
+pub fn profile_of(resource_type: &str) -> Option<&'static str> {
+    Some(match resource_type {
+        "Bundle" => ADS_BUNDLE_PROFILE,
+        "Communication" => ADS_COMMUNICATION_PROFILE,
+        "Condition" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Condition",
+        "Encounter" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Encounter",
+        "Flag" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Flag",
+        "Location" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Location",
+        "MedicationAdministration" => {
+            "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MedicationAdministration"
+        }
+        "MessageHeader" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MessageHeader",
+        "Observation" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Observation",
+        "Organization" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Organization",
+        "Patient" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient",
+        "Procedure" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Procedure",
+        _ => return None,
+    })
+}
+
 /// HL7 data-absent-reason extension (for a mandatory FHIR element the call does not know).
 pub const EXT_DATA_ABSENT_REASON: &str =
     "http://hl7.org/fhir/StructureDefinition/data-absent-reason";

@@ -12,6 +12,20 @@ use super::ctx::{concept, date, entry, typed_date_times, Ctx};
 use super::response::response_times;
 use crate::cad::{format_utc, PatientContact, Response};
 
+/// The response whose times are a contact's patient response details: the one that conveyed
+/// the patient, or else the lead (first) attending response.
+pub(super) fn patient_response<'a>(cx: &Ctx<'a>, p: &PatientContact) -> Option<&'a Response> {
+    let attending = || {
+        p.call_signs
+            .iter()
+            .filter_map(|cs| cx.call.responses.iter().find(|r| &r.call_sign == cs))
+    };
+    let conveyed_by = p.conveyance.as_ref().and_then(|c| c.conveyed_by.as_ref());
+    conveyed_by
+        .and_then(|cs| attending().find(|r| &r.call_sign == cs))
+        .or_else(|| attending().next())
+}
+
 /// The Encounter entry of one patient contact.
 pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
     let attending: Vec<&Response> = p
@@ -43,11 +57,7 @@ pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
 
     // Patient response details: the times of the response that conveyed the patient, or else
     // of the lead (first) attending response.
-    let conveyed_by = p.conveyance.as_ref().and_then(|c| c.conveyed_by.as_ref());
-    let patient_response = conveyed_by
-        .and_then(|cs| attending.iter().find(|r| &r.call_sign == cs))
-        .or(attending.first());
-    if let Some(r) = patient_response {
+    if let Some(r) = patient_response(cx, p) {
         let times = typed_date_times(&response_times(&r.times));
         if !times.is_empty() {
             e["extension"] = Value::Array(times);
@@ -103,7 +113,7 @@ pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
 }
 
 /// One `Encounter.location`: the vehicle, its status and its time with the patient.
-fn vehicle_stay(cx: &Ctx<'_>, r: &Response) -> Value {
+pub(super) fn vehicle_stay(cx: &Ctx<'_>, r: &Response) -> Value {
     let t = &r.times;
     let left = t.left_scene.or(t.clear).or(t.stood_down);
     let status = if left.is_some() {
@@ -136,19 +146,32 @@ pub(super) fn patient(cx: &Ctx<'_>, p: &PatientContact) -> Value {
     let d = &p.demographics;
     let path = format!("Patient/{}", p.contact_id);
     let mut patient = json!({ "resourceType": "Patient", "id": cx.id(&path) });
-    if d.nhs_number.is_some() || d.nhs_number_status.is_some() {
-        let mut identifier = json!({ "system": NHS_NUMBER_SYSTEM });
-        if let Some(n) = &d.nhs_number {
-            identifier["value"] = json!(n);
+    match &d.nhs_number {
+        Some(n) => {
+            let mut identifier = json!({ "system": NHS_NUMBER_SYSTEM, "value": n });
+            if let Some(status) = d.nhs_number_status {
+                identifier["extension"] = json!([ {
+                    "url": EXT_NHS_NUMBER_VERIFICATION,
+                    "valueCodeableConcept":
+                        concept(NHS_NUMBER_VERIFICATION_SYSTEM, status.code(), status.display()),
+                } ]);
+            }
+            patient["identifier"] = json!([identifier]);
         }
-        if let Some(status) = d.nhs_number_status {
-            identifier["extension"] = json!([ {
-                "url": EXT_NHS_NUMBER_VERIFICATION,
-                "valueCodeableConcept":
-                    concept(NHS_NUMBER_VERIFICATION_SYSTEM, status.code(), status.display()),
+        // UK Core's way to say a number is absent: no NHS-number identifier (its value is 1..1
+        // in UKCore-Patient) and the reason on the Patient. The CAD's trace status of a
+        // missing number (`03`–`08`) has no place in UK Core without a number (the
+        // verification-status extension sits only on an identifier): see docs/mapping.md.
+        None => {
+            patient["extension"] = json!([ {
+                "url": EXT_NHS_NUMBER_UNAVAILABLE_REASON,
+                "valueCodeableConcept": concept(
+                    NHS_NUMBER_UNAVAILABLE_REASON_SYSTEM,
+                    "nhs-number-not-known",
+                    "NHS number not known",
+                ),
             } ]);
         }
-        patient["identifier"] = json!([identifier]);
     }
     if d.given_name.is_some() || d.family_name.is_some() {
         let mut name = Map::new();

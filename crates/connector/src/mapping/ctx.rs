@@ -100,7 +100,18 @@ pub(super) fn yes_no(flag: bool) -> Value {
 
 /// A UCUM quantity.
 pub(super) fn quantity(value: f64, unit_display: &str, ucum: &str) -> Value {
-    json!({ "value": value, "unit": unit_display, "system": UCUM_SYSTEM, "code": ucum })
+    json!({ "value": decimal(value), "unit": unit_display, "system": UCUM_SYSTEM, "code": ucum })
+}
+
+/// A FHIR decimal: a whole number is written without a fraction (`112`, not `112.0`); any
+/// other value as the shortest form that reads back the same.
+pub(super) fn decimal(value: f64) -> Value {
+    // Below 2^53 every whole f64 is an exact i64.
+    if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+        json!(value as i64)
+    } else {
+        json!(value)
+    }
 }
 
 /// The UK Core typed date-time extension for one DateTimeType code.

@@ -1,5 +1,13 @@
-//! The response section: one vehicle Location per call sign, carrying the response's kind and
-//! typed timestamps, and one receiving Location per distinct destination.
+//! The response section: one vehicle Location per call sign (its identifier and kind), the
+//! Encounters that carry each response's typed timestamps, and one receiving Location per
+//! distinct destination.
+//!
+//! UK Core allows `Extension-UKCore-TypedDateTime` on Encounter, Communication, Organization and
+//! OrganizationAffiliation only, so response times never sit on a Location. Each response's
+//! times are on an Encounter that names its vehicle in `Encounter.location`: the patient
+//! contact's own Encounter for the vehicle whose times are its patient response details, a
+//! vehicle Encounter (`partOf` that contact, same patient) for each other vehicle attending the
+//! patient, and a response Encounter (no patient) for a vehicle that attended no one.
 //!
 //! **In:** the mapping context. **Out:** Bundle entries in `responses` order, then receiving
 //! Locations in order of first appearance. Pure.
@@ -10,8 +18,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::codes::*;
+use super::contact::{patient_response, vehicle_stay};
 use super::ctx::{concept, entry, typed_date_times, Ctx};
-use crate::cad::{CadCall, ResponseTimes};
+use crate::cad::{CadCall, Response, ResponseTimes};
 
 /// A response's times as `(DateTimeType code, time)`, in the order of the journey.
 pub(super) fn response_times(t: &ResponseTimes) -> [(&'static str, Option<DateTime<Utc>>); 8] {
@@ -38,7 +47,7 @@ pub(super) fn vehicle_locations(cx: &Ctx<'_>) -> Vec<Value> {
         .map(|r| {
             let path = format!("Location/vehicle/{}", r.call_sign);
             let (kind, kind_display) = resource_type(r.resource_type);
-            let mut location = json!({
+            let location = json!({
                 "resourceType": "Location",
                 "id": cx.id(&path),
                 "identifier": [ { "system": CALL_SIGN_SYSTEM, "value": r.call_sign } ],
@@ -51,11 +60,91 @@ pub(super) fn vehicle_locations(cx: &Ctx<'_>) -> Vec<Value> {
                 "physicalType": concept(LOCATION_PHYSICAL_TYPE_SYSTEM, "ve", "Vehicle"),
                 "managingOrganization": cx.provider(),
             });
-            let times = typed_date_times(&response_times(&r.times));
-            if !times.is_empty() {
-                location["extension"] = Value::Array(times);
-            }
             entry(cx.url(&path), location)
+        })
+        .collect()
+}
+
+/// Where a response's times go besides a patient contact's own Encounter.
+pub(super) enum VehicleEncounter<'a> {
+    /// A vehicle attending a patient whose patient response details are another vehicle's.
+    WithPatient {
+        /// The contact's id.
+        contact_id: &'a str,
+    },
+    /// A vehicle that attended no patient (stood down, no patient found).
+    NoPatient,
+}
+
+/// The vehicle and response Encounters of a call, with their resource paths, in `responses`
+/// order (and, for one vehicle, in patient order).
+pub(super) fn vehicle_encounter_paths<'a>(
+    cx: &Ctx<'a>,
+) -> Vec<(String, &'a Response, VehicleEncounter<'a>)> {
+    let mut out = Vec::new();
+    for r in &cx.call.responses {
+        let attended: Vec<_> = cx
+            .call
+            .patients
+            .iter()
+            .filter(|p| p.call_signs.contains(&r.call_sign))
+            .collect();
+        if attended.is_empty() {
+            out.push((
+                format!("Encounter/response/{}", r.call_sign),
+                r,
+                VehicleEncounter::NoPatient,
+            ));
+        }
+        for p in attended {
+            let primary = patient_response(cx, p).is_some_and(|pr| pr.call_sign == r.call_sign);
+            if !primary {
+                out.push((
+                    format!("Encounter/{}/vehicle/{}", p.contact_id, r.call_sign),
+                    r,
+                    VehicleEncounter::WithPatient {
+                        contact_id: &p.contact_id,
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// One Encounter per response whose times are not a contact's patient response details; see
+/// the module header.
+pub(super) fn vehicle_encounters(cx: &Ctx<'_>) -> Vec<Value> {
+    vehicle_encounter_paths(cx)
+        .into_iter()
+        .map(|(path, r, kind)| {
+            let t = &r.times;
+            let status = if t.stood_down.is_some() && t.arrived_on_scene.is_none() {
+                "cancelled"
+            } else if t.clear.is_some() || t.stood_down.is_some() {
+                "finished"
+            } else if t.arrived_on_scene.is_some() {
+                "in-progress"
+            } else {
+                "planned"
+            };
+            let mut e = json!({
+                "resourceType": "Encounter",
+                "id": cx.id(&path),
+                "status": status,
+                "class": { "system": ACT_CODE_SYSTEM, "code": "FLD", "display": "field" },
+                "serviceProvider": cx.provider(),
+                "location": [ vehicle_stay(cx, r) ],
+            });
+            if let VehicleEncounter::WithPatient { contact_id } = kind {
+                e["subject"] = cx.reference(&format!("Patient/{contact_id}"));
+                e["partOf"] = cx.reference(&format!("Encounter/{contact_id}"));
+            }
+            let times = typed_date_times(&response_times(t));
+            if !times.is_empty() {
+                e["extension"] = Value::Array(times);
+            }
+            entry(cx.url(&path), e)
         })
         .collect()
 }
