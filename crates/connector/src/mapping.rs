@@ -292,7 +292,12 @@ mod tests {
         let bundle = map_call(&call, &MappingOptions::default()).unwrap().json;
         assert_eq!(bundle["type"], "collection");
         assert_eq!(resources(&bundle, "Communication").len(), 1);
-        assert_eq!(resources(&bundle, "Encounter").len(), 2);
+        // One Encounter per patient contact (vehicle Encounters are `partOf` one of them).
+        let contacts = resources(&bundle, "Encounter")
+            .into_iter()
+            .filter(|e| e.get("partOf").is_none() && e.get("subject").is_some())
+            .count();
+        assert_eq!(contacts, 2);
         assert_eq!(resources(&bundle, "Patient").len(), 2);
         assert_eq!(
             resources(&bundle, "Location").len(),
@@ -304,7 +309,21 @@ mod tests {
             communication["identifier"][0]["value"],
             call.call_id.as_str()
         );
-        assert_eq!(communication["about"].as_array().unwrap().len(), 2);
+        // Both contacts, and each response that attended no patient.
+        let no_patient = call
+            .responses
+            .iter()
+            .filter(|r| {
+                !call
+                    .patients
+                    .iter()
+                    .any(|p| p.call_signs.contains(&r.call_sign))
+            })
+            .count();
+        assert_eq!(
+            communication["about"].as_array().unwrap().len(),
+            2 + no_patient
+        );
         assert_eq!(bundle["meta"]["tag"][0]["code"], "mvp");
     }
 
