@@ -187,6 +187,7 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
         codings(res, &mut path.clone(), r);
         typed_times(res, &path, snapshot, r);
     }
+    times::cross_section(entries, base, r);
 }
 
 fn bundle_tag(b: &Value, base: &str, r: &mut Report) {

@@ -26,6 +26,15 @@ pub(super) fn patient_response<'a>(cx: &Ctx<'a>, p: &PatientContact) -> Option<&
         .or_else(|| attending().next())
 }
 
+/// The call is closed: its call-ended time is known and every response is clear or stood down.
+pub(super) fn call_closed(call: &crate::cad::CadCall) -> bool {
+    call.times.call_ended.is_some()
+        && call
+            .responses
+            .iter()
+            .all(|r| r.times.clear.is_some() || r.times.stood_down.is_some())
+}
+
 /// The Encounter entry of one patient contact.
 pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
     let attending: Vec<&Response> = p
@@ -33,10 +42,15 @@ pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
         .iter()
         .filter_map(|cs| cx.call.responses.iter().find(|r| &r.call_sign == cs))
         .collect();
-    let finished = !attending.is_empty()
-        && attending
+    // Finished when every attending response is done; a contact no vehicle attended (hear and
+    // treat) when the call is closed (`encounter_open_after_call_closed`).
+    let finished = if attending.is_empty() {
+        call_closed(cx.call)
+    } else {
+        attending
             .iter()
-            .all(|r| r.times.clear.is_some() || r.times.stood_down.is_some());
+            .all(|r| r.times.clear.is_some() || r.times.stood_down.is_some())
+    };
     let on_scene = attending.iter().any(|r| r.times.arrived_on_scene.is_some());
     let status = if finished {
         "finished"

@@ -112,6 +112,117 @@ pub(super) fn typed_times(
     }
 }
 
+/// The clinical times of a resource that belong to a patient contact: `(element, time)`.
+fn clinical_times(res: &Value) -> Vec<(&'static str, Option<DateTime<Utc>>)> {
+    let at = |v: &Value| v.as_str().and_then(parse_time);
+    match res["resourceType"].as_str() {
+        Some("Observation") if res.get("encounter").is_some() => {
+            vec![("effectiveDateTime", at(&res["effectiveDateTime"]))]
+        }
+        Some("MedicationAdministration") => {
+            vec![("effectiveDateTime", at(&res["effectiveDateTime"]))]
+        }
+        Some("Procedure") => vec![("performedDateTime", at(&res["performedDateTime"]))],
+        Some("Condition") => vec![("recordedDate", at(&res["recordedDate"]))],
+        Some("Flag") => vec![("period.start", at(&res["period"]["start"]))],
+        _ => Vec::new(),
+    }
+}
+
+/// Rules across sections of one call Bundle: response and patient-contact times against the
+/// call's own times, and Encounter status against the state of the call.
+///
+/// | rule | severity | when |
+/// |---|---|---|
+/// | `response_time_before_call_answered` | error | a response time (an Encounter's typed timestamp) is before the call was answered: no resource is sent to a call that does not exist yet |
+/// | `clinical_time_before_call_answered` | warning | an observation, medication, procedure, diagnosis or flag is dated before the call was answered (possible with a device clock that is off) |
+/// | `encounter_status_contradicts_times` | error | an Encounter is `planned` although one of its response times says a vehicle arrived on scene |
+/// | `encounter_open_after_call_closed` | error | the call is closed (its call-ended time is known and every response is clear or stood down) but an Encounter is still `planned`, `arrived`, `triaged` or `in-progress` |
+pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) {
+    let resources = || {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("{base}.entry[{i}].resource"), &e["resource"]))
+    };
+    let Some((_, communication)) =
+        resources().find(|(_, res)| res["resourceType"] == "Communication")
+    else {
+        return;
+    };
+    let call_times = typed(communication);
+    let time_of = |code: &str| {
+        call_times
+            .iter()
+            .find(|(c, ..)| *c == code)
+            .and_then(|(_, at, _)| *at)
+    };
+    let answered = time_of("time-call-answered");
+    let ended = time_of("time-call-ended");
+    let encounters: Vec<(String, &Value)> = resources()
+        .filter(|(_, res)| res["resourceType"] == "Encounter")
+        .collect();
+
+    // Every response is done when every Encounter that saw a vehicle mobilised also has it
+    // clear or stood down.
+    let all_responses_done = encounters.iter().all(|(_, e)| {
+        let codes = typed_codes(e);
+        !codes.contains("time-resource-mobilised")
+            || codes.contains("time-clear")
+            || codes.contains("time-stood-down")
+    });
+    let closed = ended.is_some() && all_responses_done;
+
+    for (path, e) in &encounters {
+        let times = typed(e);
+        if let Some(answered) = answered {
+            for (code, at, i) in &times {
+                if code.starts_with("time-call") {
+                    continue;
+                }
+                if at.is_some_and(|at| at < answered) {
+                    r.error(
+                        format!("{path}.extension[{i}]"),
+                        "response_time_before_call_answered",
+                        format!("{code} is before the call was answered"),
+                    );
+                }
+            }
+        }
+        let status = e["status"].as_str().unwrap_or_default();
+        let arrived = times
+            .iter()
+            .any(|(code, at, _)| *code == "time-resource-arrived-on-scene" && at.is_some());
+        if status == "planned" && arrived {
+            r.error(
+                format!("{path}.status"),
+                "encounter_status_contradicts_times",
+                "the Encounter is planned although its vehicle arrived on scene",
+            );
+        }
+        if closed && matches!(status, "planned" | "arrived" | "triaged" | "in-progress") {
+            r.error(
+                format!("{path}.status"),
+                "encounter_open_after_call_closed",
+                format!("the call is closed but the Encounter is still {status}"),
+            );
+        }
+    }
+    if let Some(answered) = answered {
+        for (path, res) in resources() {
+            for (element, at) in clinical_times(res) {
+                if at.is_some_and(|at| at < answered) {
+                    r.warn(
+                        format!("{path}.{element}"),
+                        "clinical_time_before_call_answered",
+                        format!("{element} is before the call was answered"),
+                    );
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
