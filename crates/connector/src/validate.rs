@@ -9,21 +9,26 @@
 //! **Out:** one line per problem on `out`, `FILE:RECORD: error|warning [rule] PATH: message`,
 //! where RECORD is the 1-based line number (1 for a single-document file), then a summary. A CAD
 //! record is decoded, mapped and locally validated exactly as the connector does it; a FHIR
-//! Bundle is locally validated ([`crate::mapping::check`]). With `emit_fhir`, the Bundle of
-//! every valid CAD record is written to `DIR/<bundle id>.json` (pretty JSON; a later snapshot
-//! of the same call overwrites an earlier one, as DPS keeps the latest).
+//! Bundle is locally validated ([`crate::mapping::check`]). Either way the call Bundle is then
+//! checked against the UK Core profiles ([`crate::conformance`]): a violation is an error with
+//! rule `uk_core` (its message starts with the profile's constraint id), an advisory a warning
+//! with rule `uk_core_advisory`. With `emit_fhir`, the Bundle of every valid CAD record is
+//! written to `DIR/<bundle id>.json` (pretty JSON). Of several snapshots of one call, the one
+//! with the newest `snapshot_at` is kept, whatever their order in the files (the later one in
+//! file order on a tie), as DPS keeps the latest.
 //!
 //! **Result:** `Ok(true)` when no record has an error (warnings allowed), `Ok(false)` otherwise;
 //! `Err` only for I/O (a file that cannot be read, an output that cannot be written). Messages
 //! never contain patient values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::cad::{self, Problem};
+use crate::conformance;
 use crate::mapping::{self, check, MappingOptions};
 
 /// Counts of one run.
@@ -58,6 +63,8 @@ pub fn run_with(
         std::fs::create_dir_all(dir)?;
     }
     let mut summary = Summary::default();
+    // Bundle id → `snapshot_at` of the Bundle written for it.
+    let mut written = HashMap::new();
     for file in files {
         let bytes = std::fs::read(file).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot read {}: {e}", file.display()))
@@ -86,9 +93,15 @@ pub fn run_with(
             if outcome.errors.is_empty() {
                 summary.valid += 1;
                 if let (Some(dir), Some(bundle)) = (emit_fhir, outcome.bundle) {
-                    let mut text = serde_json::to_vec_pretty(&bundle.json)?;
-                    text.push(b'\n');
-                    std::fs::write(dir.join(format!("{}.json", bundle.bundle_id)), text)?;
+                    let newer = written
+                        .get(&bundle.bundle_id)
+                        .is_none_or(|at| *at <= bundle.snapshot_at);
+                    if newer {
+                        let mut text = serde_json::to_vec_pretty(&bundle.json)?;
+                        text.push(b'\n');
+                        std::fs::write(dir.join(format!("{}.json", bundle.bundle_id)), text)?;
+                        written.insert(bundle.bundle_id, bundle.snapshot_at);
+                    }
                 }
             } else {
                 summary.invalid += 1;
@@ -137,26 +150,62 @@ struct Outcome {
 fn validate_record(record: &[u8], options: &MappingOptions) -> Outcome {
     if let Some(bundle) = as_fhir(record) {
         let report = check::submission(&bundle);
-        return Outcome {
+        let mut outcome = Outcome {
             errors: report.errors,
             warnings: report.warnings,
             bundle: None,
         };
+        if bundle["type"] == "batch" {
+            for (i, entry) in bundle["entry"].as_array().into_iter().flatten().enumerate() {
+                let inner = &entry["resource"];
+                if inner["resourceType"] == "Bundle" {
+                    uk_core(inner, &format!("$.entry[{i}].resource"), &mut outcome);
+                }
+            }
+        } else {
+            uk_core(&bundle, "$", &mut outcome);
+        }
+        return outcome;
     }
     let result = cad::decode(record)
         .map_err(|e| e.problems())
         .and_then(|call| mapping::map_validated(&call, options).map_err(|e| e.problems()));
     match result {
-        Ok(mut bundle) => Outcome {
-            errors: Vec::new(),
-            warnings: std::mem::take(&mut bundle.warnings),
-            bundle: Some(bundle),
-        },
+        Ok(mut bundle) => {
+            let mut outcome = Outcome {
+                errors: Vec::new(),
+                warnings: std::mem::take(&mut bundle.warnings),
+                bundle: None,
+            };
+            uk_core(&bundle.json, "$", &mut outcome);
+            outcome.bundle = Some(bundle);
+            outcome
+        }
         Err(errors) => Outcome {
             errors,
             warnings: Vec::new(),
             bundle: None,
         },
+    }
+}
+
+/// The UK Core findings of one call Bundle at `base`: violations as errors, advisories as
+/// warnings. Conformance paths start at `Bundle`; here they start at `base`.
+fn uk_core(bundle: &Value, base: &str, outcome: &mut Outcome) {
+    let path = |p: &str| format!("{base}{}", p.strip_prefix("Bundle").unwrap_or(p));
+    for v in conformance::check_bundle(bundle) {
+        outcome.errors.push(Problem {
+            path: path(&v.path),
+            rule: "uk_core",
+            message: format!("{}: {}", v.rule, v.message),
+        });
+    }
+    for v in conformance::advisories(bundle) {
+        outcome.warnings.push(Problem {
+            path: path(&v.path),
+            rule: "uk_core_advisory",
+            message: format!("{}: {}", v.rule, v.message),
+        });
     }
 }
 
