@@ -14,6 +14,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 
 fn call(i: usize, bundle: &[u8]) -> MappedCall {
     MappedCall {
+        missing_at_close: Vec::new(),
         envelope: Envelope {
             pos: RecordPos {
                 topic: Arc::from("cad"),

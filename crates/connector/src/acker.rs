@@ -87,6 +87,12 @@ pub struct AckRecord<'a> {
     pub latency_ms: u64,
     /// Trace id from the record's `traceparent`, if any.
     pub trace_id: Option<&'a str>,
+    /// Data-quality feedback (submitted acks only): the ADS mandatory items (`ADS15`, `ADS20`,
+    /// `ADS21`, `ADS33`) the sent snapshot lacks although the call is closed. DPS would report
+    /// them days later through MESH; a later snapshot can still complete the call. Omitted
+    /// when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_ads_items: Vec<&'static str>,
 }
 
 /// Source coordinates inside an ack.
@@ -158,6 +164,12 @@ impl AckPublisher {
                         .traceparent
                         .as_deref()
                         .and_then(|t| t.split('-').nth(1)),
+                    missing_ads_items: match outcome {
+                        AckOutcome::Submitted => {
+                            call.missing_at_close.iter().map(|i| i.as_str()).collect()
+                        }
+                        AckOutcome::Superseded => Vec::new(),
+                    },
                 };
                 let value = serde_json::to_vec(&ack).expect("ack serializes");
                 let traceparent = send_traceparent.as_deref();
@@ -184,6 +196,11 @@ impl AckPublisher {
         writer.write(records, done).instrument(send).await?;
         for (_, _, envelope, outcome) in &prepared {
             self.metrics.ack_published(*outcome, envelope.timestamp_ms);
+        }
+        for call in &work.batch.calls {
+            for item in &call.missing_at_close {
+                self.metrics.ads_item_missing_at_close(*item);
+            }
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::config::{BatchConfig, SubmissionMode};
+use crate::mapping::AdsItem;
 use crate::metrics::{FlushReason, Metrics};
 use crate::source::Envelope;
 use crate::telemetry;
@@ -39,6 +40,8 @@ pub struct MappedCall {
     pub snapshot_at: DateTime<Utc>,
     /// The serialized call Bundle.
     pub bytes: Vec<u8>,
+    /// ADS mandatory items this closed call lacks ([`crate::mapping::missing_at_close`]).
+    pub missing_at_close: Vec<AdsItem>,
 }
 
 /// One call in a submission, with every source record it answers for.
@@ -56,6 +59,8 @@ pub struct BatchedCall {
     pub snapshot_at: DateTime<Utc>,
     /// The serialized call Bundle sent.
     pub bytes: Vec<u8>,
+    /// ADS mandatory items the sent snapshot lacks although the call is closed.
+    pub missing_at_close: Vec<AdsItem>,
     /// The record whose snapshot is sent.
     pub submitted: Envelope,
     /// Older snapshots of the same call replaced inside this batch.
@@ -164,6 +169,7 @@ impl BatchBuilder {
             bundle_id: call.bundle_id,
             snapshot_at: call.snapshot_at,
             bytes: call.bytes,
+            missing_at_close: call.missing_at_close,
             submitted: call.envelope,
             superseded: Vec::new(),
         });
@@ -181,6 +187,7 @@ impl BatchBuilder {
             held.superseded.push(older);
             held.bytes = call.bytes;
             held.snapshot_at = call.snapshot_at;
+            held.missing_at_close = call.missing_at_close;
         } else {
             held.superseded.push(call.envelope);
         }
@@ -297,6 +304,7 @@ mod tests {
 
     fn call(key: &str, offset: i64, snapshot_s: i64, size: usize) -> MappedCall {
         MappedCall {
+            missing_at_close: Vec::new(),
             envelope: Envelope {
                 pos: RecordPos {
                     topic: Arc::from("cad"),

@@ -1,16 +1,24 @@
 //! Configuration: one TOML file plus `ADS__SECTION__KEY` environment overrides.
 //!
-//! Input: a TOML file (every key documented in `docs/configuration.md` and the README) and the
-//! process environment. Output: a validated [`Config`]; only validated types reach the stages
-//! ("parse, don't validate"). Unknown keys are rejected, in the file and in `ADS__…` variables.
-//! Validation errors name the key and show an example value. Secrets are file paths, never values,
-//! and nothing here reads them: [`crate::auth`] reads the key file when it mints a token.
+//! Input: a TOML file and the process environment. Output: a validated [`Config`]; only validated
+//! types reach the stages ("parse, don't validate"). Unknown keys are rejected, in the file and in
+//! `ADS__…` variables. Validation errors name the key and show an example value. Secrets are file
+//! paths, never values, and nothing here reads them: [`crate::auth`] reads the key file when it
+//! mints a token.
+//!
+//! Every key's default, valid values, example and meaning are written once, as a
+//! [`Setting`] const beside the struct that reads it; [`SECTIONS`] lists them all. The serde
+//! default functions and the validation errors take their values from there, and
+//! `docs/configuration.md` is rendered from there ([`docs::markdown`]; `tests/configuration_docs.rs`
+//! fails when the file differs and rewrites it with `ADS_UPDATE_DOCS=1`, and fails when a key the
+//! structs accept ([`accepted_keys`]) has no `Setting`, or the other way round).
 //!
 //! Layout: this file holds loading, the whole-file types ([`RawConfig`], [`Config`]) with the
 //! checks that span sections, the small `[mapping]`, `[http]` and `[shutdown]` sections, and
-//! [`ConfigError`]. One section each, raw and validated: `config/kafka.rs` (`[kafka]`),
-//! `config/nhs_api.rs` (`[nhs_api]`), `config/rate_limit.rs` (`[rate_limit]`) and
-//! `config/batch.rs` (`[batch]`).
+//! [`ConfigError`]. One section each, raw and validated, with its `Setting`s: `config/kafka.rs`
+//! (`[kafka]`), `config/nhs_api.rs` (`[nhs_api]`, `[nhs_api.request]`, the environments' URLs),
+//! `config/rate_limit.rs` (`[rate_limit]`), `config/batch.rs` (`[batch]`) and `config/mesh.rs`
+//! (`[mesh]`). `config/settings.rs` is the [`Setting`] type, `config/docs.rs` the docs renderer.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,16 +30,41 @@ use serde::Deserialize;
 
 use crate::mapping::{BundleType, CodeSystemStyle, MappingOptions};
 
-mod batch;
-mod kafka;
+pub mod batch;
+pub mod docs;
+pub mod kafka;
 pub mod mesh;
-mod nhs_api;
-mod rate_limit;
+pub mod nhs_api;
+pub mod rate_limit;
+pub mod settings;
 
 pub use batch::{BatchConfig, RawBatch, SubmissionMode};
 pub use kafka::{KafkaConfig, RawKafka};
-pub use nhs_api::{ApiConfig, AuthConfig, RawNhsApi, RawRequest};
+pub use nhs_api::{ApiConfig, AuthConfig, Preset, RawNhsApi, RawRequest, PRESETS};
 pub use rate_limit::{RateLimitConfig, RawRateLimit};
+pub use settings::{Absent, Section, Setting};
+
+/// Every section's keys, in the order `docs/configuration.md` lists them.
+pub const SECTIONS: &[Section] = &[
+    kafka::SECTION,
+    nhs_api::SECTION,
+    nhs_api::REQUEST_SECTION,
+    rate_limit::SECTION,
+    batch::SECTION,
+    MAPPING,
+    HTTP,
+    SHUTDOWN,
+    mesh::SECTION,
+];
+
+/// Every dotted key the file accepts, as the serde fields of [`RawConfig`] say (tests compare
+/// it with [`SECTIONS`]).
+///
+/// # Errors
+/// A field type the walker cannot follow ([`settings::accepted_keys`]).
+pub fn accepted_keys() -> Result<Vec<String>, serde::de::value::Error> {
+    settings::accepted_keys::<RawConfig>()
+}
 
 /// A configuration problem, naming the key and the expected form.
 #[derive(Debug, thiserror::Error)]
@@ -51,15 +84,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: &'static str, problem: impl Into<String>, example: &'static str) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        problem: problem.into(),
-        example,
-    }
-}
-
-/// The file as written. Every field is documented in `docs/configuration.md`.
+/// The file as written; its keys are [`SECTIONS`] (rendered in `docs/configuration.md`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -88,52 +113,128 @@ pub struct RawConfig {
 }
 
 /// `[mapping]`
+pub const MAPPING: Section = Section {
+    name: "mapping",
+    about: "Choices about the FHIR payload where the ADS IG is not public (`docs/mapping.md`).",
+    settings: &[BUNDLE_TYPE, ADS_BUNDLE_TYPE_CODE, CODE_SYSTEM_STYLE],
+};
+/// `mapping.bundle_type` values.
+const COLLECTION: &str = "collection";
+const MESSAGE: &str = "message";
+/// `mapping.bundle_type`
+pub const BUNDLE_TYPE: Setting = Setting {
+    key: "mapping.bundle_type",
+    default: Absent::Value(COLLECTION),
+    prod_default: None,
+    expected: "`collection` or `message`",
+    example: None,
+    meaning: "the call Bundle's type (the ADS IG does not say; see `docs/mapping.md`)",
+};
+/// `mapping.ads_bundle_type_code` values.
+const ADS_BUNDLE_TYPE_CODES: [&str; 4] = ["mvp", "bundle-1", "bundle-2", "epr"];
+/// `mapping.ads_bundle_type_code`
+pub const ADS_BUNDLE_TYPE_CODE: Setting = Setting {
+    key: "mapping.ads_bundle_type_code",
+    default: Absent::Value(ADS_BUNDLE_TYPE_CODES[0]),
+    prod_default: None,
+    expected: "`mvp`, `bundle-1`, `bundle-2` or `epr`",
+    example: None,
+    meaning: "ADS-BundleType code in `Bundle.meta.tag`",
+};
+/// `mapping.code_system_style` values.
+const AS_PUBLISHED: &str = "as-published";
+const WITH_R4: &str = "with-r4";
+const WITHOUT_R4: &str = "without-r4";
+/// `mapping.code_system_style`
+pub const CODE_SYSTEM_STYLE: Setting = Setting {
+    key: "mapping.code_system_style",
+    default: Absent::Value(AS_PUBLISHED),
+    prod_default: None,
+    expected: "`as-published`, `with-r4` or `without-r4`",
+    example: None,
+    meaning: "spelling of NHS England code-system URIs, which the IG itself spells both ways: \
+              `as-published`, `with-r4` (`https://fhir.nhs.uk/R4/CodeSystem/…`) or `without-r4`",
+};
+
+/// `[http]`
+pub const HTTP: Section = Section {
+    name: "http",
+    about: "The operations port.",
+    settings: &[LISTEN],
+};
+/// `http.listen`
+pub const LISTEN: Setting = Setting {
+    key: "http.listen",
+    default: Absent::Value("0.0.0.0:9464"),
+    prod_default: None,
+    expected: "an address with a port",
+    example: None,
+    meaning: "address of `/metrics`, `/livez`, `/readyz`",
+};
+
+/// `[shutdown]`
+pub const SHUTDOWN: Section = Section {
+    name: "shutdown",
+    about: "Graceful shutdown.",
+    settings: &[DRAIN_TIMEOUT_S],
+};
+/// `shutdown.drain_timeout_s`
+pub const DRAIN_TIMEOUT_S: Setting = Setting {
+    key: "shutdown.drain_timeout_s",
+    default: Absent::Value("20"),
+    prod_default: None,
+    expected: "a number of seconds below `kafka.session_timeout_ms`",
+    example: None,
+    meaning: "on SIGTERM, finish in-flight work and commit within this many seconds",
+};
+
+/// `[mapping]` as written: each field is the key of that name in [`MAPPING`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMapping {
-    /// `collection` or `message` (the ADS IG does not say; see docs/mapping.md).
+    /// [`BUNDLE_TYPE`]
     #[serde(default = "default_bundle_type")]
     pub bundle_type: String,
-    /// ADS-BundleType code in `Bundle.meta.tag`: `mvp`, `bundle-1`, `bundle-2` or `epr`.
+    /// [`ADS_BUNDLE_TYPE_CODE`]
     #[serde(default = "default_ads_bundle_type_code")]
     pub ads_bundle_type_code: String,
-    /// Spelling of NHS England code-system URIs: `as-published`, `with-r4` or `without-r4`.
+    /// [`CODE_SYSTEM_STYLE`]
     #[serde(default = "default_code_system_style")]
     pub code_system_style: String,
 }
 
-/// `[http]`
+/// `[http]` as written: each field is the key of that name in [`HTTP`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
-    /// Address for `/metrics`, `/livez`, `/readyz`.
+    /// [`LISTEN`]
     #[serde(default = "default_listen")]
     pub listen: String,
 }
 
-/// `[shutdown]`
+/// `[shutdown]` as written: each field is the key of that name in [`SHUTDOWN`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawShutdown {
-    /// On SIGTERM, finish in-flight work and commit within this many seconds.
+    /// [`DRAIN_TIMEOUT_S`]
     #[serde(default = "default_drain_s")]
     pub drain_timeout_s: u64,
 }
 
 fn default_ads_bundle_type_code() -> String {
-    "mvp".into()
+    ADS_BUNDLE_TYPE_CODE.parsed_default()
 }
 fn default_code_system_style() -> String {
-    "as-published".into()
+    CODE_SYSTEM_STYLE.parsed_default()
 }
 fn default_bundle_type() -> String {
-    "collection".into()
+    BUNDLE_TYPE.parsed_default()
 }
 fn default_listen() -> String {
-    "0.0.0.0:9464".into()
+    LISTEN.parsed_default()
 }
 fn default_drain_s() -> u64 {
-    20
+    DRAIN_TIMEOUT_S.parsed_default()
 }
 
 impl Default for RawMapping {
@@ -208,91 +309,45 @@ impl RawConfig {
         let api = self.nhs_api.validate()?;
         let drain_timeout = Duration::from_secs(self.shutdown.drain_timeout_s);
         if drain_timeout >= kafka.session_timeout {
-            return Err(invalid(
-                "shutdown.drain_timeout_s",
-                format!(
-                    "must be below kafka.session_timeout_ms ({} ms) so a draining consumer keeps its partitions",
-                    kafka.session_timeout.as_millis()
-                ),
-                "20",
-            ));
+            return Err(DRAIN_TIMEOUT_S.error(format!(
+                "must be below kafka.session_timeout_ms ({} ms) so a draining consumer keeps its partitions",
+                kafka.session_timeout.as_millis()
+            )));
         }
         if self.rate_limit.requests_per_minute == 0 {
-            return Err(invalid(
-                "rate_limit.requests_per_minute",
-                "must be positive",
-                "1800",
-            ));
+            return Err(rate_limit::REQUESTS_PER_MINUTE.invalid());
         }
         if self.rate_limit.burst == 0 || self.rate_limit.burst > self.rate_limit.requests_per_minute
         {
-            return Err(invalid(
-                "rate_limit.burst",
-                "must be positive and at most requests_per_minute",
-                "1",
-            ));
+            return Err(rate_limit::BURST.invalid());
         }
         let mode = match self.batch.mode.as_str() {
-            "batch" => SubmissionMode::Batch,
-            "single" => SubmissionMode::Single,
-            _ => {
-                return Err(invalid(
-                    "batch.mode",
-                    "must be `batch` or `single`",
-                    "batch",
-                ))
-            }
+            batch::MODE_BATCH => SubmissionMode::Batch,
+            batch::MODE_SINGLE => SubmissionMode::Single,
+            _ => return Err(batch::MODE.invalid()),
         };
         if self.batch.max_calls == 0 {
-            return Err(invalid("batch.max_calls", "must be positive", "100"));
+            return Err(batch::MAX_CALLS.invalid());
         }
         if self.batch.max_bytes < 1024 {
-            return Err(invalid(
-                "batch.max_bytes",
-                "must be at least 1024",
-                "4194304",
-            ));
+            return Err(batch::MAX_BYTES.invalid());
         }
         let bundle_type = match self.mapping.bundle_type.as_str() {
-            "collection" => BundleType::Collection,
-            "message" => BundleType::Message,
-            _ => {
-                return Err(invalid(
-                    "mapping.bundle_type",
-                    "must be `collection` or `message`",
-                    "collection",
-                ))
-            }
+            COLLECTION => BundleType::Collection,
+            MESSAGE => BundleType::Message,
+            _ => return Err(BUNDLE_TYPE.invalid()),
         };
         let ads_bundle_type_code = match self.mapping.ads_bundle_type_code.as_str() {
-            code @ ("mvp" | "bundle-1" | "bundle-2" | "epr") => code.to_string(),
-            _ => {
-                return Err(invalid(
-                    "mapping.ads_bundle_type_code",
-                    "must be `mvp`, `bundle-1`, `bundle-2` or `epr`",
-                    "mvp",
-                ))
-            }
+            code if ADS_BUNDLE_TYPE_CODES.contains(&code) => code.to_string(),
+            _ => return Err(ADS_BUNDLE_TYPE_CODE.invalid()),
         };
         let code_system_style = match self.mapping.code_system_style.as_str() {
-            "as-published" => CodeSystemStyle::AsPublished,
-            "with-r4" => CodeSystemStyle::WithR4,
-            "without-r4" => CodeSystemStyle::WithoutR4,
-            _ => {
-                return Err(invalid(
-                    "mapping.code_system_style",
-                    "must be `as-published`, `with-r4` or `without-r4`",
-                    "as-published",
-                ))
-            }
+            AS_PUBLISHED => CodeSystemStyle::AsPublished,
+            WITH_R4 => CodeSystemStyle::WithR4,
+            WITHOUT_R4 => CodeSystemStyle::WithoutR4,
+            _ => return Err(CODE_SYSTEM_STYLE.invalid()),
         };
-        let http_listen = self.http.listen.parse().map_err(|_| {
-            invalid(
-                "http.listen",
-                "must be an address with a port",
-                "0.0.0.0:9464",
-            )
-        })?;
+        let http_listen = self.http.listen.parse().map_err(|_| LISTEN.invalid())?;
         Ok(Config {
             kafka,
             api,
@@ -362,5 +417,121 @@ mod tests {
         let text = format!("{MINIMAL}\n[shutdown]\ndrain_timeout_s = 60\n");
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(err.contains("shutdown.drain_timeout_s"), "{err}");
+    }
+
+    fn settings() -> impl Iterator<Item = (&'static Section, &'static Setting)> {
+        SECTIONS
+            .iter()
+            .flat_map(|section| section.settings.iter().map(move |s| (section, s)))
+    }
+
+    /// A TOML value as the table writes it: a TOML literal as is, anything else as a string.
+    fn toml_value(text: &str) -> String {
+        if toml::from_str::<toml::Table>(&format!("v = {text}")).is_ok() {
+            text.to_owned()
+        } else {
+            format!("{text:?}")
+        }
+    }
+
+    /// The TOML file of `values` (dotted key, value as the table writes it).
+    fn toml_of<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+        let mut tables = std::collections::BTreeMap::<&str, String>::new();
+        for (key, value) in values {
+            let (table, name) = key.rsplit_once('.').unwrap();
+            let lines = tables.entry(table).or_default();
+            lines.push_str(&format!("{name} = {}\n", toml_value(value)));
+        }
+        tables
+            .iter()
+            .map(|(table, lines)| format!("[{table}]\n{lines}"))
+            .collect()
+    }
+
+    /// Every key set to its example, except `skip`.
+    fn examples_without(skip: &str) -> Vec<(&'static str, &'static str)> {
+        settings()
+            .map(|(_, s)| (s.key, s.example()))
+            .filter(|(key, _)| *key != skip)
+            .collect()
+    }
+
+    /// Parsed only, without the environment and without validation.
+    fn raw(text: &str) -> Result<RawConfig, String> {
+        Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_setting_sits_in_its_section_with_an_example_and_a_meaning() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (section, s) in settings() {
+            assert_eq!(s.key, format!("{}.{}", section.name, s.name()), "{s:?}");
+            assert!(seen.insert(s.key), "`{}` is in the tables twice", s.key);
+            assert!(!s.example().is_empty(), "`{}` has no example", s.key);
+            assert!(!s.meaning.is_empty() && !s.expected.is_empty(), "{s:?}");
+            assert!(
+                s.prod_default.is_none() || matches!(s.default, Absent::Value(_)),
+                "`{}`: a prod default needs a default",
+                s.key
+            );
+        }
+    }
+
+    #[test]
+    fn the_examples_together_are_a_valid_configuration() {
+        let text = toml_of(examples_without(""));
+        Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+
+    #[test]
+    fn exactly_the_keys_the_table_calls_required_are_required_by_the_parser() {
+        for (_, s) in settings() {
+            let result = raw(&toml_of(examples_without(s.key)));
+            if s.default == Absent::Required {
+                let err = result
+                    .err()
+                    .unwrap_or_else(|| panic!("`{}` is not required", s.key));
+                assert!(
+                    err.contains(&format!("missing field `{}`", s.name())),
+                    "{}: {err}",
+                    s.key
+                );
+            } else if let Err(e) = result {
+                panic!(
+                    "`{}` is required by the parser, the table says {:?}: {e}",
+                    s.key, s.default
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_absent_key_takes_the_table_default() {
+        for (_, s) in settings() {
+            let Absent::Value(default) = s.default else {
+                continue;
+            };
+            let without = examples_without(s.key);
+            let mut with = without.clone();
+            with.push((s.key, default));
+            assert_eq!(
+                format!("{:?}", raw(&toml_of(without)).unwrap()),
+                format!("{:?}", raw(&toml_of(with)).unwrap()),
+                "`{}`: a left-out key is not `{default}`",
+                s.key
+            );
+        }
+    }
+
+    #[test]
+    fn errors_take_the_key_and_the_example_from_the_table() {
+        let text = format!("{MINIMAL}\n[nhs_api.request]\ntimeout_ms = 0\n");
+        assert_eq!(
+            Config::from_toml_str(&text).unwrap_err().to_string(),
+            "`nhs_api.request.timeout_ms` must be a positive number of milliseconds, e.g. `30000`"
+        );
     }
 }

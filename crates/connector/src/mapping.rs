@@ -75,6 +75,70 @@ pub struct CallBundle {
     /// Local validation warnings: the Bundle is submitted, but something is worth a look
     /// (typically an ADS mandatory item a later snapshot will fill in).
     pub warnings: Vec<Problem>,
+    /// The ADS mandatory items a **closed** call still lacks ([`missing_at_close`]): submitted
+    /// anyway (a later snapshot may complete it), and named in the call's ack.
+    pub missing_at_close: Vec<AdsItem>,
+}
+
+/// An ADS item the guide makes mandatory that a call may not know yet when it is first sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdsItem {
+    /// ADS15 initial response category.
+    Ads15InitialResponseCategory,
+    /// ADS20 reporting response category.
+    Ads20ReportingResponseCategory,
+    /// ADS21 time dispatch code established.
+    Ads21TimeDispatchCodeEstablished,
+    /// ADS33 treatment type.
+    Ads33TreatmentType,
+}
+
+impl AdsItem {
+    /// Every value.
+    pub const ALL: [Self; 4] = [
+        Self::Ads15InitialResponseCategory,
+        Self::Ads20ReportingResponseCategory,
+        Self::Ads21TimeDispatchCodeEstablished,
+        Self::Ads33TreatmentType,
+    ];
+
+    /// The ADS item number: the metric label and what the ack names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ads15InitialResponseCategory => "ADS15",
+            Self::Ads20ReportingResponseCategory => "ADS20",
+            Self::Ads21TimeDispatchCodeEstablished => "ADS21",
+            Self::Ads33TreatmentType => "ADS33",
+        }
+    }
+}
+
+/// The ADS mandatory items a closed call lacks (none for a call still open: a later snapshot
+/// may bring them). A call is closed when its call-ended time is known and either every
+/// response is clear or stood down, or no vehicle was sent and it has its stop code.
+pub fn missing_at_close(call: &CadCall) -> Vec<AdsItem> {
+    if !contact::call_closed(call) {
+        return Vec::new();
+    }
+    [
+        (
+            AdsItem::Ads15InitialResponseCategory,
+            call.initial_response_category.is_some(),
+        ),
+        (
+            AdsItem::Ads20ReportingResponseCategory,
+            call.reporting_response_category.is_some(),
+        ),
+        (
+            AdsItem::Ads21TimeDispatchCodeEstablished,
+            call.times.dispatch_code_established.is_some(),
+        ),
+        (AdsItem::Ads33TreatmentType, call.treatment_type.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, known)| !known)
+    .map(|(item, _)| item)
+    .collect()
 }
 
 impl fmt::Debug for CallBundle {
@@ -152,12 +216,23 @@ pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle
             problems: report.errors,
         });
     }
+    let missing_at_close = missing_at_close(call);
+    let mut warnings = report.warnings;
+    if !missing_at_close.is_empty() {
+        // The call is closed: what was "not yet known" is now missing.
+        for w in &mut warnings {
+            if w.rule == "ads_mandatory_item_not_yet_known" {
+                w.rule = "ads_mandatory_item_missing_at_close";
+            }
+        }
+    }
     Ok(CallBundle {
         call_key: call.call_key(),
         bundle_id,
         snapshot_at: call.snapshot_at,
         json: bundle,
-        warnings: report.warnings,
+        warnings,
+        missing_at_close,
     })
 }
 

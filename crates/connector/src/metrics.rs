@@ -25,6 +25,8 @@ mod labels;
 mod mesh;
 
 pub use labels::DeadLetterKind;
+
+use crate::mapping::AdsItem;
 pub use labels::{
     AckOutcome, FlushReason, LeaseRole, Outcome, RebalanceKind, RequestOutcome, RetryReason,
     StatusLabel, SubmitRejection, Task,
@@ -59,6 +61,7 @@ pub struct Metrics {
     dead_letters: IntCounterVec,
     offsets_commits: IntCounterVec,
     task_panics: IntCounterVec,
+    ads_items_missing: IntCounterVec,
     records_outstanding: IntGauge,
     end_to_end: Histogram,
     last_success: IntGauge,
@@ -147,6 +150,12 @@ impl Metrics {
                 "records_invalid_total",
                 "Records that failed decoding, mapping or validation.",
                 &["reason"],
+            ),
+            ads_items_missing: counter(
+                &r,
+                "ads_items_missing_at_close_total",
+                "Submitted snapshots of closed calls that lack an ADS mandatory item, by item.",
+                &["item"],
             ),
             task_panics: counter(
                 &r,
@@ -298,6 +307,9 @@ impl Metrics {
         for task in Task::ALL {
             self.task_panics.with_label_values(&[task.as_str()]);
         }
+        for item in AdsItem::ALL {
+            self.ads_items_missing.with_label_values(&[item.as_str()]);
+        }
     }
 
     /// The registry, encoded in the Prometheus text format.
@@ -337,6 +349,13 @@ impl Metrics {
             self.rebalances.with_label_values(&[kind.as_str()]).inc();
         }
         self.partitions_assigned.set(now_assigned as i64);
+    }
+
+    /// A submitted snapshot of a closed call lacks `item` (its ack names it too).
+    pub fn ads_item_missing_at_close(&self, item: AdsItem) {
+        self.ads_items_missing
+            .with_label_values(&[item.as_str()])
+            .inc();
     }
 
     /// A pipeline task panicked.

@@ -93,6 +93,7 @@ fn try_transform(
         bundle_id: bundle.bundle_id,
         snapshot_at: bundle.snapshot_at,
         bytes,
+        missing_at_close: bundle.missing_at_close,
     })
 }
 

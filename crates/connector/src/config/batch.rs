@@ -1,41 +1,92 @@
 //! `[batch]`: how call bundles are grouped into submissions, as written ([`RawBatch`]) and
-//! validated ([`BatchConfig`], [`SubmissionMode`]). The checks (a known mode, a positive
-//! `max_calls`, `max_bytes` of at least 1024; `single` means one call per submission) run in
+//! validated ([`BatchConfig`], [`SubmissionMode`]), and its keys ([`SECTION`]: default, valid
+//! values, example, meaning). The checks (a known mode, a positive `max_calls`, `max_bytes` of at
+//! least 1024; `single` means one call per submission) run in
 //! [`RawConfig::validate`](super::RawConfig::validate).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::settings::{Absent, Section, Setting};
+
 /// `[batch]`
+pub const SECTION: Section = Section {
+    name: "batch",
+    about: "How call bundles are grouped into submissions.",
+    settings: &[MODE, MAX_CALLS, MAX_BYTES, LINGER_MS],
+};
+/// `batch.mode` value: a FHIR `batch` Bundle of call Bundles per POST.
+pub const MODE_BATCH: &str = "batch";
+/// `batch.mode` value: one call per POST.
+pub const MODE_SINGLE: &str = "single";
+/// `batch.mode`
+pub const MODE: Setting = Setting {
+    key: "batch.mode",
+    default: Absent::Value(MODE_BATCH),
+    prod_default: None,
+    expected: "`batch` or `single`",
+    example: None,
+    meaning:
+        "`batch` (a FHIR `batch` Bundle of call Bundles per POST) or `single` (one call per POST)",
+};
+/// `batch.max_calls`
+pub const MAX_CALLS: Setting = Setting {
+    key: "batch.max_calls",
+    default: Absent::Value("100"),
+    prod_default: None,
+    expected: "a positive number",
+    example: None,
+    meaning: "most calls per submission (1 in `single` mode)",
+};
+/// `batch.max_bytes`
+pub const MAX_BYTES: Setting = Setting {
+    key: "batch.max_bytes",
+    default: Absent::Value("4194304"),
+    prod_default: None,
+    expected: "at least 1024",
+    example: None,
+    meaning: "most bytes per submission body (a larger single call is sent alone)",
+};
+/// `batch.linger_ms`
+pub const LINGER_MS: Setting = Setting {
+    key: "batch.linger_ms",
+    default: Absent::Value("1000"),
+    prod_default: None,
+    expected: "a number of milliseconds",
+    example: None,
+    meaning: "longest a call waits for its submission to fill",
+};
+
+/// `[batch]` as written: each field is the key of that name in [`SECTION`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBatch {
-    /// `batch` (a FHIR batch Bundle of call Bundles) or `single` (one call per POST).
+    /// [`MODE`]
     #[serde(default = "default_batch_mode")]
     pub mode: String,
-    /// Most call bundles in one submission.
+    /// [`MAX_CALLS`]
     #[serde(default = "default_max_calls")]
     pub max_calls: usize,
-    /// Most bytes in one submission body.
+    /// [`MAX_BYTES`]
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
-    /// Longest a call waits for its submission to fill.
+    /// [`LINGER_MS`]
     #[serde(default = "default_linger_ms")]
     pub linger_ms: u64,
 }
 
 fn default_batch_mode() -> String {
-    "batch".into()
+    MODE.parsed_default()
 }
 fn default_max_calls() -> usize {
-    100
+    MAX_CALLS.parsed_default()
 }
 fn default_max_bytes() -> usize {
-    4 * 1024 * 1024
+    MAX_BYTES.parsed_default()
 }
 fn default_linger_ms() -> u64 {
-    1000
+    LINGER_MS.parsed_default()
 }
 
 impl Default for RawBatch {

@@ -1,5 +1,6 @@
 //! `[kafka]`: the consumer group, topics and client properties as written ([`RawKafka`]) and
-//! validated ([`KafkaConfig`]).
+//! validated ([`KafkaConfig`]), and its keys ([`SECTION`]: default, valid values, example,
+//! meaning).
 //!
 //! Contract: the ack and dead-letter topics are non-empty and differ from each other and from
 //! every input topic; the revocation drain is below the session timeout; no secret sits in
@@ -12,51 +13,165 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{invalid, ConfigError};
+use super::settings::{Absent, Section, Setting};
+use super::ConfigError;
 
 /// `[kafka]`
+pub const SECTION: Section = Section {
+    name: "kafka",
+    about: "The consumer group, the topics and the librdkafka client properties.",
+    settings: &[
+        BOOTSTRAP_SERVERS,
+        GROUP_ID,
+        TOPICS,
+        ACK_TOPIC,
+        DEAD_LETTER_TOPIC,
+        SESSION_TIMEOUT_MS,
+        REVOKE_DRAIN_TIMEOUT_MS,
+        TRANSACTIONAL_ID,
+        PROPERTIES,
+        SASL_PASSWORD_FILE,
+    ],
+};
+/// `kafka.bootstrap_servers`
+pub const BOOTSTRAP_SERVERS: Setting = Setting {
+    key: "kafka.bootstrap_servers",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "`host:port[,host:port…]`",
+    example: Some("kafka-0.kafka:9092,kafka-1.kafka:9092"),
+    meaning: "the brokers to bootstrap from",
+};
+/// `kafka.group_id`
+pub const GROUP_ID: Setting = Setting {
+    key: "kafka.group_id",
+    default: Absent::Value("ads-connector"),
+    prod_default: None,
+    expected: "a consumer group id",
+    example: None,
+    meaning: "consumer group shared by all replicas (cooperative-sticky assignor)",
+};
+/// `kafka.topics`
+pub const TOPICS: Setting = Setting {
+    key: "kafka.topics",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "a list of at least one non-empty topic",
+    example: Some("[\"cad.calls\"]"),
+    meaning: "topics carrying `cad.call.v1` records",
+};
+/// `kafka.ack_topic`
+pub const ACK_TOPIC: Setting = Setting {
+    key: "kafka.ack_topic",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "a topic that is not an input topic",
+    example: Some("ads.acks"),
+    meaning: "receives one `ads.ack.v1` record per consumed record",
+};
+/// `kafka.dead_letter_topic`
+pub const DEAD_LETTER_TOPIC: Setting = Setting {
+    key: "kafka.dead_letter_topic",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "a topic that is neither an input topic nor `kafka.ack_topic`",
+    example: Some("ads.dead-letters"),
+    meaning: "receives records that cannot be submitted",
+};
+/// `kafka.session_timeout_ms`
+pub const SESSION_TIMEOUT_MS: Setting = Setting {
+    key: "kafka.session_timeout_ms",
+    default: Absent::Value("45000"),
+    prod_default: None,
+    expected: "milliseconds, above the drain deadlines",
+    example: None,
+    meaning: "consumer session timeout; `kafka.revoke_drain_timeout_ms` and \
+              `shutdown.drain_timeout_s` must be below it",
+};
+/// `kafka.revoke_drain_timeout_ms`
+pub const REVOKE_DRAIN_TIMEOUT_MS: Setting = Setting {
+    key: "kafka.revoke_drain_timeout_ms",
+    default: Absent::Value("10000"),
+    prod_default: None,
+    expected: "milliseconds, below `kafka.session_timeout_ms`",
+    example: None,
+    meaning: "on revocation, wait this long for the partitions' in-flight records to be acked, \
+              then commit and hand over",
+};
+/// `kafka.transactional_id`
+pub const TRANSACTIONAL_ID: Setting = Setting {
+    key: "kafka.transactional_id",
+    default: Absent::Unset("none (at-least-once mode)"),
+    prod_default: None,
+    expected: "a non-empty id, unique per replica",
+    example: Some("ads-connector-0"),
+    meaning: "turns on transactional mode: acks, dead letters and offsets in one Kafka \
+              transaction; must be unique per replica and stable across its restarts (e.g. the \
+              pod name, through `ADS__KAFKA__TRANSACTIONAL_ID`); ack-topic readers should then \
+              use `isolation.level=read_committed`",
+};
+/// `kafka.properties`
+pub const PROPERTIES: Setting = Setting {
+    key: "kafka.properties",
+    default: Absent::Unset("`{}` (none)"),
+    prod_default: None,
+    expected: "a table of librdkafka properties without secrets and without `transactional.id`",
+    example: Some("{ \"security.protocol\" = \"SASL_SSL\" }"),
+    meaning: "extra librdkafka properties for consumer and producer (`security.protocol`, \
+              `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, …); secrets are refused here \
+              (use `kafka.sasl_password_file`), and `transactional.id` too (use \
+              `kafka.transactional_id`)",
+};
+/// `kafka.sasl_password_file`
+pub const SASL_PASSWORD_FILE: Setting = Setting {
+    key: "kafka.sasl_password_file",
+    default: Absent::Unset("none"),
+    prod_default: None,
+    expected: "a file path",
+    example: Some("/var/run/secrets/kafka/password"),
+    meaning: "file whose content becomes `sasl.password` (secret)",
+};
+
+/// `[kafka]` as written: each field is the key of that name in [`SECTION`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKafka {
-    /// `host:port[,host:port…]`.
+    /// [`BOOTSTRAP_SERVERS`]
     pub bootstrap_servers: String,
-    /// Consumer group id shared by all replicas.
+    /// [`GROUP_ID`]
     #[serde(default = "default_group")]
     pub group_id: String,
-    /// Topics carrying `cad.call.v1` records.
+    /// [`TOPICS`]
     pub topics: Vec<String>,
-    /// Topic receiving one `ads.ack.v1` record per consumed record.
+    /// [`ACK_TOPIC`]
     pub ack_topic: String,
-    /// Topic receiving records that cannot be submitted.
+    /// [`DEAD_LETTER_TOPIC`]
     pub dead_letter_topic: String,
-    /// Consumer session timeout; the drain deadline must be below it.
+    /// [`SESSION_TIMEOUT_MS`]
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u64,
-    /// On revocation, wait this long for the partitions' in-flight records before handing
-    /// them over; must be below the session timeout.
+    /// [`REVOKE_DRAIN_TIMEOUT_MS`]
     #[serde(default = "default_revoke_drain_ms")]
     pub revoke_drain_timeout_ms: u64,
-    /// Extra librdkafka properties for consumer and producer (TLS, SASL mechanism, …).
+    /// [`PROPERTIES`]
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
-    /// File holding the SASL password (sets `sasl.password`); never put the value in the file.
+    /// [`SASL_PASSWORD_FILE`]
     #[serde(default)]
     pub sasl_password_file: Option<PathBuf>,
-    /// Turns on transactional mode: acks, dead letters and offsets in one Kafka transaction.
-    /// Must be unique per replica and stable across its restarts (e.g. the pod name, through
-    /// `ADS__KAFKA__TRANSACTIONAL_ID`).
+    /// [`TRANSACTIONAL_ID`]
     #[serde(default)]
     pub transactional_id: Option<String>,
 }
 
 fn default_group() -> String {
-    "ads-connector".into()
+    GROUP_ID.parsed_default()
 }
 fn default_session_timeout_ms() -> u64 {
-    45_000
+    SESSION_TIMEOUT_MS.parsed_default()
 }
 fn default_revoke_drain_ms() -> u64 {
-    10_000
+    REVOKE_DRAIN_TIMEOUT_MS.parsed_default()
 }
 
 /// Validated `[kafka]`.
@@ -87,76 +202,55 @@ pub struct KafkaConfig {
 impl RawKafka {
     pub(super) fn validate(self) -> Result<KafkaConfig, ConfigError> {
         if self.bootstrap_servers.trim().is_empty() {
-            return Err(invalid(
-                "kafka.bootstrap_servers",
-                "must not be empty",
-                "kafka-0.kafka:9092,kafka-1.kafka:9092",
-            ));
+            return Err(BOOTSTRAP_SERVERS.error("must not be empty"));
         }
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
-            return Err(invalid(
-                "kafka.topics",
-                "must list at least one non-empty topic",
-                "[\"cad.calls\"]",
-            ));
+            return Err(TOPICS.error("must list at least one non-empty topic"));
         }
-        for (key, topic) in [
-            ("kafka.ack_topic", &self.ack_topic),
-            ("kafka.dead_letter_topic", &self.dead_letter_topic),
+        for (setting, topic) in [
+            (ACK_TOPIC, &self.ack_topic),
+            (DEAD_LETTER_TOPIC, &self.dead_letter_topic),
         ] {
             if topic.trim().is_empty() {
-                return Err(invalid(key, "must not be empty", "ads.acks"));
+                return Err(setting.error("must not be empty"));
             }
             if self.topics.contains(topic) {
-                return Err(invalid(
-                    key,
-                    "must differ from every input topic",
-                    "ads.acks",
-                ));
+                return Err(setting.error("must differ from every input topic"));
             }
         }
         if self.revoke_drain_timeout_ms >= self.session_timeout_ms {
-            return Err(invalid(
-                "kafka.revoke_drain_timeout_ms",
-                format!(
-                    "must be below kafka.session_timeout_ms ({} ms)",
-                    self.session_timeout_ms
-                ),
-                "10000",
-            ));
+            return Err(REVOKE_DRAIN_TIMEOUT_MS.error(format!(
+                "must be below kafka.session_timeout_ms ({} ms)",
+                self.session_timeout_ms
+            )));
         }
         if self.ack_topic == self.dead_letter_topic {
-            return Err(invalid(
-                "kafka.dead_letter_topic",
-                "must differ from kafka.ack_topic",
-                "ads.dead-letters",
-            ));
+            return Err(DEAD_LETTER_TOPIC.error("must differ from kafka.ack_topic"));
         }
         if self
             .transactional_id
             .as_ref()
             .is_some_and(|id| id.trim().is_empty())
         {
-            return Err(invalid(
-                "kafka.transactional_id",
-                "must not be empty (leave it out for at-least-once mode)",
-                "ads-connector-0",
-            ));
+            return Err(
+                TRANSACTIONAL_ID.error("must not be empty (leave it out for at-least-once mode)")
+            );
         }
         if self.properties.contains_key("transactional.id") {
-            return Err(invalid(
-                "kafka.properties",
-                "must not set `transactional.id`; use kafka.transactional_id",
-                "{ \"security.protocol\" = \"SASL_SSL\" }",
-            ));
+            return Err(
+                PROPERTIES.error("must not set `transactional.id`; use kafka.transactional_id")
+            );
         }
         for key in self.properties.keys() {
             if key.starts_with("sasl.password") || key == "ssl.key.password" {
-                return Err(invalid(
-                    "kafka.properties",
-                    format!("must not carry the secret `{key}`; use kafka.sasl_password_file"),
-                    "/var/run/secrets/kafka/password",
-                ));
+                // The example is where the secret goes instead.
+                return Err(ConfigError::Invalid {
+                    key: PROPERTIES.key,
+                    problem: format!(
+                        "must not carry the secret `{key}`; use kafka.sasl_password_file"
+                    ),
+                    example: SASL_PASSWORD_FILE.example(),
+                });
             }
         }
         Ok(KafkaConfig {

@@ -1,8 +1,9 @@
 //! `[mesh]`: where the DPS error notifications are fetched and where they are published.
 //!
 //! Input: the `[mesh]` TOML table (optional; without it no poller runs). Output: a validated
-//! [`MeshConfig`]. Secrets (password, shared key, client key) are file paths, read when the
-//! poller starts ([`MeshConfig::client_config`]), never here and never logged.
+//! [`MeshConfig`]. Its keys, with default, example and meaning: [`SECTION`]. Secrets (password,
+//! shared key, client key) are file paths, read when the poller starts
+//! ([`MeshConfig::client_config`]), never here and never logged.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +11,171 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::settings::{Absent, Section, Setting};
 use super::ConfigError;
+
+/// `[mesh]`
+pub const SECTION: Section = Section {
+    name: "mesh",
+    about: "DPS error notifications from the trust's MESH mailbox onto an errors topic \
+            (`docs/dps-errors.md`). Optional: without the section no poller runs; with it, the \
+            keys marked required must be written.",
+    settings: &[
+        URL,
+        MAILBOX,
+        PASSWORD_FILE,
+        SHARED_KEY_FILE,
+        CLIENT_CERT_FILE,
+        CLIENT_KEY_FILE,
+        CA_FILE,
+        WORKFLOW_IDS,
+        POLL_INTERVAL_S,
+        MAX_MESSAGES_PER_POLL,
+        ERRORS_TOPIC,
+        CORRELATION_LOOKBACK_H,
+        CORRELATION_MAX_CALLS,
+        CORRELATION_WAIT_S,
+        REQUEST_TIMEOUT_S,
+    ],
+};
+/// `mesh.url`
+pub const URL: Setting = Setting {
+    key: "mesh.url",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "an http(s) URL with a host",
+    example: Some("https://mesh-sync.spineservices.nhs.uk"),
+    meaning: "MESH API base URL (without `/messageexchange`)",
+};
+/// `mesh.mailbox`
+pub const MAILBOX: Setting = Setting {
+    key: "mesh.mailbox",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "a MESH mailbox id (letters and digits)",
+    example: Some("X26ABC2"),
+    meaning: "the trust's mailbox id",
+};
+/// `mesh.password_file`
+pub const PASSWORD_FILE: Setting = Setting {
+    key: "mesh.password_file",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "a file path",
+    example: Some("/secrets/mesh/password"),
+    meaning: "file holding the mailbox password (secret)",
+};
+/// `mesh.shared_key_file`
+pub const SHARED_KEY_FILE: Setting = Setting {
+    key: "mesh.shared_key_file",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "a file path",
+    example: Some("/secrets/mesh/shared-key"),
+    meaning: "file holding the environment's MESH shared key, the HMAC key (secret)",
+};
+/// `mesh.client_cert_file`
+pub const CLIENT_CERT_FILE: Setting = Setting {
+    key: "mesh.client_cert_file",
+    default: Absent::Unset("none"),
+    prod_default: None,
+    expected: "a file path, set together with mesh.client_key_file",
+    example: Some("/secrets/mesh/client.crt"),
+    meaning: "PEM client certificate for mutual TLS (the live service requires one)",
+};
+/// `mesh.client_key_file`
+pub const CLIENT_KEY_FILE: Setting = Setting {
+    key: "mesh.client_key_file",
+    default: Absent::Unset("none"),
+    prod_default: None,
+    expected: "a file path, set together with mesh.client_cert_file",
+    example: Some("/secrets/mesh/client.key"),
+    meaning: "PEM private key of `client_cert_file` (secret)",
+};
+/// `mesh.ca_file`
+pub const CA_FILE: Setting = Setting {
+    key: "mesh.ca_file",
+    default: Absent::Unset("none"),
+    prod_default: None,
+    expected: "a file path",
+    example: Some("/secrets/mesh/ca.pem"),
+    meaning: "PEM CA bundle to trust as well as the system roots",
+};
+/// `mesh.workflow_ids`
+pub const WORKFLOW_IDS: Setting = Setting {
+    key: "mesh.workflow_ids",
+    default: Absent::Unset("`[]` (all)"),
+    prod_default: None,
+    expected: "a list of non-empty workflow ids",
+    example: Some("[\"ADS_DPS_ERRORS\"]"),
+    meaning: "only messages with these workflow ids are taken; others stay in the mailbox",
+};
+/// `mesh.poll_interval_s`
+pub const POLL_INTERVAL_S: Setting = Setting {
+    key: "mesh.poll_interval_s",
+    default: Absent::Value("60"),
+    prod_default: None,
+    expected: "a positive number of seconds",
+    example: None,
+    meaning: "seconds between inbox polls",
+};
+/// `mesh.max_messages_per_poll`
+pub const MAX_MESSAGES_PER_POLL: Setting = Setting {
+    key: "mesh.max_messages_per_poll",
+    default: Absent::Value("500"),
+    prod_default: None,
+    expected: "10–5000 (other values are clamped)",
+    example: None,
+    meaning: "inbox page size of each list request; a poll follows the inbox's `links.next` until \
+              it is listed whole, so nothing is left for a later poll (despite the key's name)",
+};
+/// `mesh.errors_topic`
+pub const ERRORS_TOPIC: Setting = Setting {
+    key: "mesh.errors_topic",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "a topic",
+    example: Some("ads.dps-errors"),
+    meaning: "topic of the `ads.dps-error.v1` records",
+};
+/// `mesh.correlation_lookback_h`
+pub const CORRELATION_LOOKBACK_H: Setting = Setting {
+    key: "mesh.correlation_lookback_h",
+    default: Absent::Value("168"),
+    prod_default: None,
+    expected: "a number of hours",
+    example: None,
+    meaning: "hours of the ack topic read at start to rebuild the correlation map",
+};
+/// `mesh.correlation_max_calls`
+pub const CORRELATION_MAX_CALLS: Setting = Setting {
+    key: "mesh.correlation_max_calls",
+    default: Absent::Value("1000000"),
+    prod_default: None,
+    expected: "a positive number",
+    example: None,
+    meaning: "acked calls the correlation map holds at most, oldest submissions forgotten first \
+              (about 160 bytes each)",
+};
+/// `mesh.correlation_wait_s`
+pub const CORRELATION_WAIT_S: Setting = Setting {
+    key: "mesh.correlation_wait_s",
+    default: Absent::Value("300"),
+    prod_default: None,
+    expected: "a number of seconds",
+    example: None,
+    meaning: "how long a notification for a submission not (yet) seen on the ack topic waits in \
+              MESH before it is published uncorrelated",
+};
+/// `mesh.request_timeout_s`
+pub const REQUEST_TIMEOUT_S: Setting = Setting {
+    key: "mesh.request_timeout_s",
+    default: Absent::Value("30"),
+    prod_default: None,
+    expected: "a number of seconds (at least 1)",
+    example: None,
+    meaning: "per MESH request",
+};
 
 /// `[mesh]` as written.
 #[derive(Debug, Deserialize)]
@@ -62,22 +227,22 @@ pub struct RawMesh {
 }
 
 fn default_poll_interval_s() -> u64 {
-    60
+    POLL_INTERVAL_S.parsed_default()
 }
 fn default_max_messages() -> u32 {
-    500
+    MAX_MESSAGES_PER_POLL.parsed_default()
 }
 fn default_lookback_h() -> u64 {
-    7 * 24
+    CORRELATION_LOOKBACK_H.parsed_default()
 }
 fn default_max_calls() -> usize {
-    1_000_000
+    CORRELATION_MAX_CALLS.parsed_default()
 }
 fn default_correlation_wait_s() -> u64 {
-    300
+    CORRELATION_WAIT_S.parsed_default()
 }
 fn default_timeout_s() -> u64 {
-    30
+    REQUEST_TIMEOUT_S.parsed_default()
 }
 
 /// Validated `[mesh]`.
@@ -113,68 +278,34 @@ pub struct MeshConfig {
     pub request_timeout: Duration,
 }
 
-fn invalid(key: &'static str, problem: &str, example: &'static str) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        problem: problem.to_owned(),
-        example,
-    }
-}
-
 impl RawMesh {
     /// Checks every value.
     pub fn validate(self) -> Result<MeshConfig, ConfigError> {
         let url = Url::parse(&self.url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                invalid(
-                    "mesh.url",
-                    "must be an http(s) URL with a host",
-                    "https://mesh-sync.spineservices.nhs.uk",
-                )
-            })?;
+            .ok_or_else(|| URL.invalid())?;
         if self.mailbox.is_empty() || !self.mailbox.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(invalid(
-                "mesh.mailbox",
-                "must be a MESH mailbox id (letters and digits)",
-                "X26ABC2",
-            ));
+            return Err(MAILBOX.invalid());
         }
         let client_identity = match (self.client_cert_file, self.client_key_file) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
             _ => {
-                return Err(invalid(
-                    "mesh.client_key_file",
-                    "must be set together with mesh.client_cert_file",
-                    "/secrets/mesh/client.key",
-                ))
+                return Err(CLIENT_KEY_FILE.error("must be set together with mesh.client_cert_file"))
             }
         };
         if self.poll_interval_s == 0 {
-            return Err(invalid("mesh.poll_interval_s", "must be positive", "60"));
+            return Err(POLL_INTERVAL_S.invalid());
         }
         if self.errors_topic.is_empty() {
-            return Err(invalid(
-                "mesh.errors_topic",
-                "must be set",
-                "ads.dps-errors",
-            ));
+            return Err(ERRORS_TOPIC.error("must be set"));
         }
         if self.correlation_max_calls == 0 {
-            return Err(invalid(
-                "mesh.correlation_max_calls",
-                "must be positive",
-                "1000000",
-            ));
+            return Err(CORRELATION_MAX_CALLS.invalid());
         }
         if self.workflow_ids.iter().any(String::is_empty) {
-            return Err(invalid(
-                "mesh.workflow_ids",
-                "must not contain an empty id",
-                "[\"ADS_DPS_ERRORS\"]",
-            ));
+            return Err(WORKFLOW_IDS.error("must not contain an empty id"));
         }
         Ok(MeshConfig {
             url,

@@ -1,5 +1,6 @@
 //! `[nhs_api]` and `[nhs_api.request]`: the NHS environment, credentials and request limits as
-//! written ([`RawNhsApi`], [`RawRequest`]) and validated ([`ApiConfig`], [`AuthConfig`]).
+//! written ([`RawNhsApi`], [`RawRequest`]) and validated ([`ApiConfig`], [`AuthConfig`]), their
+//! keys ([`SECTION`], [`REQUEST_SECTION`]) and the environments' URLs ([`PRESETS`]).
 //!
 //! Contract: an environment preset (`sandbox`, `int`, `prod`; nhs-api.md §1.2), or `custom` with
 //! explicit URLs, gives the submission URL for the chosen `paths`; a token URL turns on signed-JWT
@@ -13,81 +14,240 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::{invalid, ConfigError};
+use super::settings::{Absent, Section, Setting};
+use super::ConfigError;
 
 /// `[nhs_api]`
+pub const SECTION: Section = Section {
+    name: "nhs_api",
+    about: "The NHS API environment and the application's credentials. The environment sets the \
+            API and token URLs ([Environments](#environments)) and the defaults of the keys that \
+            say so.",
+    settings: &[
+        ENVIRONMENT,
+        PATHS,
+        BASE_URL,
+        TOKEN_URL,
+        API_KEY_FILE,
+        PRIVATE_KEY_FILE,
+        KID,
+        TOKEN_REFRESH_FRACTION,
+    ],
+};
+/// `nhs_api.environment`
+pub const ENVIRONMENT: Setting = Setting {
+    key: "nhs_api.environment",
+    default: Absent::Required,
+    prod_default: None,
+    expected: "`sandbox`, `int`, `prod` or `custom`",
+    example: Some("int"),
+    meaning: "the NHS environment: its URLs ([Environments](#environments)), or `custom` with \
+              `base_url` and `token_url`",
+};
+/// `nhs_api.paths` value: the platform's current paths.
+pub const PATHS_CURRENT: &str = "current";
+/// `nhs_api.paths` value: the 2021 paths under `/ambulance-analytics`.
+pub const PATHS_LEGACY: &str = "legacy-2021";
+/// `nhs_api.paths`
+pub const PATHS: Setting = Setting {
+    key: "nhs_api.paths",
+    default: Absent::Value(PATHS_CURRENT),
+    prod_default: None,
+    expected: "`current` or `legacy-2021`",
+    example: None,
+    meaning: "`current` (`/$process-message`, platform `/oauth2/token`) or `legacy-2021` \
+              (`/ambulance-analytics/submission`, `…/token`)",
+};
+/// `nhs_api.base_url`
+pub const BASE_URL: Setting = Setting {
+    key: "nhs_api.base_url",
+    default: Absent::Unset("from `nhs_api.environment`; required for `custom`"),
+    prod_default: None,
+    expected: "an http(s) URL with a host",
+    example: Some("https://int.api.service.nhs.uk/ambulance-data-submission"),
+    meaning: "API base URL; submissions are POSTed to `{base}/$process-message` \
+              (`{base}/submission` with `legacy-2021`)",
+};
+/// `nhs_api.token_url`
+pub const TOKEN_URL: Setting = Setting {
+    key: "nhs_api.token_url",
+    default: Absent::Unset("from `nhs_api.environment`"),
+    prod_default: None,
+    expected: "an http(s) URL with a host",
+    example: Some("https://int.api.service.nhs.uk/oauth2/token"),
+    meaning: "token endpoint, also the JWT `aud`; none (`sandbox`, or `custom` without it) means \
+              open access",
+};
+/// `nhs_api.api_key_file`
+pub const API_KEY_FILE: Setting = Setting {
+    key: "nhs_api.api_key_file",
+    default: Absent::RequiredWhen("with a token URL"),
+    prod_default: None,
+    expected: "a file path",
+    example: Some("/var/run/secrets/nhs/api-key"),
+    meaning: "file with the application's API key (JWT `iss` and `sub`; secret)",
+};
+/// `nhs_api.private_key_file`
+pub const PRIVATE_KEY_FILE: Setting = Setting {
+    key: "nhs_api.private_key_file",
+    default: Absent::RequiredWhen("with a token URL"),
+    prod_default: None,
+    expected: "a file path",
+    example: Some("/var/run/secrets/nhs/private-key.pem"),
+    meaning: "PEM RSA private key registered in the app's JWKS (secret); re-read at every token \
+              refresh",
+};
+/// `nhs_api.kid`
+pub const KID: Setting = Setting {
+    key: "nhs_api.kid",
+    default: Absent::RequiredWhen("with a token URL"),
+    prod_default: None,
+    expected: "a non-empty key id",
+    example: Some("ads-int-1"),
+    meaning: "key id (`kid`) of that key in the app's JWKS",
+};
+/// `nhs_api.token_refresh_fraction`
+pub const TOKEN_REFRESH_FRACTION: Setting = Setting {
+    key: "nhs_api.token_refresh_fraction",
+    default: Absent::Value("0.75"),
+    prod_default: None,
+    expected: "between 0.1 and 0.95",
+    example: None,
+    meaning: "refresh the token when this fraction of its lifetime has passed",
+};
+
+/// `[nhs_api.request]`
+pub const REQUEST_SECTION: Section = Section {
+    name: "nhs_api.request",
+    about: "Request timeout, retries and concurrency of the submissions.",
+    settings: &[
+        TIMEOUT_MS,
+        MAX_IN_FLIGHT,
+        INITIAL_BACKOFF_MS,
+        MAX_BACKOFF_MS,
+        MAX_RETRY_DURATION_S,
+    ],
+};
+/// `nhs_api.request.timeout_ms`
+pub const TIMEOUT_MS: Setting = Setting {
+    key: "nhs_api.request.timeout_ms",
+    default: Absent::Value("30000"),
+    prod_default: None,
+    expected: "a positive number of milliseconds",
+    example: None,
+    meaning: "per-request timeout",
+};
+/// `nhs_api.request.max_in_flight`
+pub const MAX_IN_FLIGHT: Setting = Setting {
+    key: "nhs_api.request.max_in_flight",
+    default: Absent::Value("1"),
+    prod_default: None,
+    expected: "a positive number",
+    example: None,
+    meaning: "submissions in flight at once",
+};
+/// `nhs_api.request.initial_backoff_ms`
+pub const INITIAL_BACKOFF_MS: Setting = Setting {
+    key: "nhs_api.request.initial_backoff_ms",
+    default: Absent::Value("250"),
+    prod_default: None,
+    expected: "positive and at most max_backoff_ms",
+    example: None,
+    meaning: "first retry backoff; doubles per attempt up to `max_backoff_ms`, with equal jitter \
+              (a wait in `[backoff/2, backoff]`)",
+};
+/// `nhs_api.request.max_backoff_ms`
+pub const MAX_BACKOFF_MS: Setting = Setting {
+    key: "nhs_api.request.max_backoff_ms",
+    default: Absent::Value("60000"),
+    prod_default: None,
+    expected: "milliseconds, at least `initial_backoff_ms`",
+    example: None,
+    meaning: "cap of the retry backoff",
+};
+/// `nhs_api.request.max_retry_duration_s`
+pub const MAX_RETRY_DURATION_S: Setting = Setting {
+    key: "nhs_api.request.max_retry_duration_s",
+    default: Absent::Value("0"),
+    prod_default: None,
+    expected: "a number of seconds, `0` for no limit",
+    example: Some("3600"),
+    meaning: "dead-letter a submission after retrying it this long; `0` retries for ever",
+};
+
+/// `[nhs_api]` as written: each field is the key of that name in [`SECTION`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNhsApi {
-    /// `sandbox`, `int`, `prod` or `custom` (then `base_url` and `token_url` are required).
+    /// [`ENVIRONMENT`]
     pub environment: String,
-    /// `current` (`/$process-message`, platform `/oauth2/token`) or `legacy-2021`.
+    /// [`PATHS`]
     #[serde(default = "default_paths")]
     pub paths: String,
-    /// Overrides the environment's API base URL.
+    /// [`BASE_URL`]
     #[serde(default)]
     pub base_url: Option<String>,
-    /// Overrides the environment's token URL (also the JWT `aud`).
+    /// [`TOKEN_URL`]
     #[serde(default)]
     pub token_url: Option<String>,
-    /// File holding the application's API key (JWT `iss` and `sub`). Not needed for `sandbox`.
+    /// [`API_KEY_FILE`]
     #[serde(default)]
     pub api_key_file: Option<PathBuf>,
-    /// PEM file of the RSA private key registered with the app (re-read on every token).
+    /// [`PRIVATE_KEY_FILE`]
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,
-    /// Key id (`kid`) of that key in the app's JWKS.
+    /// [`KID`]
     #[serde(default)]
     pub kid: Option<String>,
-    /// Request timeout, retries and concurrency.
+    /// `[nhs_api.request]`, [`REQUEST_SECTION`].
     #[serde(default)]
     pub request: RawRequest,
-    /// Refresh the token when this fraction of its lifetime has passed.
+    /// [`TOKEN_REFRESH_FRACTION`]
     #[serde(default = "default_refresh_fraction")]
     pub token_refresh_fraction: f64,
 }
 
-/// `[nhs_api.request]`
+/// `[nhs_api.request]` as written: each field is the key of that name in [`REQUEST_SECTION`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRequest {
-    /// Per-request timeout.
+    /// [`TIMEOUT_MS`]
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Submissions in flight at once.
+    /// [`MAX_IN_FLIGHT`]
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
-    /// First retry backoff; doubles up to `max_backoff_ms`, with equal jitter (a wait in `[backoff/2, backoff]`).
+    /// [`INITIAL_BACKOFF_MS`]
     #[serde(default = "default_initial_backoff_ms")]
     pub initial_backoff_ms: u64,
-    /// Cap of the retry backoff.
+    /// [`MAX_BACKOFF_MS`]
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
-    /// Give up and dead-letter after retrying this long; 0 retries forever.
+    /// [`MAX_RETRY_DURATION_S`]
     #[serde(default = "default_max_retry_s")]
     pub max_retry_duration_s: u64,
 }
 
 fn default_paths() -> String {
-    "current".into()
+    PATHS.parsed_default()
 }
 fn default_refresh_fraction() -> f64 {
-    0.75
+    TOKEN_REFRESH_FRACTION.parsed_default()
 }
 fn default_timeout_ms() -> u64 {
-    30_000
+    TIMEOUT_MS.parsed_default()
 }
 fn default_in_flight() -> usize {
-    1
+    MAX_IN_FLIGHT.parsed_default()
 }
 fn default_initial_backoff_ms() -> u64 {
-    250
+    INITIAL_BACKOFF_MS.parsed_default()
 }
 fn default_max_backoff_ms() -> u64 {
-    60_000
+    MAX_BACKOFF_MS.parsed_default()
 }
 fn default_max_retry_s() -> u64 {
-    0
+    MAX_RETRY_DURATION_S.parsed_default()
 }
 
 impl Default for RawRequest {
@@ -141,72 +301,86 @@ pub struct ApiConfig {
     pub max_retry_duration: Option<Duration>,
 }
 
-/// The NHS environments and their URLs (nhs-api.md §1.2).
-fn preset(environment: &str, legacy: bool) -> Option<(&'static str, Option<&'static str>)> {
-    Some(match (environment, legacy) {
-        ("sandbox", false) => (
-            "https://sandbox.api.service.nhs.uk/ambulance-data-submission",
-            None,
-        ),
-        ("int", false) => (
-            "https://int.api.service.nhs.uk/ambulance-data-submission",
-            Some("https://int.api.service.nhs.uk/oauth2/token"),
-        ),
-        ("prod", false) => (
-            "https://api.service.nhs.uk/ambulance-data-submission",
-            Some("https://api.service.nhs.uk/oauth2/token"),
-        ),
-        ("sandbox", true) => (
-            "https://sandbox.api.service.nhs.uk/ambulance-analytics",
-            None,
-        ),
-        ("int", true) => (
-            "https://int.api.service.nhs.uk/ambulance-analytics",
-            Some("https://int.api.service.nhs.uk/ambulance-analytics/token"),
-        ),
-        ("prod", true) => (
-            "https://api.service.nhs.uk/ambulance-analytics",
-            Some("https://api.service.nhs.uk/ambulance-analytics/token"),
-        ),
-        _ => return None,
-    })
+/// One NHS environment's URLs for one `nhs_api.paths` (nhs-api.md §1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    /// `nhs_api.environment`.
+    pub environment: &'static str,
+    /// `nhs_api.paths`: [`PATHS_CURRENT`] or [`PATHS_LEGACY`].
+    pub paths: &'static str,
+    /// The API base URL.
+    pub base_url: &'static str,
+    /// The token URL (also the JWT `aud`); `None` is open access.
+    pub token_url: Option<&'static str>,
+}
+
+/// The NHS environments and their URLs (nhs-api.md §1.2), as the docs list them.
+pub const PRESETS: [Preset; 6] = [
+    Preset {
+        environment: "sandbox",
+        paths: PATHS_CURRENT,
+        base_url: "https://sandbox.api.service.nhs.uk/ambulance-data-submission",
+        token_url: None,
+    },
+    Preset {
+        environment: "int",
+        paths: PATHS_CURRENT,
+        base_url: "https://int.api.service.nhs.uk/ambulance-data-submission",
+        token_url: Some("https://int.api.service.nhs.uk/oauth2/token"),
+    },
+    Preset {
+        environment: "prod",
+        paths: PATHS_CURRENT,
+        base_url: "https://api.service.nhs.uk/ambulance-data-submission",
+        token_url: Some("https://api.service.nhs.uk/oauth2/token"),
+    },
+    Preset {
+        environment: "sandbox",
+        paths: PATHS_LEGACY,
+        base_url: "https://sandbox.api.service.nhs.uk/ambulance-analytics",
+        token_url: None,
+    },
+    Preset {
+        environment: "int",
+        paths: PATHS_LEGACY,
+        base_url: "https://int.api.service.nhs.uk/ambulance-analytics",
+        token_url: Some("https://int.api.service.nhs.uk/ambulance-analytics/token"),
+    },
+    Preset {
+        environment: "prod",
+        paths: PATHS_LEGACY,
+        base_url: "https://api.service.nhs.uk/ambulance-analytics",
+        token_url: Some("https://api.service.nhs.uk/ambulance-analytics/token"),
+    },
+];
+
+/// The URLs of `environment` for `paths`, `None` for an unknown environment.
+fn preset(environment: &str, paths: &str) -> Option<(&'static str, Option<&'static str>)> {
+    PRESETS
+        .iter()
+        .find(|p| p.environment == environment && p.paths == paths)
+        .map(|p| (p.base_url, p.token_url))
 }
 
 impl RawNhsApi {
     pub(super) fn validate(self) -> Result<ApiConfig, ConfigError> {
         let legacy = match self.paths.as_str() {
-            "current" => false,
-            "legacy-2021" => true,
-            _ => {
-                return Err(invalid(
-                    "nhs_api.paths",
-                    "must be `current` or `legacy-2021`",
-                    "current",
-                ))
-            }
+            PATHS_CURRENT => false,
+            PATHS_LEGACY => true,
+            _ => return Err(PATHS.invalid()),
         };
         let preset = match self.environment.as_str() {
             "custom" => None,
-            env => Some(preset(env, legacy).ok_or_else(|| {
-                invalid(
-                    "nhs_api.environment",
-                    "must be `sandbox`, `int`, `prod` or `custom`",
-                    "int",
-                )
-            })?),
+            env => Some(preset(env, &self.paths).ok_or_else(|| ENVIRONMENT.invalid())?),
         };
         let base = match (&self.base_url, preset) {
             (Some(url), _) => url.clone(),
             (None, Some((url, _))) => url.to_string(),
             (None, None) => {
-                return Err(invalid(
-                    "nhs_api.base_url",
-                    "is required when environment is `custom`",
-                    "http://127.0.0.1:8080/ambulance-data-submission",
-                ))
+                return Err(BASE_URL.error("is required when environment is `custom`"));
             }
         };
-        let base = parse_url("nhs_api.base_url", &base)?;
+        let base = parse_url(BASE_URL, &base)?;
         let submit_path = if legacy {
             "submission"
         } else {
@@ -216,42 +390,28 @@ impl RawNhsApi {
             "{}/{submit_path}",
             base.as_str().trim_end_matches('/')
         ))
-        .map_err(|_| invalid("nhs_api.base_url", "is not a valid URL", "https://…"))?;
+        .map_err(|_| BASE_URL.error("is not a valid URL"))?;
         let token_url = match (&self.token_url, preset) {
-            (Some(url), _) => Some(parse_url("nhs_api.token_url", url)?),
-            (None, Some((_, Some(url)))) => Some(parse_url("nhs_api.token_url", url)?),
+            (Some(url), _) => Some(parse_url(TOKEN_URL, url)?),
+            (None, Some((_, Some(url)))) => Some(parse_url(TOKEN_URL, url)?),
             _ => None,
         };
         let auth = match token_url {
             None => AuthConfig::None,
             Some(token_url) => {
-                let api_key_file = self.api_key_file.ok_or_else(|| {
-                    invalid(
-                        "nhs_api.api_key_file",
-                        "is required for signed-JWT authentication",
-                        "/var/run/secrets/nhs/api-key",
-                    )
-                })?;
-                let private_key_file = self.private_key_file.ok_or_else(|| {
-                    invalid(
-                        "nhs_api.private_key_file",
-                        "is required for signed-JWT authentication",
-                        "/var/run/secrets/nhs/private-key.pem",
-                    )
-                })?;
-                let kid = self.kid.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
-                    invalid(
-                        "nhs_api.kid",
-                        "is required for signed-JWT authentication",
-                        "ads-int-1",
-                    )
-                })?;
+                let required = |setting: Setting| {
+                    move || setting.error("is required for signed-JWT authentication")
+                };
+                let api_key_file = self.api_key_file.ok_or_else(required(API_KEY_FILE))?;
+                let private_key_file = self
+                    .private_key_file
+                    .ok_or_else(required(PRIVATE_KEY_FILE))?;
+                let kid = self
+                    .kid
+                    .filter(|k| !k.trim().is_empty())
+                    .ok_or_else(required(KID))?;
                 if !(0.1..=0.95).contains(&self.token_refresh_fraction) {
-                    return Err(invalid(
-                        "nhs_api.token_refresh_fraction",
-                        "must be between 0.1 and 0.95",
-                        "0.75",
-                    ));
+                    return Err(TOKEN_REFRESH_FRACTION.invalid());
                 }
                 AuthConfig::SignedJwt {
                     token_url,
@@ -264,25 +424,13 @@ impl RawNhsApi {
         };
         let r = self.request;
         if r.max_in_flight == 0 {
-            return Err(invalid(
-                "nhs_api.request.max_in_flight",
-                "must be positive",
-                "1",
-            ));
+            return Err(MAX_IN_FLIGHT.invalid());
         }
         if r.timeout_ms == 0 {
-            return Err(invalid(
-                "nhs_api.request.timeout_ms",
-                "must be positive",
-                "30000",
-            ));
+            return Err(TIMEOUT_MS.invalid());
         }
         if r.initial_backoff_ms == 0 || r.initial_backoff_ms > r.max_backoff_ms {
-            return Err(invalid(
-                "nhs_api.request.initial_backoff_ms",
-                "must be positive and at most max_backoff_ms",
-                "250",
-            ));
+            return Err(INITIAL_BACKOFF_MS.invalid());
         }
         Ok(ApiConfig {
             submit_url,
@@ -297,20 +445,11 @@ impl RawNhsApi {
     }
 }
 
-fn parse_url(key: &'static str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text).map_err(|_| {
-        invalid(
-            key,
-            "must be an absolute URL with a scheme and host",
-            "https://int.api.service.nhs.uk/ambulance-data-submission",
-        )
-    })?;
+fn parse_url(setting: Setting, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text)
+        .map_err(|_| setting.error("must be an absolute URL with a scheme and host"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(
-            key,
-            "must be an http(s) URL with a host",
-            "https://int.api.service.nhs.uk/ambulance-data-submission",
-        ));
+        return Err(setting.invalid());
     }
     Ok(url)
 }

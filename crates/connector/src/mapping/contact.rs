@@ -26,13 +26,18 @@ pub(super) fn patient_response<'a>(cx: &Ctx<'a>, p: &PatientContact) -> Option<&
         .or_else(|| attending().next())
 }
 
-/// The call is closed: its call-ended time is known and every response is clear or stood down.
+/// The call is closed: its call-ended time is known, and either every response is clear or
+/// stood down, or no vehicle was sent and the call has its stop code (ADS4: closed without a
+/// face-to-face response). A call that ended but waits for a vehicle is still open.
 pub(super) fn call_closed(call: &crate::cad::CadCall) -> bool {
-    call.times.call_ended.is_some()
-        && call
-            .responses
+    let responses_done = if call.responses.is_empty() {
+        call.stop_code.is_some()
+    } else {
+        call.responses
             .iter()
             .all(|r| r.times.clear.is_some() || r.times.stood_down.is_some())
+    };
+    call.times.call_ended.is_some() && responses_done
 }
 
 /// The Encounter entry of one patient contact.

@@ -263,6 +263,12 @@ impl Generator {
             });
         }
         call.treatment_type = treatment_type(&call.patients);
+        // A crew that attended and found no patient: the CAD records the attendance as see and
+        // treat, except in a few calls whose record stays incomplete (the gap the connector's
+        // data-quality feedback reports: `missing_ads_items` on the ack).
+        if call.treatment_type.is_none() && call.patients.is_empty() && self.rng.gen_bool(0.97) {
+            call.treatment_type = Some(TreatmentType::SeeAndTreat);
+        }
         if conveys {
             call.responses[i].times.left_scene = Some(t);
         } else {

@@ -137,7 +137,7 @@ fn clinical_times(res: &Value) -> Vec<(&'static str, Option<DateTime<Utc>>)> {
 /// | `response_time_before_call_answered` | error | a response time (an Encounter's typed timestamp) is before the call was answered: no resource is sent to a call that does not exist yet |
 /// | `clinical_time_before_call_answered` | warning | an observation, medication, procedure, diagnosis or flag is dated before the call was answered (possible with a device clock that is off) |
 /// | `encounter_status_contradicts_times` | error | an Encounter is `planned` although one of its response times says a vehicle arrived on scene |
-/// | `encounter_open_after_call_closed` | error | the call is closed (its call-ended time is known and every response is clear or stood down) but an Encounter is still `planned`, `arrived`, `triaged` or `in-progress` |
+/// | `encounter_open_after_call_closed` | error | the call is closed (its call-ended time is known, and every response is clear or stood down, or no vehicle was sent and the Communication is `stopped`) but an Encounter is still `planned`, `arrived`, `triaged` or `in-progress` |
 pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) {
     let resources = || {
         entries
@@ -163,15 +163,21 @@ pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) {
         .filter(|(_, res)| res["resourceType"] == "Encounter")
         .collect();
 
-    // Every response is done when every Encounter that saw a vehicle mobilised also has it
-    // clear or stood down.
-    let all_responses_done = encounters.iter().all(|(_, e)| {
-        let codes = typed_codes(e);
-        !codes.contains("time-resource-mobilised")
-            || codes.contains("time-clear")
-            || codes.contains("time-stood-down")
-    });
-    let closed = ended.is_some() && all_responses_done;
+    // Closed: the call ended, and every Encounter that saw a vehicle mobilised has it clear or
+    // stood down, or (no vehicle sent) the Communication is `stopped` (ADS4 stop code).
+    let mobilised: Vec<_> = encounters
+        .iter()
+        .map(|(_, e)| typed_codes(e))
+        .filter(|codes| codes.contains("time-resource-mobilised"))
+        .collect();
+    let responses_done = if mobilised.is_empty() {
+        communication["status"] == "stopped"
+    } else {
+        mobilised
+            .iter()
+            .all(|codes| codes.contains("time-clear") || codes.contains("time-stood-down"))
+    };
+    let closed = ended.is_some() && responses_done;
 
     for (path, e) in &encounters {
         let times = typed(e);
