@@ -211,7 +211,7 @@ class Checks:
             self.check(f"helm: {ci.name}: rendered config.toml passes check-config", lambda ci=ci: self.chart_config(ci))
         self.check("helm: values.schema.json and template guards refuse bad values", self.negative_values)
         self.check("helm: README lists every value (generated from `# --` comments)", self.readme)
-        self.check("helm: values config keys match the README configuration table", self.config_keys)
+        self.check("helm: values config keys match docs/configuration.md", self.config_keys)
         self.check("helm: chart copies of dashboards/ are byte-identical", self.dashboards_synced)
         self.check("helm: Chart.yaml appVersion is the crate version", self.app_version)
 
@@ -388,7 +388,7 @@ class Checks:
         return f"{want.count(chr(10) + '| `')} keys"
 
     def config_keys(self) -> str:
-        """The chart's `config` schema offers exactly the README's keys (less those the chart owns)."""
+        """The chart's `config` schema offers exactly the documented keys (less those the chart owns)."""
         # transactional_id must differ per replica, so it cannot live in the shared ConfigMap: it
         # is set per pod through ADS__KAFKA__TRANSACTIONAL_ID (see docs/operations.md).
         owned = {"http.listen", "nhs_api.api_key_file", "nhs_api.private_key_file", "kafka.sasl_password_file",
@@ -396,15 +396,10 @@ class Checks:
         # The chart writes the [mesh] secret paths from `mesh.credentials`.
         owned |= {f"mesh.{k}" for k in ("password_file", "shared_key_file", "client_cert_file", "client_key_file",
                                         "ca_file")}
-        readme = (ROOT / "README.md").read_text()
-        section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-        documented = set(re.findall(r"^\| `([a-z_]+(?:\.[a-z_]+)+)` \|", section, re.M))
-        # The optional [mesh] section is documented in docs/dps-errors.md, not in the README table:
-        # its rows name bare keys (one row may name two), which live under `mesh.`.
-        dps = (ROOT / "docs/dps-errors.md").read_text()
-        mesh_section = dps.split("## Configuration, `[mesh]`", 1)[1].split("\n## ", 1)[0]
-        for row in re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)*) \|", mesh_section, re.M):
-            documented |= {f"mesh.{k}" for k in re.findall(r"`([a-z_]+)`", row)}
+        # Every key, [mesh] included, is a row of the generated docs/configuration.md (its test
+        # keeps it equal to the code's Setting tables).
+        reference = (ROOT / "docs/configuration.md").read_text().split("\n## Environments", 1)[0]
+        documented = set(re.findall(r"^\| `([a-z_]+(?:\.[a-z_]+)+)` \|", reference, re.M))
         schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["config"]
 
         def keys(node, prefix=""):
@@ -419,8 +414,8 @@ class Checks:
                     yield path
 
         offered = set(keys(schema))
-        problems = [f"README key missing from the chart's config schema: {k}" for k in sorted(documented - owned - offered)]
-        problems += [f"chart config key not in the README: {k}" for k in sorted(offered - documented)]
+        problems = [f"documented key missing from the chart's config schema: {k}" for k in sorted(documented - owned - offered)]
+        problems += [f"chart config key not in docs/configuration.md: {k}" for k in sorted(offered - documented)]
         problems += [f"the chart must not offer {k}: it writes it itself" for k in sorted(offered & owned)]
         fail_if(problems)
         return f"{len(offered)} keys"
