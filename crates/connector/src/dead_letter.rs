@@ -19,12 +19,12 @@
 //! librdkafka's own retries), or a transaction that fails, is fatal: the stage stops with an
 //! error, nothing past it is committed, and the process exits non-zero.
 
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureRecord;
 use tokio::sync::mpsc;
 use tracing::Span;
 
-use crate::kafka::ProduceError;
+use crate::kafka::{headers, ProduceError};
 use crate::metrics::{DeadLetterKind, Metrics};
 use crate::source::Envelope;
 use crate::telemetry::{self, MAX_LINKS};
@@ -176,42 +176,26 @@ impl DeadLetterProducer {
 /// The record's headers (its `traceparent` replaced by `traceparent` when there is one), plus
 /// the reason headers.
 fn headers(d: &DeadLetter, traceparent: Option<&str>) -> OwnedHeaders {
-    let mut h = OwnedHeaders::new_with_capacity(d.envelope.headers.len() + 7);
-    for (key, value) in &d.envelope.headers {
-        if traceparent.is_some() && key.eq_ignore_ascii_case("traceparent") {
-            continue;
-        }
-        h = h.insert(Header {
-            key,
-            value: value.as_deref(),
-        });
-    }
     let partition = d.envelope.pos.partition.to_string();
     let offset = d.envelope.pos.offset.to_string();
-    for (key, value) in [
+    // The original headers byte for byte (a key that is not UTF-8 included).
+    let original = d
+        .envelope
+        .headers
+        .iter()
+        .filter(|(key, _)| traceparent.is_none() || !key.eq_ignore_ascii_case(b"traceparent"))
+        .map(|(key, value)| (key.as_slice(), value.as_deref()));
+    let reasons = [
         ("ads-error-stage", d.stage.as_str()),
         ("ads-error-kind", d.kind.as_str()),
         ("ads-error-message", d.message.as_str()),
         ("ads-source-topic", &*d.envelope.pos.topic),
         ("ads-source-partition", partition.as_str()),
         ("ads-source-offset", offset.as_str()),
-    ] {
-        h = h.insert(Header {
-            key,
-            value: Some(value),
-        });
-    }
-    if let Some(traceparent) = traceparent {
-        h = h.insert(Header {
-            key: "traceparent",
-            value: Some(traceparent),
-        });
-    }
-    if let Some(problems) = &d.problems {
-        h = h.insert(Header {
-            key: "ads-error-problems",
-            value: Some(problems.as_str()),
-        });
-    }
-    h
+    ]
+    .into_iter()
+    .chain(traceparent.map(|t| ("traceparent", t)))
+    .chain(d.problems.as_deref().map(|p| ("ads-error-problems", p)))
+    .map(|(key, value)| (key.as_bytes(), Some(value.as_bytes())));
+    headers::owned(original.chain(reasons))
 }

@@ -19,6 +19,8 @@ use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
 
+pub mod headers;
+
 /// A Kafka client could not be configured.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaClientError {

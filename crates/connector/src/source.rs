@@ -27,12 +27,13 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
+use crate::kafka::headers::{self, RawHeader};
 use crate::kafka::KafkaClients;
 use crate::metrics::{Metrics, Outcome, RebalanceKind};
 use crate::offsets::{OffsetStore, Offsets, RecordPos};
@@ -58,8 +59,8 @@ pub struct Envelope {
     pub key: Option<Vec<u8>>,
     /// The record value.
     pub payload: Option<Vec<u8>>,
-    /// The record headers, unchanged (dead letters carry them on).
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The record headers as bytes, unchanged (dead letters carry them on byte for byte).
+    pub headers: Vec<RawHeader>,
     /// The record's Kafka timestamp, milliseconds.
     pub timestamp_ms: Option<i64>,
     /// W3C `traceparent` header, if the producer set one.
@@ -299,17 +300,11 @@ async fn consume(
             continue;
         };
         metrics.record_consumed(message.topic());
-        let headers: Vec<(String, Option<Vec<u8>>)> = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // As bytes: rdkafka's accessor panics on a key that is not UTF-8 (kafka::headers).
+        let headers = headers::read(&message);
         let traceparent = headers
             .iter()
-            .find(|(k, _)| k == "traceparent")
+            .find(|(k, _)| k == b"traceparent")
             .and_then(|(_, v)| v.as_deref())
             .and_then(|v| std::str::from_utf8(v).ok())
             .filter(|v| is_traceparent(v))
