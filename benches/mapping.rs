@@ -1,6 +1,6 @@
 //! Criterion benches of the per-call work of the transform stage: decode (`cad.call.v1` bytes →
 //! `CadCall`), map (`CadCall` → validated ADS Bundle, including local validation), local
-//! validation alone (`check`) and serialize (Bundle → JSON bytes). Each iteration handles a fixed set of generated calls of every stage
+//! validation alone (`check`), the UK Core conformance check (`uk_core_conformance`) and serialize (Bundle → JSON bytes). Each iteration handles a fixed set of generated calls of every stage
 //! of life, so throughput reads as calls (or bytes) per second.
 //!
 //! Run: `cargo bench --bench mapping` (add `-- --quick` for a short run).
@@ -62,6 +62,18 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for bundle in &bundles {
                 black_box(check::bundle(black_box(&bundle.json)));
+            }
+        })
+    });
+    // The UK Core StructureDefinition check (`validate` and the tests; not on the per-record
+    // path): compare with `check`, the typed local validation the service runs.
+    ads_connector::conformance::check_bundle(&bundles[0].json);
+    group.bench_function("uk_core_conformance", |b| {
+        b.iter(|| {
+            for bundle in &bundles {
+                black_box(ads_connector::conformance::check_bundle(black_box(
+                    &bundle.json,
+                )));
             }
         })
     });

@@ -306,6 +306,14 @@ impl RawConfig {
     /// Checks every value and cross-field rule; returns the only type the stages see.
     pub fn validate(self) -> Result<Config, ConfigError> {
         let kafka = self.kafka.validate()?;
+        let mesh = self.mesh.map(mesh::RawMesh::validate).transpose()?;
+        if let Some(mesh) = &mesh {
+            kafka::refuse_input_matching(
+                &kafka.topics,
+                &mesh.errors_topic,
+                mesh::ERRORS_TOPIC.key,
+            )?;
+        }
         let api = self.nhs_api.validate()?;
         let drain_timeout = Duration::from_secs(self.shutdown.drain_timeout_s);
         if drain_timeout >= kafka.session_timeout {
@@ -373,7 +381,7 @@ impl RawConfig {
             },
             http_listen,
             drain_timeout,
-            mesh: self.mesh.map(mesh::RawMesh::validate).transpose()?,
+            mesh,
         })
     }
 }

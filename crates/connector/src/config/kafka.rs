@@ -115,12 +115,19 @@ pub const PROPERTIES: Setting = Setting {
     key: "kafka.properties",
     default: Absent::Unset("`{}` (none)"),
     prod_default: None,
-    expected: "a table of librdkafka properties without secrets and without `transactional.id`",
+    expected: "a table of librdkafka properties from the allow-list (security, connection, \
+               fetch and batching tuning), without secrets",
     example: Some("{ \"security.protocol\" = \"SASL_SSL\" }"),
-    meaning: "extra librdkafka properties for consumer and producer (`security.protocol`, \
-              `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, …); secrets are refused here \
-              (use `kafka.sasl_password_file`), and `transactional.id` too (use \
-              `kafka.transactional_id`)",
+    meaning: "extra librdkafka properties for consumer and producer, only from an allow-list \
+              (`ALLOWED_PROPERTIES` in `config/kafka.rs`): security (`security.protocol`, \
+              `sasl.mechanism`, `sasl.username`, `sasl.oauthbearer.*` except the secret, \
+              `ssl.*.location`, `ssl.endpoint.identification.algorithm`, …), client identity, \
+              connection, fetch and producer batching tuning, `debug`. Anything that changes \
+              offset storing or committing, isolation, the group, delivery or idempotence \
+              (`enable.auto.offset.store`, `enable.auto.commit`, `isolation.level`, \
+              `auto.offset.reset`, `group.id`, `acks`, `enable.idempotence`, `transactional.id`, \
+              …) is refused, and so are secrets whatever their case (use \
+              `kafka.sasl_password_file`)",
 };
 /// `kafka.sasl_password_file`
 pub const SASL_PASSWORD_FILE: Setting = Setting {
@@ -241,8 +248,15 @@ impl RawKafka {
                 PROPERTIES.error("must not set `transactional.id`; use kafka.transactional_id")
             );
         }
+        for (setting, topic) in [
+            (ACK_TOPIC, &self.ack_topic),
+            (DEAD_LETTER_TOPIC, &self.dead_letter_topic),
+        ] {
+            refuse_input_matching(&self.topics, topic, setting.key)?;
+        }
         for key in self.properties.keys() {
-            if key.starts_with("sasl.password") || key == "ssl.key.password" {
+            let lower = key.to_ascii_lowercase();
+            if is_secret_property(&lower) {
                 // The example is where the secret goes instead.
                 return Err(ConfigError::Invalid {
                     key: PROPERTIES.key,
@@ -251,6 +265,15 @@ impl RawKafka {
                     ),
                     example: SASL_PASSWORD_FILE.example(),
                 });
+            }
+            if !ALLOWED_PROPERTIES.contains(&key.as_str()) {
+                let why = if GUARANTEE_PROPERTIES.contains(&lower.as_str()) {
+                    "changes offset storing, committing, isolation or delivery, which the \
+                     connector's guarantee depends on"
+                } else {
+                    "is not in the allow-list of librdkafka properties (docs/configuration.md)"
+                };
+                return Err(PROPERTIES.error(format!("must not set `{key}`: it {why}")));
             }
         }
         Ok(KafkaConfig {
@@ -266,6 +289,145 @@ impl RawKafka {
             transactional_id: self.transactional_id,
         })
     }
+}
+
+/// The librdkafka properties `kafka.properties` may set: security, client identity, connection,
+/// fetch and producer batching tuning, and debugging. The connector sets every property its
+/// guarantee depends on itself (`crate::kafka::KafkaClients`), so nothing here can change how
+/// offsets are stored or committed, what a reader sees, or when a write counts as delivered.
+pub const ALLOWED_PROPERTIES: &[&str] = &[
+    // Security.
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.kerberos.service.name",
+    "sasl.kerberos.principal",
+    "sasl.kerberos.keytab",
+    "sasl.kerberos.kinit.cmd",
+    "sasl.kerberos.min.time.before.relogin",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.extensions",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.crl.location",
+    "ssl.endpoint.identification.algorithm",
+    "enable.ssl.certificate.verification",
+    "ssl.cipher.suites",
+    "ssl.curves.list",
+    "ssl.sigalgs.list",
+    // Client identity and connection.
+    "client.id",
+    "client.rack",
+    "client.dns.lookup",
+    "broker.address.family",
+    "socket.timeout.ms",
+    "socket.keepalive.enable",
+    "socket.connection.setup.timeout.ms",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "connections.max.idle.ms",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "metadata.max.age.ms",
+    "topic.metadata.refresh.interval.ms",
+    "topic.metadata.propagation.max.ms",
+    "api.version.request",
+    "request.timeout.ms",
+    // Consumer fetch tuning.
+    "fetch.wait.max.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.message.max.bytes",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "statistics.interval.ms",
+    // Producer batching (acks and idempotence stay the connector's).
+    "linger.ms",
+    "batch.num.messages",
+    "batch.size",
+    "compression.type",
+    "compression.codec",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "message.timeout.ms",
+    "message.max.bytes",
+    // Debugging.
+    "debug",
+    "log_level",
+];
+
+/// Properties refused because the delivery guarantee depends on them (named in the error).
+const GUARANTEE_PROPERTIES: &[&str] = &[
+    "enable.auto.offset.store",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "auto.offset.reset",
+    "isolation.level",
+    "group.id",
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "enable.partition.eof",
+    "acks",
+    "request.required.acks",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "max.in.flight.requests.per.connection",
+    "max.in.flight",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "message.send.max.retries",
+    "retries",
+    "bootstrap.servers",
+    "metadata.broker.list",
+];
+
+/// A property that holds a secret, whatever its case (`SASL.PASSWORD`, `ssl.key.pem`, …).
+fn is_secret_property(lower: &str) -> bool {
+    lower.contains("password")
+        || lower.contains("secret")
+        || lower == "ssl.key.pem"
+        || lower == "sasl.oauthbearer.config"
+}
+
+/// Refuses an input topic that is `output` or, as a librdkafka pattern (`^…`), matches it: the
+/// connector would consume its own output and loop for ever.
+pub(super) fn refuse_input_matching(
+    inputs: &[String],
+    output: &str,
+    output_key: &'static str,
+) -> Result<(), ConfigError> {
+    for input in inputs {
+        let matches = match input.strip_prefix('^') {
+            None => input == output,
+            Some(_) => match regex::Regex::new(input) {
+                Ok(re) => re.is_match(output),
+                Err(_) => {
+                    return Err(TOPICS.error(format!(
+                        "has a pattern the connector cannot check against `{output_key}`; \
+                         write the topics out or use a simpler pattern"
+                    )))
+                }
+            },
+        };
+        if matches {
+            return Err(TOPICS.error(format!(
+                "must not name or match `{output_key}` (`{output}`): the connector would \
+                 consume its own output and loop"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -308,5 +470,75 @@ mod tests {
         );
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(err.contains("kafka.transactional_id"), "{err}");
+    }
+
+    fn with_properties(props: &str) -> Result<Config, String> {
+        let text = MINIMAL.replace(
+            "dead_letter_topic = \"ads.dlq\"",
+            &format!("dead_letter_topic = \"ads.dlq\"\nproperties = {{ {props} }}"),
+        );
+        Config::from_toml_str(&text).map_err(|e| e.to_string())
+    }
+
+    fn with_topics(topics: &str) -> Result<Config, String> {
+        let mut text = String::new();
+        for line in MINIMAL.lines() {
+            if line.trim_start().starts_with("topics") {
+                text.push_str(&format!("topics = {topics}\n"));
+            } else {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        Config::from_toml_str(&text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_topic_pattern_that_matches_the_ack_or_dead_letter_topic_is_refused() {
+        let err = with_topics("[\"^.*\"]").unwrap_err();
+        assert!(err.contains("`kafka.topics`"), "{err}");
+        assert!(err.contains("loop"), "{err}");
+        let err = with_topics("[\"cad.calls\", \"^ads\\\\..*\"]").unwrap_err();
+        assert!(
+            err.contains("kafka.ack_topic") || err.contains("kafka.dead_letter_topic"),
+            "{err}"
+        );
+        assert!(with_topics("[\"^cad\\\\..*\"]").is_ok());
+        assert!(with_topics("[\"^(unclosed\"]").is_err());
+    }
+
+    #[test]
+    fn properties_that_change_the_delivery_guarantee_are_refused_by_name() {
+        for key in [
+            "enable.auto.offset.store",
+            "enable.auto.commit",
+            "isolation.level",
+            "auto.offset.reset",
+            "acks",
+            "enable.idempotence",
+            "group.id",
+        ] {
+            let err = with_properties(&format!("\"{key}\" = \"x\"")).unwrap_err();
+            assert!(err.contains(&format!("`{key}`")), "{err}");
+            assert!(err.contains("guarantee"), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_allow_listed_properties_pass_and_secrets_are_refused_whatever_their_case() {
+        assert!(with_properties("\"client.id\" = \"x\", \"security.protocol\" = \"SSL\"").is_ok());
+        let err = with_properties("\"socket.nagle.disable\" = \"true\"").unwrap_err();
+        assert!(err.contains("allow-list"), "{err}");
+        for key in [
+            "SASL.PASSWORD",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "sasl.oauthbearer.client.secret",
+            "ssl.key.pem",
+        ] {
+            let err = with_properties(&format!("\"{key}\" = \"hunter2\"")).unwrap_err();
+            assert!(err.contains("secret"), "{key}: {err}");
+            assert!(!err.contains("hunter2"), "{key}: {err}");
+        }
     }
 }

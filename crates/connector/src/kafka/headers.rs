@@ -136,6 +136,9 @@ mod tests {
         let rdkafka_view = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             message.headers().map(|h| h.iter().count())
         }));
-        assert!(rdkafka_view.is_err(), "rdkafka's header accessor no longer panics");
+        assert!(
+            rdkafka_view.is_err(),
+            "rdkafka's header accessor no longer panics"
+        );
     }
 }
