@@ -6,6 +6,8 @@
 //! its own. (That the library depends on neither the emulator nor the dev kit is checked with
 //! `cargo tree` by `scripts/check-architecture.sh`.)
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -46,7 +48,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 fn library_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/connector/src")
+    common::repo_path("crates/connector/src")
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ads_connector::app::Pipeline;
@@ -14,15 +13,13 @@ use ads_connector::metrics::Metrics;
 use ads_devkit::demo::ordering_violations;
 use common::*;
 use nhs_emulator::FaultProfile;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use tokio_util::sync::CancellationToken;
 
 const BATCH: &str = "max_calls = 20\nlinger_ms = 50";
 const REQUEST: &str = "[nhs_api.request]\nmax_in_flight = 4\ninitial_backoff_ms = 20\nmax_backoff_ms = 500\n[rate_limit]\nrequests_per_minute = 60000\nburst = 50";
 
 struct Stage {
-    cluster: MockCluster<'static, DefaultProducerContext>,
+    broker: Broker,
     bootstrap: String,
     names: Names,
     sandbox: AuthSandbox,
@@ -33,15 +30,12 @@ async fn stage(
     brokers: i32,
     configure: impl FnOnce(&mut nhs_emulator::SandboxConfig),
 ) -> Stage {
-    let cluster = MockCluster::new(brokers).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
     let names = Names::new(test);
-    cluster.create_topic(&names.cad, 4, 1).unwrap();
-    cluster.create_topic(&names.ack, 1, 1).unwrap();
-    cluster.create_topic(&names.dlq, 1, 1).unwrap();
+    let broker = Broker::mock(brokers, &names.topics(4));
+    let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox_with(configure).await;
     Stage {
-        cluster,
+        broker,
         bootstrap,
         names,
         sandbox,
@@ -50,21 +44,11 @@ async fn stage(
 
 impl Stage {
     fn config(&self) -> Config {
-        Config::from_toml_str(&config_toml(
-            &self.bootstrap,
-            &self.names,
-            &self.sandbox,
-            BATCH,
-            REQUEST,
-        ))
-        .unwrap()
+        connector_config(&self.bootstrap, &self.names, &self.sandbox, BATCH, REQUEST)
     }
 
     async fn start(&self) -> (Pipeline, CancellationToken) {
-        let cancel = CancellationToken::new();
-        let p = Pipeline::start(self.config(), Metrics::new(), cancel.clone())
-            .await
-            .unwrap();
+        let (p, cancel) = start_pipeline(self.config(), Metrics::new()).await;
         assert!(p.ready(Duration::from_secs(30)).await, "pipeline not ready");
         (p, cancel)
     }
@@ -78,7 +62,7 @@ impl Stage {
     ) {
         let (b, names, produced) = (
             self.bootstrap.clone(),
-            self.names_clone(),
+            self.names.clone(),
             produced.to_vec(),
         );
         tokio::task::spawn_blocking(move || {
@@ -86,15 +70,6 @@ impl Stage {
         })
         .await
         .unwrap()
-    }
-
-    fn names_clone(&self) -> Names {
-        Names {
-            cad: self.names.cad.clone(),
-            ack: self.names.ack.clone(),
-            dlq: self.names.dlq.clone(),
-            group: self.names.group.clone(),
-        }
     }
 
     async fn assert_committed_at_end(&self, produced: &[Produced]) {
@@ -214,9 +189,9 @@ async fn a_broker_going_down_and_up_loses_nothing() {
     let (pipeline, cancel) = s.start().await;
     let mut source = CallSource::new(34, 70);
     let mut produced = source.produce(&s.bootstrap, &s.names.cad, 150).await;
-    s.cluster.broker_down(2).unwrap();
+    s.broker.cluster().broker_down(2).unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    s.cluster.broker_up(2).unwrap();
+    s.broker.cluster().broker_up(2).unwrap();
     produced.append(&mut source.produce(&s.bootstrap, &s.names.cad, 150).await);
     let (acks, dlq) = s.outcomes(&produced).await;
     cancel.cancel();
@@ -227,30 +202,19 @@ async fn a_broker_going_down_and_up_loses_nothing() {
     s.assert_committed_at_end(&produced).await;
 }
 
-fn spawn_connector(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ads-connector"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("ADS_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connector_killed_with_sigkill_and_restarted_loses_nothing() {
     let s = stage("sigkill", 1, |cfg| {
         cfg.faults = FaultProfile::parse("latency=10..40ms").unwrap();
     })
     .await;
-    let path = s.sandbox.dir.path().join("connector.toml");
-    std::fs::write(
-        &path,
-        config_toml(&s.bootstrap, &s.names, &s.sandbox, BATCH, REQUEST),
-    )
-    .unwrap();
+    let path = write_file(
+        s.sandbox.dir.path(),
+        "connector.toml",
+        &config_toml(&s.bootstrap, &s.names, &s.sandbox, BATCH, REQUEST),
+    );
 
-    let mut child = spawn_connector(&path);
+    let mut child = spawn_run(&path, "warn");
     let produced = produce_paced(
         &s.bootstrap,
         &s.names.cad,
@@ -274,12 +238,9 @@ async fn the_connector_killed_with_sigkill_and_restarted_loses_nothing() {
     child.wait().unwrap();
     let before = s.sandbox.handle.stats().calls_received;
 
-    let mut child = spawn_connector(&path);
+    let mut child = spawn_run(&path, "warn");
     let (acks, dlq) = s.outcomes(&produced).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
 
     let duplicates = assert_every_record_at_least_once(&produced, &acks, &dlq);
@@ -309,10 +270,7 @@ async fn an_api_outage_pauses_consumption_with_bounded_memory_and_loses_nothing(
     })
     .await;
     let metrics = Metrics::new();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(s.config(), metrics.clone(), cancel.clone())
-        .await
-        .unwrap();
+    let (pipeline, cancel) = start_pipeline(s.config(), metrics.clone()).await;
     assert!(pipeline.ready(Duration::from_secs(30)).await);
     let produced = produce_calls(&s.bootstrap, &s.names.cad, 6000, 36, 0).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -343,21 +301,14 @@ async fn at_the_sandbox_quota_a_saturated_connector_never_gets_a_429() {
     // configured with the same quota and more work than it allows, one call per request.
     const QUOTA: u32 = 40;
     let s = stage("quota", 1, |cfg| cfg.quota_per_minute = QUOTA).await;
-    let text = config_toml(
+    let config = connector_config(
         &s.bootstrap,
         &s.names,
         &s.sandbox,
         "mode = \"single\"\nlinger_ms = 10",
         &format!("[rate_limit]\nrequests_per_minute = {QUOTA}\nburst = 3"),
     );
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(
-        Config::from_toml_str(&text).unwrap(),
-        Metrics::new(),
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let (pipeline, cancel) = start_pipeline(config, Metrics::new()).await;
     assert!(pipeline.ready(Duration::from_secs(30)).await);
     produce_calls(&s.bootstrap, &s.names.cad, 200, 37, 0).await;
     // Past the first quota window, so the limiter's burst and steady rate both meet the window.

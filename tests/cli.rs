@@ -1,11 +1,11 @@
 //! The command line as a user runs it: `check-config` (file plus `ADS__` overrides),
 //! `keygen`, `generate` piped into `validate`.
 
-use std::process::{Command, Output};
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ads-connector"))
-}
+use std::process::Output;
+
+use common::{connector_command as bin, write_file, INT_CONFIG as CONFIG};
 
 fn text(o: &Output) -> String {
     format!(
@@ -15,23 +15,9 @@ fn text(o: &Output) -> String {
     )
 }
 
-const CONFIG: &str = r#"
-[kafka]
-bootstrap_servers = "localhost:9092"
-topics = ["cad.calls"]
-ack_topic = "ads.acks"
-dead_letter_topic = "ads.dead-letters"
-[nhs_api]
-environment = "int"
-api_key_file = "/keys/api-key"
-private_key_file = "/keys/key.pem"
-kid = "int-1"
-"#;
-
 fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, text).unwrap();
+    let path = write_file(dir.path(), "config.toml", text);
     (dir, path)
 }
 

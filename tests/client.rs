@@ -3,31 +3,26 @@
 //! client's assertion can provoke surface with the platform's exact words; submissions accepted,
 //! refused and retried as the classification table says.
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ads_connector::acker::Accepted;
 use ads_connector::auth::{AuthError, TokenProvider};
 use ads_connector::batcher::{Batch, BatchBuilder, MappedCall};
 use ads_connector::config::{ApiConfig, AuthConfig, BatchConfig, RateLimitConfig, SubmissionMode};
-use ads_connector::keygen::{self, KeyPair};
 use ads_connector::metrics::{FlushReason, Metrics};
 use ads_connector::offsets::RecordPos;
 use ads_connector::rate_limit::RateLimiter;
 use ads_connector::source::Envelope;
 use ads_connector::submitter::{Submitted, Submitter};
-use nhs_emulator::{self as sandbox, SandboxApp, SandboxConfig, SandboxHandle};
+use common::{app, process_message_url, shared_key as key, spawn_sandbox, write_jwks};
+use nhs_emulator::{SandboxConfig, SandboxHandle};
 use url::Url;
 
 const API_KEY: &str = "client-test-app";
-
-fn key(kid: &str) -> &'static KeyPair {
-    static A: OnceLock<KeyPair> = OnceLock::new();
-    static B: OnceLock<KeyPair> = OnceLock::new();
-    let cell = if kid == "a" { &A } else { &B };
-    cell.get_or_init(|| keygen::generate(kid, 2048).unwrap())
-}
 
 struct Fixture {
     sandbox: SandboxHandle,
@@ -38,21 +33,13 @@ impl Fixture {
     async fn start(configure: impl FnOnce(&mut SandboxConfig, &std::path::Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let jwks = dir.path().join("jwks.json");
-        std::fs::write(&jwks, keygen::jwks(&[key("a")]).to_string()).unwrap();
+        write_jwks(&jwks, &[key("a")]);
         std::fs::write(dir.path().join("a.pem"), &key("a").private_pem).unwrap();
         std::fs::write(dir.path().join("b.pem"), &key("b").private_pem).unwrap();
         std::fs::write(dir.path().join("api-key"), API_KEY).unwrap();
         std::fs::write(dir.path().join("unknown-api-key"), "nobody").unwrap();
-        let mut cfg = SandboxConfig {
-            apps: vec![SandboxApp {
-                api_key: API_KEY.into(),
-                jwks_path: Some(jwks),
-            }],
-            ..SandboxConfig::default()
-        };
-        configure(&mut cfg, dir.path());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sandbox = sandbox::start(listener, cfg).await.unwrap();
+        let apps = vec![app(API_KEY, jwks)];
+        let sandbox = spawn_sandbox(apps, |cfg| configure(cfg, dir.path())).await;
         Self { sandbox, dir }
     }
 
@@ -111,7 +98,7 @@ impl Fixture {
     }
 
     fn submit_url(&self) -> Url {
-        Url::parse(&format!("{}/$process-message", self.sandbox.api_base_url())).unwrap()
+        Url::parse(&process_message_url(&self.sandbox)).unwrap()
     }
 }
 
@@ -128,6 +115,7 @@ fn one_call_batch() -> Batch {
         linger: Duration::from_secs(1),
     });
     builder.push(MappedCall {
+        missing_at_close: Vec::new(),
         envelope: Envelope {
             pos: RecordPos {
                 topic: Arc::from("cad"),

@@ -2,6 +2,8 @@
 //! corrected one). Instance values carry the marker `SENTINEL` so that the last test can
 //! prove no message or path ever repeats them.
 
+mod common;
+
 use ads_connector::conformance::{self, Registry, Violation};
 use serde_json::{json, Value};
 
@@ -453,7 +455,7 @@ fn every_differential_constraint_is_checked_or_deliberately_not_checked() {
 /// Every golden bundle conforms to the UK Core profiles: no violation at all.
 #[test]
 fn every_golden_bundle_conforms_to_uk_core() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fhir");
+    let dir = common::fixture_dir("fhir");
     let mut bundles = 0;
     let mut violations = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {

@@ -7,22 +7,20 @@
 //! Regenerate the FHIR goldens after an intended mapping change with
 //! `UPDATE_FIXTURES=1 cargo test --test mapping`, then review the diff.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ads_connector::cad::{self, CadCall, DecodeErrorKind};
 use ads_connector::mapping::{self, check, map_call, BundleType, CodeSystemStyle, MappingOptions};
 use ads_devkit::generate::{to_json_line, Generator};
+use common::{fixture_dir, fixture_path, repo_path};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-fn repo_file(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
 fn compile_schema(path: &str) -> jsonschema::Validator {
-    let text = std::fs::read(repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = std::fs::read(repo_path(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     let schema: Value = serde_json::from_slice(&text).unwrap();
     jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -59,10 +57,6 @@ fn assert_valid_bundle(what: &str, bundle: &Value) {
     );
 }
 
-fn fixture_dir(kind: &str) -> PathBuf {
-    repo_file("tests/fixtures").join(kind)
-}
-
 /// The names of every golden CAD record, sorted.
 fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixture_dir("cad"))
@@ -75,7 +69,7 @@ fn fixture_names() -> Vec<String> {
 }
 
 fn read_fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixture_dir("cad").join(format!("{name}.json"))).unwrap()
+    std::fs::read(fixture_path("cad", name)).unwrap()
 }
 
 fn fixture_value(name: &str) -> Value {
@@ -392,7 +386,7 @@ fn the_cad_json_schema_and_the_decoder_agree_on_every_golden_record() {
 #[test]
 fn the_cad_json_schema_examples_decode() {
     let schema: Value = serde_json::from_slice(
-        &std::fs::read(repo_file("schemas/cad.call.v1.schema.json")).unwrap(),
+        &std::fs::read(repo_path("schemas/cad.call.v1.schema.json")).unwrap(),
     )
     .unwrap();
     for (i, example) in schema["examples"].as_array().unwrap().iter().enumerate() {
@@ -589,9 +583,7 @@ fn golden_fixtures_round_trip_through_the_model() {
 
 #[test]
 fn the_documented_example_decodes() {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cad.call.v1.md"))
-            .unwrap();
+    let doc = std::fs::read_to_string(repo_path("docs/cad.call.v1.md")).unwrap();
     let start = doc.find("```json\n").expect("an example") + "```json\n".len();
     let end = start + doc[start..].find("```").unwrap();
     let call = cad::decode(&doc.as_bytes()[start..end]).unwrap_or_else(|e| panic!("{e}"));
@@ -898,4 +890,163 @@ fn error_kind_labels_are_bounded_and_distinct() {
         .map(|k| k.as_str())
         .collect();
     assert_eq!(mapping_labels.len(), mapping::MappingErrorKind::ALL.len());
+}
+
+/// The golden Bundle of `conveyed-two-patients`, as JSON to break on purpose.
+fn two_patient_bundle() -> Value {
+    serde_json::from_slice(
+        &std::fs::read(fixture_dir("fhir").join("conveyed-two-patients.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Sets the `dateTime` of the typed timestamp `code` of the first resource that has one.
+fn set_typed_time(bundle: &mut Value, code: &str, at: &str) {
+    for e in bundle["entry"].as_array_mut().unwrap() {
+        for ext in e["resource"]["extension"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            let Some(subs) = ext["extension"].as_array_mut() else {
+                continue;
+            };
+            if subs[0]["valueCodeableConcept"]["coding"][0]["code"] == code {
+                subs[1]["valueDateTime"] = json!(at);
+                return;
+            }
+        }
+    }
+    panic!("no {code} in the bundle");
+}
+
+fn rules(problems: &[ads_connector::cad::Problem]) -> Vec<&'static str> {
+    problems.iter().map(|p| p.rule).collect()
+}
+
+#[test]
+fn the_unbroken_golden_has_no_cross_section_problem() {
+    let report = check::bundle(&two_patient_bundle());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(
+        !rules(&report.warnings).contains(&"clinical_time_before_call_answered"),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn a_response_time_before_the_call_was_answered_is_an_error() {
+    let mut bundle = two_patient_bundle();
+    set_typed_time(
+        &mut bundle,
+        "time-resource-mobilised",
+        "2025-03-01T12:00:00Z",
+    );
+    let report = check::bundle(&bundle);
+    let found: Vec<_> = report
+        .errors
+        .iter()
+        .filter(|p| p.rule == "response_time_before_call_answered")
+        .collect();
+    assert_eq!(found.len(), 1, "{:?}", report.errors);
+    assert!(found[0].path.contains(".extension["), "{}", found[0].path);
+    assert!(
+        !found[0].message.contains("2025"),
+        "no value in the message"
+    );
+}
+
+#[test]
+fn a_clinical_time_before_the_call_was_answered_is_a_warning() {
+    let mut bundle = two_patient_bundle();
+    let observation = bundle["entry"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .map(|e| &mut e["resource"])
+        .find(|r| r["resourceType"] == "Observation" && r.get("encounter").is_some())
+        .unwrap();
+    observation["effectiveDateTime"] = json!("2025-03-01T12:00:00Z");
+    let report = check::bundle(&bundle);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(rules(&report.warnings).contains(&"clinical_time_before_call_answered"));
+}
+
+#[test]
+fn a_planned_encounter_whose_vehicle_arrived_is_an_error() {
+    let mut bundle = two_patient_bundle();
+    let encounter = bundle["entry"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .map(|e| &mut e["resource"])
+        .find(|r| r["resourceType"] == "Encounter" && r["status"] == "in-progress")
+        .unwrap();
+    encounter["status"] = json!("planned");
+    let report = check::bundle(&bundle);
+    assert!(rules(&report.errors).contains(&"encounter_status_contradicts_times"));
+}
+
+#[test]
+fn an_open_encounter_in_a_closed_call_is_an_error() {
+    // refused-conveyance: the call ended and every vehicle is clear, so the call is closed.
+    let call = cad::decode(&read_fixture("refused-conveyance")).unwrap();
+    let mut bundle = map_call(&call, &MappingOptions::default()).unwrap().json;
+    assert!(check::bundle(&bundle).errors.is_empty());
+    let encounter = bundle["entry"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .map(|e| &mut e["resource"])
+        .find(|r| r["resourceType"] == "Encounter")
+        .unwrap();
+    assert_eq!(encounter["status"], "finished");
+    encounter["status"] = json!("planned");
+    let report = check::bundle(&bundle);
+    assert!(rules(&report.errors).contains(&"encounter_open_after_call_closed"));
+}
+
+#[test]
+fn a_contact_no_vehicle_attended_is_finished_once_the_call_is_closed() {
+    let mut call = cad::decode(&read_fixture("refused-conveyance")).unwrap();
+    for p in &mut call.patients {
+        p.call_signs.clear();
+        p.conveyance = None;
+    }
+    let bundle = map_call(&call, &MappingOptions::default()).unwrap().json;
+    let statuses: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "Encounter" && r.get("subject").is_some())
+        .map(|r| &r["status"])
+        .collect();
+    assert!(!statuses.is_empty());
+    assert!(statuses.iter().all(|s| *s == "finished"), "{statuses:?}");
+}
+
+#[test]
+fn a_closed_call_lacking_a_mandatory_item_names_it_and_an_open_one_does_not() {
+    let mut call = cad::decode(&read_fixture("refused-conveyance")).unwrap();
+    let complete = map_call(&call, &MappingOptions::default()).unwrap();
+    assert!(complete.missing_at_close.is_empty());
+    call.treatment_type = None;
+    let closed = map_call(&call, &MappingOptions::default()).unwrap();
+    let items: Vec<&str> = closed.missing_at_close.iter().map(|i| i.as_str()).collect();
+    assert_eq!(items, ["ADS33"]);
+    assert!(closed
+        .warnings
+        .iter()
+        .any(|w| w.rule == "ads_mandatory_item_missing_at_close"));
+    // The same gap while a vehicle is still out is only "not yet known".
+    call.responses[0].times.clear = None;
+    call.responses[0].times.stood_down = None;
+    let open = map_call(&call, &MappingOptions::default()).unwrap();
+    assert!(open.missing_at_close.is_empty());
+    assert!(open
+        .warnings
+        .iter()
+        .any(|w| w.rule == "ads_mandatory_item_not_yet_known"));
 }

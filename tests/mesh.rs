@@ -14,8 +14,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ads_connector::app::Pipeline;
-use ads_connector::config::Config;
 use ads_connector::mesh::correlation::{AckReader, Correlator};
 use ads_connector::mesh::notification::{
     CallIssues, Issue, Notification, DPS_ERROR_SCHEMA, NOTIFICATION_SCHEMA,
@@ -23,24 +21,15 @@ use ads_connector::mesh::notification::{
 use ads_connector::mesh::{self, DpsPoller, MeshClient, MeshClientConfig, MeshError};
 use ads_connector::metrics::Metrics;
 use ads_devkit::generate::{self, Generator};
+use common::{mesh_client_config, mesh_sandbox_url, mesh_section, parse_mesh, Broker};
 use nhs_emulator as sandbox;
 use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use rdkafka::message::Message;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 const TRUST: &str = "X26ABC2";
 const DPS: &str = "X26ABC1";
-
-/// NHS England's mesh-sandbox; the tests that call it are ignored unless the build saw
-/// `ADS_TEST_MESH_URL` (`build.rs`), and fail rather than pass when run without it.
-fn mesh_url() -> Option<String> {
-    match std::env::var("ADS_TEST_MESH_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => panic!("this test needs ADS_TEST_MESH_URL (run scripts/test.sh)"),
-    }
-}
 
 fn shared_key() -> Vec<u8> {
     std::env::var("ADS_TEST_MESH_SHARED_KEY")
@@ -48,20 +37,8 @@ fn shared_key() -> Vec<u8> {
         .into_bytes()
 }
 
-fn client_config(url: &str, mailbox: &str, password: &str, key: &[u8]) -> MeshClientConfig {
-    MeshClientConfig {
-        url: url.parse().unwrap(),
-        mailbox: mailbox.into(),
-        password: password.into(),
-        shared_key: key.to_vec(),
-        identity_pem: None,
-        ca_pem: None,
-        timeout: Duration::from_secs(10),
-    }
-}
-
 fn client(url: &str, mailbox: &str) -> MeshClient {
-    MeshClient::new(&client_config(url, mailbox, "password", &shared_key())).unwrap()
+    MeshClient::new(&mesh_client_config(url, mailbox, "password", &shared_key())).unwrap()
 }
 
 fn workflow(test: &str) -> String {
@@ -109,15 +86,18 @@ with mesh_client.MeshClient(url, mailbox, "password", shared_key=b"TestKey") as 
     ignore = "needs NHS England's mesh-sandbox: ADS_TEST_MESH_URL (scripts/test.sh starts it)"
 )]
 async fn handshake_succeeds_and_wrong_credentials_are_refused() {
-    let Some(url) = mesh_url() else { return };
+    let Some(url) = mesh_sandbox_url() else {
+        return;
+    };
     client(&url, TRUST).handshake().await.unwrap();
     client(&url, TRUST).count().await.unwrap();
     let wrong_password =
-        MeshClient::new(&client_config(&url, TRUST, "not-it", &shared_key())).unwrap();
+        MeshClient::new(&mesh_client_config(&url, TRUST, "not-it", &shared_key())).unwrap();
     let err = wrong_password.handshake().await.unwrap_err();
     assert!(matches!(err, MeshError::Auth { status: 403, .. }), "{err}");
     assert!(!err.is_retryable());
-    let wrong_key = MeshClient::new(&client_config(&url, TRUST, "password", b"Other")).unwrap();
+    let wrong_key =
+        MeshClient::new(&mesh_client_config(&url, TRUST, "password", b"Other")).unwrap();
     let err = wrong_key.list_inbox(None, 10).await.unwrap_err();
     assert_eq!(err.kind(), "auth", "{err}");
 }
@@ -128,7 +108,9 @@ async fn handshake_succeeds_and_wrong_credentials_are_refused() {
     ignore = "needs NHS England's mesh-sandbox: ADS_TEST_MESH_URL (scripts/test.sh starts it)"
 )]
 async fn chunked_message_from_mesh_client_is_retrieved_whole_and_acknowledged() {
-    let Some(url) = mesh_url() else { return };
+    let Some(url) = mesh_sandbox_url() else {
+        return;
+    };
     let wf = workflow("pychunk");
     let body = "0123456789".repeat(25);
     let id = python(PY_SEND, &[&url, DPS, TRUST, &wf, "64", &body]);
@@ -150,7 +132,9 @@ async fn chunked_message_from_mesh_client_is_retrieved_whole_and_acknowledged() 
     ignore = "needs NHS England's mesh-sandbox: ADS_TEST_MESH_URL (scripts/test.sh starts it)"
 )]
 async fn our_chunked_message_is_read_by_mesh_client() {
-    let Some(url) = mesh_url() else { return };
+    let Some(url) = mesh_sandbox_url() else {
+        return;
+    };
     let wf = workflow("ourchunk");
     let body = "abcdefghij".repeat(30);
     let options = SendOptions {
@@ -189,7 +173,9 @@ with mesh_client.MeshClient(url, sender, "password", shared_key=b"TestKey", max_
     ignore = "needs NHS England's mesh-sandbox: ADS_TEST_MESH_URL (scripts/test.sh starts it)"
 )]
 async fn compressed_messages_from_mesh_client_are_decoded() {
-    let Some(url) = mesh_url() else { return };
+    let Some(url) = mesh_sandbox_url() else {
+        return;
+    };
     let trust = client(&url, TRUST);
     let body = "compressible DPS report line\n".repeat(40);
     // (chunk size, mode, chunks expected)
@@ -225,7 +211,9 @@ async fn compressed_messages_from_mesh_client_are_decoded() {
     ignore = "needs NHS England's mesh-sandbox: ADS_TEST_MESH_URL (scripts/test.sh starts it)"
 )]
 async fn listing_follows_next_links_so_a_poll_takes_more_than_one_page() {
-    let Some(url) = mesh_url() else { return };
+    let Some(url) = mesh_sandbox_url() else {
+        return;
+    };
     let k = kafka(&["acks", "errors"]);
     let wf = workflow("paging");
     let dir = tempfile::tempdir().unwrap();
@@ -245,26 +233,23 @@ async fn listing_follows_next_links_so_a_poll_takes_more_than_one_page() {
     assert_eq!(ids.len(), n);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), n);
 
-    std::fs::write(dir.path().join("password"), "password\n").unwrap();
-    std::fs::write(dir.path().join("shared-key"), shared_key()).unwrap();
-    let mut raw = serde_json::json!({
-        "url": url, "mailbox": TRUST,
-        "password_file": dir.path().join("password"),
-        "shared_key_file": dir.path().join("shared-key"),
-        "workflow_ids": [wf], "poll_interval_s": 1, "errors_topic": "errors",
-        "correlation_wait_s": 20,
-    });
+    let mut raw = mesh_section(
+        &url,
+        TRUST,
+        ("password\n", &shared_key()),
+        &wf,
+        "errors",
+        dir.path(),
+    );
+    raw["correlation_wait_s"] = serde_json::json!(20);
     raw["max_messages_per_poll"] = serde_json::json!(10);
-    let config = serde_json::from_value::<mesh::RawMesh>(raw)
-        .unwrap()
-        .validate()
-        .unwrap();
+    let config = parse_mesh(raw);
     assert_eq!(config.max_messages_per_poll, 10);
     let stop = CancellationToken::new();
     let mut poller = DpsPoller::new(
         MeshClient::new(&MeshClientConfig::from_config(&config).unwrap()).unwrap(),
         config.clone(),
-        producer(&k.bootstrap),
+        producer(&k.bootstrap()),
         Arc::new(Correlator::new(10)),
         Metrics::new(),
     );
@@ -272,7 +257,7 @@ async fn listing_follows_next_links_so_a_poll_takes_more_than_one_page() {
     let report = poller.poll_once(&stop).await.unwrap();
     assert_eq!(report.acknowledged, n as u64);
     assert_eq!(report.published, n as u64);
-    let records = read_all(&k.bootstrap, "errors", n).await;
+    let records = read_all(&k.bootstrap(), "errors", n).await;
     let raws: HashSet<String> = records
         .iter()
         .map(|r| r["raw"].as_str().unwrap().to_owned())
@@ -285,24 +270,15 @@ async fn listing_follows_next_links_so_a_poll_takes_more_than_one_page() {
         .is_empty());
 }
 
-struct Kafka {
-    cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    bootstrap: String,
+/// The mock cluster with `topics`, one partition each.
+fn kafka(topics: &[&str]) -> Broker {
+    let topics: Vec<(&str, i32)> = topics.iter().map(|t| (*t, 1)).collect();
+    Broker::mock(1, &topics)
 }
 
-fn kafka(topics: &[&str]) -> Kafka {
-    let cluster = MockCluster::new(1).unwrap();
-    for t in topics {
-        cluster.create_topic(t, 1, 1).unwrap();
-    }
-    let bootstrap = cluster.bootstrap_servers();
-    Kafka { cluster, bootstrap }
-}
-
+/// A producer that gives up on a record after 3 s (the dead-end broker of a restart test).
 fn producer(bootstrap: &str) -> FutureProducer {
-    rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("socket.nagle.disable", "true")
+    common::client(bootstrap)
         .set("message.timeout.ms", "3000")
         .create()
         .unwrap()
@@ -361,37 +337,25 @@ fn mesh_config(
     errors_topic: &str,
     dir: &std::path::Path,
 ) -> mesh::MeshConfig {
-    std::fs::write(dir.join("password"), "password\n").unwrap();
-    std::fs::write(dir.join("shared-key"), shared_key()).unwrap();
-    let raw: mesh::RawMesh = toml_like(url, workflow, errors_topic, dir);
-    raw.validate().unwrap()
-}
-
-fn toml_like(
-    url: &str,
-    workflow: &str,
-    errors_topic: &str,
-    dir: &std::path::Path,
-) -> mesh::RawMesh {
-    serde_json::from_value(serde_json::json!({
-        "url": url, "mailbox": TRUST,
-        "password_file": dir.join("password"), "shared_key_file": dir.join("shared-key"),
-        "workflow_ids": [workflow], "poll_interval_s": 1, "errors_topic": errors_topic,
-        "correlation_wait_s": 20,
-    }))
-    .unwrap()
+    let key = shared_key();
+    let mut raw = mesh_section(
+        url,
+        TRUST,
+        ("password\n", &key),
+        workflow,
+        errors_topic,
+        dir,
+    );
+    raw["correlation_wait_s"] = serde_json::json!(20);
+    parse_mesh(raw)
 }
 
 async fn read_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<serde_json::Value> {
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        common::read_topic(&bootstrap, &topic, expected, Duration::from_secs(45))
-            .iter()
-            .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
-            .collect()
-    })
-    .await
-    .unwrap()
+    common::read_topic_async(bootstrap, topic, expected, Duration::from_secs(45))
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,13 +364,31 @@ async fn read_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<serde_js
     ignore = "needs NHS England's mesh-sandbox: ADS_TEST_MESH_URL (scripts/test.sh starts it)"
 )]
 async fn poller_publishes_correlated_errors_then_acknowledges_in_mesh() {
-    let Some(url) = mesh_url() else { return };
+    let Some(url) = mesh_sandbox_url() else {
+        return;
+    };
     let k = kafka(&["acks", "errors"]);
     let wf = workflow("poller");
     let dir = tempfile::tempdir().unwrap();
     let submission = format!("sub-{}", uuid::Uuid::new_v4());
-    write_ack(&k.bootstrap, "acks", &submission, "call-1", "bundle-1", 41).await;
-    write_ack(&k.bootstrap, "acks", &submission, "call-2", "bundle-2", 42).await;
+    write_ack(
+        &k.bootstrap(),
+        "acks",
+        &submission,
+        "call-1",
+        "bundle-1",
+        41,
+    )
+    .await;
+    write_ack(
+        &k.bootstrap(),
+        "acks",
+        &submission,
+        "call-2",
+        "bundle-2",
+        42,
+    )
+    .await;
     // Chunked, as a large DPS report would be.
     let options = SendOptions {
         workflow_id: wf.clone(),
@@ -424,13 +406,13 @@ async fn poller_publishes_correlated_errors_then_acknowledges_in_mesh() {
 
     let config = mesh_config(&url, &wf, "errors", dir.path());
     let stop = CancellationToken::new();
-    let kafka_client = common::client(&k.bootstrap);
+    let kafka_client = common::client(&k.bootstrap());
     let mut poller = mesh::start(
         &config,
         kafka_client,
         "ads-connector-test",
         "acks",
-        producer(&k.bootstrap),
+        producer(&k.bootstrap()),
         Metrics::new(),
         stop.clone(),
     )
@@ -443,7 +425,7 @@ async fn poller_publishes_correlated_errors_then_acknowledges_in_mesh() {
     }
     stop.cancel();
     assert_eq!(published, 2);
-    let records = read_all(&k.bootstrap, "errors", 2).await;
+    let records = read_all(&k.bootstrap(), "errors", 2).await;
     let parsed = records.iter().find(|r| r["format"] != "unknown").unwrap();
     assert_eq!(parsed["schema"], DPS_ERROR_SCHEMA);
     assert_eq!(parsed["correlated"], true);
@@ -457,7 +439,7 @@ async fn poller_publishes_correlated_errors_then_acknowledges_in_mesh() {
         .await
         .unwrap()
         .is_empty());
-    drop(k.cluster);
+    drop(k);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,12 +448,14 @@ async fn poller_publishes_correlated_errors_then_acknowledges_in_mesh() {
     ignore = "needs NHS England's mesh-sandbox: ADS_TEST_MESH_URL (scripts/test.sh starts it)"
 )]
 async fn a_restarted_poller_loses_nothing_and_correlates_from_the_ack_topic() {
-    let Some(url) = mesh_url() else { return };
+    let Some(url) = mesh_sandbox_url() else {
+        return;
+    };
     let k = kafka(&["acks", "errors"]);
     let wf = workflow("restart");
     let dir = tempfile::tempdir().unwrap();
     let submission = format!("sub-{}", uuid::Uuid::new_v4());
-    write_ack(&k.bootstrap, "acks", &submission, "call-9", "bundle-9", 9).await;
+    write_ack(&k.bootstrap(), "acks", &submission, "call-9", "bundle-9", 9).await;
     let options = SendOptions {
         workflow_id: wf.clone(),
         ..SendOptions::default()
@@ -515,10 +499,10 @@ async fn a_restarted_poller_loses_nothing_and_correlates_from_the_ack_topic() {
     // Second life: a fresh process (empty map, rebuilt from the ack topic) publishes it.
     let mut second = mesh::start(
         &config,
-        common::client(&k.bootstrap),
+        common::client(&k.bootstrap()),
         "ads-connector-test",
         "acks",
-        producer(&k.bootstrap),
+        producer(&k.bootstrap()),
         Metrics::new(),
         stop.clone(),
     )
@@ -530,7 +514,7 @@ async fn a_restarted_poller_loses_nothing_and_correlates_from_the_ack_topic() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.cancel();
-    let records = read_all(&k.bootstrap, "errors", 1).await;
+    let records = read_all(&k.bootstrap(), "errors", 1).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["correlated"], true);
     assert_eq!(records[0]["call_id"], "call-9");
@@ -545,12 +529,12 @@ async fn a_restarted_poller_loses_nothing_and_correlates_from_the_ack_topic() {
 async fn the_ack_reader_rebuilds_the_map_from_the_look_back() {
     // Needs no MESH: the correlation half of "correct after a restart".
     let k = kafka(&["acks"]);
-    write_ack(&k.bootstrap, "acks", "S-1", "call-1", "bundle-1", 1).await;
-    write_ack(&k.bootstrap, "acks", "S-2", "call-2", "bundle-2", 2).await;
+    write_ack(&k.bootstrap(), "acks", "S-1", "call-1", "bundle-1", 1).await;
+    write_ack(&k.bootstrap(), "acks", "S-2", "call-2", "bundle-2", 2).await;
     let correlator = Arc::new(Correlator::new(100));
     let stop = CancellationToken::new();
     let reader = AckReader {
-        client: common::client(&k.bootstrap),
+        client: common::client(&k.bootstrap()),
         topic: "acks".into(),
         lookback: Duration::from_secs(3600),
         correlator: correlator.clone(),
@@ -612,7 +596,7 @@ async fn whole_loop(url: String, use_embedded_mesh: bool) {
     };
     let wf = workflow("loop");
     let (registered, rejected) =
-        produce_calls_with_rejections(&k.bootstrap, &names.cad, 40, 8).await;
+        produce_calls_with_rejections(&k.bootstrap(), &names.cad, 40, 8).await;
     let key = if use_embedded_mesh {
         sandbox::mesh_box::SHARED_KEY.as_bytes().to_vec()
     } else {
@@ -621,7 +605,7 @@ async fn whole_loop(url: String, use_embedded_mesh: bool) {
     api.handle
         .set_dps(Some(sandbox::DpsConfig {
             registered_ods: registered,
-            mesh: client_config(&url, DPS, "password", &key),
+            mesh: mesh_client_config(&url, DPS, "password", &key),
             to_mailbox: TRUST.into(),
             workflow_id: wf.clone(),
             chunk_size: Some(256),
@@ -644,20 +628,16 @@ async fn whole_loop(url: String, use_embedded_mesh: bool) {
         pw = api.dir.path().join("mesh-password").display(),
         sk = api.dir.path().join("mesh-key").display(),
     );
-    let toml = common::config_toml(
-        &k.bootstrap,
+    let config = common::connector_config(
+        &k.bootstrap(),
         &names,
         &api,
         "max_calls = 10\nlinger_ms = 100",
         &extra,
     );
-    let config = Config::from_toml_str(&toml).unwrap();
     let metrics = Metrics::new();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, metrics.clone(), cancel.clone())
-        .await
-        .unwrap();
-    let records = read_all(&k.bootstrap, &errors_topic, rejected.len()).await;
+    let (pipeline, cancel) = common::start_pipeline(config, metrics.clone()).await;
+    let records = read_all(&k.bootstrap(), &errors_topic, rejected.len()).await;
     cancel.cancel();
     pipeline.finish().await.unwrap();
     let dps = api.handle.dps_stats();
@@ -684,7 +664,9 @@ async fn whole_loop(url: String, use_embedded_mesh: bool) {
     ignore = "needs NHS England's mesh-sandbox: ADS_TEST_MESH_URL (scripts/test.sh starts it)"
 )]
 async fn a_rejected_call_travels_from_the_connector_through_mesh_sandbox_to_the_errors_topic() {
-    let Some(url) = mesh_url() else { return };
+    let Some(url) = mesh_sandbox_url() else {
+        return;
+    };
     whole_loop(url, false).await;
 }
 

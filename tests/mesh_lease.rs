@@ -12,16 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ads_connector::mesh::{self, Lease, MeshClient, MeshClientConfig};
+use ads_connector::mesh::{self, Lease, MeshClient};
 use ads_connector::metrics::Metrics;
+use common::{mesh_client_config, mesh_section, parse_mesh, Broker, Names};
 use nhs_emulator::mesh_box;
 use nhs_emulator::mesh_send::{MeshSend, SendOptions};
 use rdkafka::message::Message;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
-
-use common::Names;
 
 const TRUST: &str = "X26ABC2";
 const DPS: &str = "X26ABC1";
@@ -35,16 +33,8 @@ async fn serve_mesh() -> String {
 }
 
 fn mailbox(url: &str, id: &str) -> MeshClient {
-    MeshClient::new(&MeshClientConfig {
-        url: url.parse().unwrap(),
-        mailbox: id.into(),
-        password: mesh_box::PASSWORD.into(),
-        shared_key: mesh_box::SHARED_KEY.as_bytes().to_vec(),
-        identity_pem: None,
-        ca_pem: None,
-        timeout: Duration::from_secs(10),
-    })
-    .unwrap()
+    let key = mesh_box::SHARED_KEY.as_bytes();
+    MeshClient::new(&mesh_client_config(url, id, mesh_box::PASSWORD, key)).unwrap()
 }
 
 async fn send(url: &str, from: usize, to: usize) {
@@ -104,11 +94,9 @@ fn published(bootstrap: &str, topic: &str, expected: usize) -> (HashSet<String>,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_publish_every_notification_once_while_the_lease_moves_between_them() {
-    let cluster = MockCluster::new(1).unwrap();
     let names = Names::new("lease");
-    cluster.create_topic(&names.ack, 1, 1).unwrap();
-    cluster.create_topic(&names.dlq, 3, 1).unwrap();
-    handover(&cluster.bootstrap_servers(), &names).await;
+    let broker = Broker::mock(1, &[(&names.ack, 1), (&names.dlq, 3)]);
+    handover(&broker.bootstrap(), &names).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,17 +118,9 @@ async fn handover(bootstrap: &str, names: &Names) {
     let errors = names.dlq.as_str();
     let url = serve_mesh().await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("password"), mesh_box::PASSWORD).unwrap();
-    std::fs::write(dir.path().join("shared-key"), mesh_box::SHARED_KEY).unwrap();
-    let config = serde_json::from_value::<mesh::RawMesh>(serde_json::json!({
-        "url": url, "mailbox": TRUST,
-        "password_file": dir.path().join("password"),
-        "shared_key_file": dir.path().join("shared-key"),
-        "workflow_ids": [WORKFLOW], "poll_interval_s": 1, "errors_topic": errors,
-    }))
-    .unwrap()
-    .validate()
-    .unwrap();
+    let secrets = (mesh_box::PASSWORD, mesh_box::SHARED_KEY.as_bytes());
+    let section = mesh_section(&url, TRUST, secrets, WORKFLOW, errors, dir.path());
+    let config = parse_mesh(section);
 
     send(&url, 0, 20).await;
     let a = replica(&config, bootstrap, names);

@@ -7,12 +7,15 @@
 //! `[mesh]` file keys (`client_cert_file`, `client_key_file`, `ca_file`) build a client that
 //! handshakes, as `run` builds it. No key is ever printed.
 
+mod common;
+
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ads_connector::config::Config;
 use ads_connector::mesh::{MeshClient, MeshClientConfig, MeshError};
+use common::{mesh_client_config, write_file, INT_CONFIG};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use nhs_emulator::mesh_box::{self, PASSWORD, SHARED_KEY};
@@ -140,13 +143,10 @@ async fn serve(pki: &Pki) -> String {
 
 fn client(url: &str, identity: Option<&Leaf>, ca: Option<&Ca>) -> MeshClient {
     MeshClient::new(&MeshClientConfig {
-        url: url.parse().unwrap(),
-        mailbox: MAILBOX.into(),
-        password: PASSWORD.into(),
-        shared_key: SHARED_KEY.as_bytes().to_vec(),
         identity_pem: identity.map(Leaf::identity),
         ca_pem: ca.map(|ca| ca.pem().into_bytes()),
         timeout: Duration::from_secs(30),
+        ..mesh_client_config(url, MAILBOX, PASSWORD, SHARED_KEY.as_bytes())
     })
     .unwrap()
 }
@@ -238,23 +238,9 @@ async fn the_mesh_section_files_build_a_client_that_completes_the_mutual_tls_han
     let pki = Pki::new();
     let url = serve(&pki).await;
     let dir = tempfile::tempdir().unwrap();
-    let file = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
+    let file = |name: &str, text: &str| write_file(dir.path(), name, text).display().to_string();
     let toml = format!(
-        r#"
-        [kafka]
-        bootstrap_servers = "localhost:9092"
-        topics = ["cad.calls"]
-        ack_topic = "ads.acks"
-        dead_letter_topic = "ads.dlq"
-        [nhs_api]
-        environment = "int"
-        api_key_file = "/keys/api-key"
-        private_key_file = "/keys/key.pem"
-        kid = "int-1"
+        r#"{INT_CONFIG}
         [mesh]
         url = "{url}"
         mailbox = "{MAILBOX}"

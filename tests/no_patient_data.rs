@@ -11,26 +11,18 @@
 //! One test in this binary on purpose: it installs the global subscriber.
 
 mod common;
-#[path = "support/otlp.rs"]
-mod otlp;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ads_connector::app::Pipeline;
 use ads_connector::cad::CadCall;
-use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
 use ads_connector::telemetry::{self, TraceExport};
 use ads_devkit::generate::{self, Generator};
+use common::otlp::{self, Collector};
 use common::*;
-use otlp::Collector;
 use rand::Rng;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -75,12 +67,9 @@ async fn no_nhs_number_name_birth_date_or_postcode_reaches_logs_spans_or_metrics
         .try_init()
         .unwrap();
 
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
     let names = Names::new("privacy");
-    for (topic, partitions) in [(&names.cad, 3), (&names.ack, 1), (&names.dlq, 1)] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
-    }
+    let broker = Broker::mock(1, &names.topics(3));
+    let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox().await;
     let (calls, mutated, invalid) = produce(&bootstrap, &names.cad).await;
     assert!(
@@ -88,26 +77,22 @@ async fn no_nhs_number_name_birth_date_or_postcode_reaches_logs_spans_or_metrics
         "the workload has no invalid records"
     );
 
-    let config = Config::from_toml_str(&config_toml(
+    let config = connector_config(
         &bootstrap,
         &names,
         &sandbox,
         "max_calls = 40\nlinger_ms = 100",
         "",
-    ))
-    .unwrap();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, Metrics::new(), cancel.clone())
-        .await
-        .unwrap();
-    let (b, ack) = (bootstrap.clone(), names.ack.clone());
-    let acks = tokio::task::spawn_blocking(move || {
-        read_topic(&b, &ack, RECORDS - invalid, Duration::from_secs(60))
-    });
-    let (b, dlq) = (bootstrap.clone(), names.dlq.clone());
-    let dead =
-        tokio::task::spawn_blocking(move || read_topic(&b, &dlq, invalid, Duration::from_secs(60)));
-    let (acks, dead) = (acks.await.unwrap(), dead.await.unwrap());
+    );
+    let (pipeline, cancel) = start_pipeline(config, Metrics::new()).await;
+    let (acks, dead) = read_acks_and_dead_letters(
+        &bootstrap,
+        &names,
+        RECORDS - invalid,
+        invalid,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(
         acks.len() + dead.len(),
         RECORDS,
@@ -192,7 +177,7 @@ async fn no_nhs_number_name_birth_date_or_postcode_reaches_logs_spans_or_metrics
 /// patient values are invalid. Returns every call produced, the invalid values written, and the
 /// number of records the connector must dead-letter.
 async fn produce(bootstrap: &str, topic: &str) -> (Vec<CadCall>, Vec<String>, usize) {
-    let producer: FutureProducer = client(bootstrap).set("linger.ms", "5").create().unwrap();
+    let producer = producer(bootstrap);
     let mut generator = Generator::new(99);
     let mut rng = rand::thread_rng();
     let mut calls: Vec<CadCall> = Vec::new();
@@ -238,32 +223,10 @@ async fn produce(bootstrap: &str, topic: &str) -> (Vec<CadCall>, Vec<String>, us
         let valid = ads_connector::cad::decode(payload.as_bytes())
             .is_ok_and(|c| ads_connector::mapping::map_call(&c, &options).is_ok());
         invalid += usize::from(!valid);
-        send(&producer, topic, &call.call_id, &payload, &mut rng).await;
+        let traceparent = random_traceparent(&mut rng);
+        send_traced(&producer, topic, &call.call_id, &payload, &traceparent).await;
     }
     (calls, mutated, invalid)
-}
-
-async fn send(
-    producer: &FutureProducer,
-    topic: &str,
-    key: &str,
-    payload: &str,
-    rng: &mut impl Rng,
-) {
-    let traceparent = format!("00-{:032x}-{:016x}-01", rng.gen::<u128>(), rng.gen::<u64>());
-    let headers = OwnedHeaders::new().insert(Header {
-        key: "traceparent",
-        value: Some(&traceparent),
-    });
-    let record = FutureRecord::to(topic)
-        .key(key)
-        .payload(payload)
-        .headers(headers);
-    producer
-        .send(record, Duration::from_secs(10))
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
 }
 
 /// Drops the sandbox's own log lines and every line's timestamp (a birth date could be today).

@@ -9,21 +9,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ads_connector::app::Pipeline;
 use ads_connector::cad::DecodeErrorKind;
-use ads_connector::config::Config;
 use ads_connector::metrics::{
     AckOutcome, DeadLetterKind, FlushReason, LeaseRole, Metrics, Outcome, RebalanceKind,
     RequestOutcome, RetryReason, StatusLabel,
 };
 use common::*;
-use rdkafka::mocking::MockCluster;
-use tokio_util::sync::CancellationToken;
-
-fn repo_file(path: &str) -> String {
-    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// A registry on which every semantic method has run once, encoded.
 fn exercised() -> String {
@@ -66,7 +57,7 @@ fn families(text: &str) -> BTreeMap<String, String> {
 #[test]
 fn the_catalogue_in_docs_lists_exactly_the_registered_families() {
     let registered = families(&exercised());
-    let documented: BTreeMap<String, String> = repo_file("docs/metrics.md")
+    let documented: BTreeMap<String, String> = read_repo_file("docs/metrics.md")
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| {
@@ -128,7 +119,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 }
 
 fn dashboard() -> serde_json::Value {
-    serde_json::from_str(&repo_file("dashboards/ads-connector.json")).unwrap()
+    serde_json::from_str(&read_repo_file("dashboards/ads-connector.json")).unwrap()
 }
 
 #[test]
@@ -166,7 +157,8 @@ fn the_dashboard_follows_the_grafana_conventions() {
             "Rate limiter",
             "Acks and dead letters",
             "Process",
-            "DPS errors (MESH)"
+            "DPS errors (MESH)",
+            "Data quality"
         ]
     );
     let panels: Vec<&serde_json::Value> = d["panels"]
@@ -225,7 +217,7 @@ fn dashboards_and_alerts_name_only_metrics_that_exist() {
             exprs.push(t["expr"].as_str().unwrap().to_string());
         }
     }
-    let alerts = repo_file("dashboards/alerts.yml");
+    let alerts = read_repo_file("dashboards/alerts.yml");
     exprs.push(alerts.clone());
     let mut named = 0;
     for expr in &exprs {
@@ -239,7 +231,7 @@ fn dashboards_and_alerts_name_only_metrics_that_exist() {
 
 /// `(alert name, runbook_url)` of every rule in `dashboards/alerts.yml`.
 fn alerts() -> Vec<(String, String)> {
-    let text = repo_file("dashboards/alerts.yml");
+    let text = read_repo_file("dashboards/alerts.yml");
     let mut out = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines().map(str::trim) {
@@ -259,8 +251,8 @@ fn alerts() -> Vec<(String, String)> {
 fn every_alert_has_a_runbook_section_and_promtool_cases_that_fire_and_stay_quiet() {
     let alerts = alerts();
     assert!(alerts.len() >= 10);
-    let runbook = repo_file("docs/runbook.md");
-    let tests = repo_file("dashboards/alerts.test.yml");
+    let runbook = read_repo_file("docs/runbook.md");
+    let tests = read_repo_file("dashboards/alerts.test.yml");
     for (name, url) in &alerts {
         assert!(
             runbook.lines().any(|l| l == format!("## {name}")),
@@ -281,33 +273,28 @@ fn every_alert_has_a_runbook_section_and_promtool_cases_that_fire_and_stay_quiet
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operations_port_reports_liveness_readiness_and_per_partition_lag() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
     let names = Names::new("ops");
-    for (topic, partitions) in [(&names.cad, 2), (&names.ack, 1), (&names.dlq, 1)] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
-    }
+    let broker = Broker::mock(1, &names.topics(2));
+    let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox().await;
     let produced = produce_calls(&bootstrap, &names.cad, 40, 3, 0).await;
-    let config = Config::from_toml_str(&config_toml(
+    let config = connector_config(
         &bootstrap,
         &names,
         &sandbox,
         "max_calls = 10\nlinger_ms = 50",
         "[kafka.properties]\n\"statistics.interval.ms\" = \"200\"",
-    ))
-    .unwrap();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, Metrics::new(), cancel.clone())
-        .await
-        .unwrap();
+    );
+    let (pipeline, cancel) = start_pipeline(config, Metrics::new()).await;
     let base = format!("http://{}", pipeline.health_addr);
     assert!(pipeline.ready(Duration::from_secs(30)).await);
-    let (b, ack, n) = (bootstrap.clone(), names.ack.clone(), produced.len());
-    let acks =
-        tokio::task::spawn_blocking(move || read_topic(&b, &ack, n, Duration::from_secs(60)))
-            .await
-            .unwrap();
+    let acks = read_topic_async(
+        &bootstrap,
+        &names.ack,
+        produced.len(),
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(acks.len(), produced.len());
 
     let livez = reqwest::get(format!("{base}/livez")).await.unwrap();
@@ -360,20 +347,14 @@ async fn the_operations_port_reports_liveness_readiness_and_per_partition_lag() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_answers_503_while_no_token_can_be_obtained() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
     let names = Names::new("unready");
-    for topic in [&names.cad, &names.ack, &names.dlq] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    let broker = Broker::mock(1, &names.topics(1));
+    let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox().await;
     // An API key the token server does not know: every token request is refused.
     std::fs::write(&sandbox.api_key_file, "unknown-application").unwrap();
-    let config = Config::from_toml_str(&config_toml(&bootstrap, &names, &sandbox, "", "")).unwrap();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, Metrics::new(), cancel.clone())
-        .await
-        .unwrap();
+    let config = connector_config(&bootstrap, &names, &sandbox, "", "");
+    let (pipeline, cancel) = start_pipeline(config, Metrics::new()).await;
     let base = format!("http://{}", pipeline.health_addr);
     assert!(!pipeline.ready(Duration::from_secs(3)).await);
     let readyz = reqwest::get(format!("{base}/readyz")).await.unwrap();

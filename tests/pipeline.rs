@@ -5,12 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use ads_connector::app::Pipeline;
-use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
 use common::*;
-use rdkafka::mocking::MockCluster;
-use tokio_util::sync::CancellationToken;
 
 async fn run_pipeline_until_done(
     bootstrap: &str,
@@ -23,21 +19,12 @@ async fn run_pipeline_until_done(
     Vec<rdkafka::message::OwnedMessage>,
     Vec<rdkafka::message::OwnedMessage>,
 ) {
-    let config =
-        Config::from_toml_str(&config_toml(bootstrap, names, sandbox, batch, extra)).unwrap();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, Metrics::new(), cancel.clone())
-        .await
-        .unwrap();
+    let config = connector_config(bootstrap, names, sandbox, batch, extra);
+    let (pipeline, cancel) = start_pipeline(config, Metrics::new()).await;
     let valid = produced.iter().filter(|r| r.valid).count();
     let invalid = produced.len() - valid;
-    let (b, ack) = (bootstrap.to_string(), names.ack.clone());
-    let acks =
-        tokio::task::spawn_blocking(move || read_topic(&b, &ack, valid, Duration::from_secs(60)));
-    let (b, dlq) = (bootstrap.to_string(), names.dlq.clone());
-    let dead =
-        tokio::task::spawn_blocking(move || read_topic(&b, &dlq, invalid, Duration::from_secs(60)));
-    let (acks, dead) = (acks.await.unwrap(), dead.await.unwrap());
+    let (acks, dead) =
+        read_acks_and_dead_letters(bootstrap, names, valid, invalid, Duration::from_secs(60)).await;
     cancel.cancel();
     pipeline.finish().await.unwrap();
     (acks, dead)
@@ -45,12 +32,9 @@ async fn run_pipeline_until_done(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_ends_as_exactly_one_ack_or_dead_letter_and_offsets_reach_the_end() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
     let names = Names::new("mock");
-    for (topic, partitions) in [(&names.cad, 3), (&names.ack, 1), (&names.dlq, 1)] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
-    }
+    let broker = Broker::mock(1, &names.topics(3));
+    let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox().await;
     let produced = produce_calls(&bootstrap, &names.cad, 400, 11, 50).await;
 
@@ -83,12 +67,9 @@ async fn every_record_ends_as_exactly_one_ack_or_dead_letter_and_offsets_reach_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_mode_posts_one_call_per_request() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
     let names = Names::new("single");
-    for topic in [&names.cad, &names.ack, &names.dlq] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    let broker = Broker::mock(1, &names.topics(1));
+    let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox().await;
     // No updates collide inside a batch in single mode, so every valid record is one request.
     let produced = produce_calls(&bootstrap, &names.cad, 30, 5, 0).await;

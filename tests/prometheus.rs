@@ -22,13 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ads_connector::app::Pipeline;
-use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
 use common::*;
 use nhs_emulator::FaultProfile;
-use rdkafka::mocking::MockCluster;
-use tokio_util::sync::CancellationToken;
 
 /// What Grafana puts in for `$__rate_interval` here: well above four scrape intervals.
 const RATE_INTERVAL: &str = "30s";
@@ -105,19 +101,6 @@ const QUIET_ALERTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Debian's prometheus; the tests that call it are ignored unless the build saw
-/// `ADS_TEST_PROMETHEUS` (`build.rs`), and fail rather than pass when run without it.
-fn prometheus() -> Option<PathBuf> {
-    match std::env::var_os("ADS_TEST_PROMETHEUS") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => panic!("this test needs ADS_TEST_PROMETHEUS (run scripts/test.sh)"),
-    }
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
 fn promtool(prometheus: &Path) -> PathBuf {
     std::env::var_os("ADS_TEST_PROMTOOL")
         .map(PathBuf::from)
@@ -130,7 +113,7 @@ fn promtool(prometheus: &Path) -> PathBuf {
     ignore = "needs Prometheus: ADS_TEST_PROMETHEUS (scripts/test.sh installs Debian's prometheus)"
 )]
 fn promtool_accepts_the_rules_and_passes_every_alert_unit_test() {
-    let Some(prometheus) = prometheus() else {
+    let Some(prometheus) = prometheus_binary() else {
         return;
     };
     let promtool = promtool(&prometheus);
@@ -140,7 +123,7 @@ fn promtool_accepts_the_rules_and_passes_every_alert_unit_test() {
     ] {
         let out = Command::new(&promtool)
             .args(args)
-            .current_dir(repo("dashboards"))
+            .current_dir(repo_path("dashboards"))
             .output()
             .unwrap_or_else(|e| panic!("{}: {e}", promtool.display()));
         assert!(
@@ -184,7 +167,7 @@ async fn start_prometheus(binary: &Path, target: std::net::SocketAddr) -> Server
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {rules}\n\
              scrape_configs:\n  - job_name: ads-connector\n    static_configs:\n      - targets: ['{target}']\n",
-            rules = repo("dashboards/alerts.yml").display(),
+            rules = repo_path("dashboards/alerts.yml").display(),
         ),
     )
     .unwrap();
@@ -247,17 +230,14 @@ fn as_grafana_sends_it(expr: &str) -> String {
     ignore = "needs Prometheus: ADS_TEST_PROMETHEUS (scripts/test.sh installs Debian's prometheus)"
 )]
 async fn every_dashboard_query_and_alert_expression_returns_series_from_a_real_prometheus() {
-    let Some(binary) = prometheus() else {
+    let Some(binary) = prometheus_binary() else {
         return;
     };
 
     // The workload's connector, with the sandbox injecting faults.
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
     let names = Names::new("prom");
-    for (topic, partitions) in [(&names.cad, 3), (&names.ack, 1), (&names.dlq, 1)] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
-    }
+    let broker = Broker::mock(1, &names.topics(3));
+    let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox().await;
     sandbox.handle.set_faults(
         FaultProfile::parse(
@@ -265,19 +245,15 @@ async fn every_dashboard_query_and_alert_expression_returns_series_from_a_real_p
         )
         .unwrap(),
     );
-    let config = Config::from_toml_str(&config_toml(
+    let config = connector_config(
         &bootstrap,
         &names,
         &sandbox,
         "max_calls = 10\nlinger_ms = 100",
         "[rate_limit]\nrequests_per_minute = 1200\nburst = 2\n\
          [kafka.properties]\n\"statistics.interval.ms\" = \"1000\"",
-    ))
-    .unwrap();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, Metrics::new(), cancel.clone())
-        .await
-        .unwrap();
+    );
+    let (pipeline, cancel) = start_pipeline(config, Metrics::new()).await;
     let prometheus = start_prometheus(&binary, pipeline.health_addr).await;
     let base = prometheus.base.clone();
     assert!(pipeline.ready(Duration::from_secs(30)).await);
@@ -311,7 +287,7 @@ async fn every_dashboard_query_and_alert_expression_returns_series_from_a_real_p
 
     // Every dashboard query.
     let dashboard: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo("dashboards/ads-connector.json")).unwrap(),
+        &std::fs::read_to_string(repo_path("dashboards/ads-connector.json")).unwrap(),
     )
     .unwrap();
     let mut empty = Vec::new();
@@ -413,11 +389,12 @@ async fn every_dashboard_query_and_alert_expression_returns_series_from_a_real_p
             }
         }
     }
-    let alerts_in_file: BTreeSet<String> = std::fs::read_to_string(repo("dashboards/alerts.yml"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- alert: ").map(str::to_string))
-        .collect();
+    let alerts_in_file: BTreeSet<String> =
+        std::fs::read_to_string(repo_path("dashboards/alerts.yml"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- alert: ").map(str::to_string))
+            .collect();
     assert_eq!(seen, alerts_in_file, "Prometheus did not load every alert");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 

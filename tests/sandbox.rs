@@ -3,25 +3,24 @@
 //! `$process-message` proxy of §1.6, call recording, and `keygen` output. Test JWTs are signed
 //! with `jsonwebtoken` directly, never through the connector's own auth code.
 
-use std::path::Path;
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
+
+use std::time::Duration;
 
 use ads_connector::keygen::{self, KeyPair, KeygenError};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use common::{
+    app, assertion_claims, jwt_header, now, post_form, process_message_url, shared_key, sign,
+    spawn_sandbox, token_form, write_jwks, JWT_BEARER,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use nhs_emulator::{self as sandbox, SandboxApp, SandboxConfig, SandboxHandle, SandboxStats};
 use reqwest::{header, Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
 
 const API_KEY: &str = "test-api-key";
 const NO_JWKS_API_KEY: &str = "app-without-jwks";
 const BROKEN_JWKS_API_KEY: &str = "app-whose-jwks-file-is-missing";
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-const FORM: &str = "application/x-www-form-urlencoded";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -29,13 +28,11 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Key pairs are slow to generate, so every test shares these two.
 fn key_a() -> &'static KeyPair {
-    static KEY: OnceLock<KeyPair> = OnceLock::new();
-    KEY.get_or_init(|| keygen::generate("key-a", 2048).expect("key a"))
+    shared_key("key-a")
 }
 
 fn key_b() -> &'static KeyPair {
-    static KEY: OnceLock<KeyPair> = OnceLock::new();
-    KEY.get_or_init(|| keygen::generate("key-b", 2048).expect("key b"))
+    shared_key("key-b")
 }
 
 struct TestSandbox {
@@ -49,46 +46,18 @@ struct TestSandbox {
 async fn spawn(configure: impl FnOnce(&mut SandboxConfig)) -> TestSandbox {
     let dir = tempfile::tempdir().unwrap();
     let jwks_path = dir.path().join("jwks.json");
-    std::fs::write(&jwks_path, keygen::jwks(&[key_a()]).to_string()).unwrap();
-    let mut cfg = SandboxConfig {
-        apps: vec![
-            SandboxApp::parse(&format!("{API_KEY}={}", jwks_path.display())).unwrap(),
-            SandboxApp::parse(&format!("{NO_JWKS_API_KEY}=")).unwrap(),
-            SandboxApp {
-                api_key: BROKEN_JWKS_API_KEY.into(),
-                jwks_path: Some(dir.path().join("missing.json")),
-            },
-        ],
-        ..SandboxConfig::default()
-    };
-    configure(&mut cfg);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = sandbox::start(listener, cfg).await.unwrap();
+    write_jwks(&jwks_path, &[key_a()]);
+    let apps = vec![
+        SandboxApp::parse(&format!("{API_KEY}={}", jwks_path.display())).unwrap(),
+        SandboxApp::parse(&format!("{NO_JWKS_API_KEY}=")).unwrap(),
+        app(BROKEN_JWKS_API_KEY, dir.path().join("missing.json")),
+    ];
+    let handle = spawn_sandbox(apps, configure).await;
     TestSandbox {
         handle,
         http: reqwest::Client::new(),
         dir,
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn jwt_header(kid: &str) -> Value {
-    json!({"alg": "RS512", "typ": "JWT", "kid": kid})
-}
-
-/// Signs `header.claims` with RS512, whatever `header` says.
-fn sign(header: &Value, claims: &Value, key: &KeyPair) -> String {
-    let encode = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
-    let input = format!("{}.{}", encode(header), encode(claims));
-    let key = EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap();
-    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::RS512).unwrap();
-    format!("{input}.{signature}")
 }
 
 impl TestSandbox {
@@ -98,13 +67,7 @@ impl TestSandbox {
     }
 
     fn claims_for(&self, api_key: &str) -> Value {
-        json!({
-            "iss": api_key,
-            "sub": api_key,
-            "aud": self.handle.token_url().as_str(),
-            "jti": uuid::Uuid::new_v4().to_string(),
-            "exp": now() + 240,
-        })
+        assertion_claims(api_key, self.handle.token_url().as_str())
     }
 
     /// A valid assertion signed by key a.
@@ -113,23 +76,13 @@ impl TestSandbox {
     }
 
     async fn post_form(&self, form: &[(&str, &str)]) -> Response {
-        let body = serde_urlencoded::to_string(form).unwrap();
-        self.http
-            .post(self.handle.token_url())
-            .header(header::CONTENT_TYPE, FORM)
-            .body(body)
-            .send()
+        post_form(&self.http, self.handle.token_url(), form)
             .await
             .unwrap()
     }
 
     async fn request_token(&self, assertion: &str) -> Response {
-        self.post_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", assertion),
-        ])
-        .await
+        self.post_form(&token_form(assertion)).await
     }
 
     async fn access_token(&self) -> String {
@@ -140,7 +93,7 @@ impl TestSandbox {
     }
 
     fn process_message_url(&self) -> String {
-        format!("{}/$process-message", self.handle.api_base_url())
+        process_message_url(&self.handle)
     }
 
     async fn submit(&self, access_token: Option<&str>, body: impl Into<reqwest::Body>) -> Response {
@@ -222,10 +175,6 @@ fn sha256_hex(value: &Value) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn write_jwks(path: &Path, keys: &[&KeyPair]) {
-    std::fs::write(path, keygen::jwks(keys).to_string()).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,26 +5,24 @@
 //! profiles at runtime; reproducibility with a seed; the spec grammar; and the CLI `--faults`
 //! flag. Latency is only ever asserted as a lower bound.
 
-use std::error::Error as _;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use ads_connector::keygen::{self, KeyPair};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use std::error::Error as _;
+use std::time::{Duration, Instant};
+
+use ads_connector::keygen::KeyPair;
+use common::{
+    assertion_claims, connector_command, jwt_header, post_form, process_message_url, shared_key,
+    sign, spawn_sandbox, token_form, write_jwks,
+};
 use nhs_emulator::{
-    self as sandbox, FaultProfile, FaultWindow, LatencyRange, SandboxApp, SandboxConfig,
-    SandboxHandle,
+    FaultProfile, FaultWindow, LatencyRange, SandboxApp, SandboxConfig, SandboxHandle,
 };
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 
 const API_KEY: &str = "fault-test-app";
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-const FORM: &str = "application/x-www-form-urlencoded";
 /// Upper bound for polling loops, so a broken sandbox fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -33,8 +31,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------------
 
 fn key() -> &'static KeyPair {
-    static KEY: OnceLock<KeyPair> = OnceLock::new();
-    KEY.get_or_init(|| keygen::generate("fault-key", 2048).expect("key"))
+    shared_key("fault-key")
 }
 
 fn spec(text: &str) -> FaultProfile {
@@ -51,18 +48,17 @@ struct Sandbox {
 async fn spawn(faults: &str, configure: impl FnOnce(&mut SandboxConfig)) -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, keygen::jwks(&[key()]).to_string()).unwrap();
-    let mut cfg = SandboxConfig {
-        apps: vec![SandboxApp::parse(&format!("{API_KEY}={}", jwks.display())).unwrap()],
-        quota_per_minute: 0,
-        token_quota_per_minute: 0,
-        faults: spec(faults),
-        ..SandboxConfig::default()
-    };
-    configure(&mut cfg);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    write_jwks(&jwks, &[key()]);
+    let apps = vec![SandboxApp::parse(&format!("{API_KEY}={}", jwks.display())).unwrap()];
+    let handle = spawn_sandbox(apps, |cfg| {
+        cfg.quota_per_minute = 0;
+        cfg.token_quota_per_minute = 0;
+        cfg.faults = spec(faults);
+        configure(cfg);
+    })
+    .await;
     Sandbox {
-        handle: sandbox::start(listener, cfg).await.unwrap(),
+        handle,
         http: reqwest::Client::new(),
         _dir: dir,
     }
@@ -90,7 +86,7 @@ impl Sandbox {
     /// POSTs a call bundle to `$process-message` (no token; use with open access).
     async fn try_submit(&self, call_id: &str) -> reqwest::Result<reqwest::Response> {
         self.http
-            .post(format!("{}/$process-message", self.handle.api_base_url()))
+            .post(process_message_url(&self.handle))
             .header(header::CONTENT_TYPE, "application/fhir+json")
             .body(call_bundle(call_id))
             .send()
@@ -103,35 +99,12 @@ impl Sandbox {
 
     /// A valid client assertion for [`API_KEY`] with a fresh `jti`.
     fn assertion(&self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let header = json!({"alg": "RS512", "typ": "JWT", "kid": "fault-key"});
-        let claims = json!({
-            "iss": API_KEY, "sub": API_KEY, "aud": self.handle.token_url().as_str(),
-            "jti": uuid::Uuid::new_v4().to_string(), "exp": now + 240,
-        });
-        let encode = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
-        let input = format!("{}.{}", encode(&header), encode(&claims));
-        let key = EncodingKey::from_rsa_pem(key().private_pem.as_bytes()).unwrap();
-        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::RS512);
-        format!("{input}.{}", signature.unwrap())
+        let claims = assertion_claims(API_KEY, self.handle.token_url().as_str());
+        sign(&jwt_header("fault-key"), &claims, key())
     }
 
     async fn try_request_token(&self, assertion: &str) -> reqwest::Result<reqwest::Response> {
-        let form = serde_urlencoded::to_string([
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", assertion),
-        ])
-        .unwrap();
-        self.http
-            .post(self.handle.token_url())
-            .header(header::CONTENT_TYPE, FORM)
-            .body(form)
-            .send()
-            .await
+        post_form(&self.http, self.handle.token_url(), &token_form(assertion)).await
     }
 
     async fn request_token(&self, assertion: &str) -> reqwest::Response {
@@ -771,7 +744,7 @@ fn bad_specs_are_rejected_with_messages_naming_the_problem() {
 
 #[test]
 fn the_sandbox_command_rejects_a_bad_faults_spec_naming_the_problem() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ads-connector"))
+    let output = connector_command()
         .args(["sandbox", "--open", "--listen", "127.0.0.1:0"])
         .args(["--faults", "503=2"])
         .output()
@@ -787,7 +760,7 @@ fn the_sandbox_command_rejects_a_bad_faults_spec_naming_the_problem() {
 
 #[tokio::test]
 async fn the_sandbox_command_serves_the_profile_named_by_its_faults_flag() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ads-connector"))
+    let mut child = tokio::process::Command::from(connector_command())
         .args(["sandbox", "--open", "--listen", "127.0.0.1:0"])
         .args(["--faults", "chaos,seed=5"])
         .stdout(std::process::Stdio::piped())

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,15 +20,10 @@ async fn the_run_binary_acks_every_record_on_tansu_and_drains_on_sigterm() {
         return;
     };
     let names = Names::new("tansu");
-    create_topics(
-        &bootstrap,
-        &[(&names.cad, 3), (&names.ack, 1), (&names.dlq, 1)],
-    )
-    .await;
+    create_topics(&bootstrap, &names.topics(3)).await;
     let sandbox = auth_sandbox().await;
     let produced = produce_calls(&bootstrap, &names.cad, 300, 23, 40).await;
 
-    let config_path = sandbox.dir.path().join("connector.toml");
     let config = config_toml(
         &bootstrap,
         &names,
@@ -37,30 +31,17 @@ async fn the_run_binary_acks_every_record_on_tansu_and_drains_on_sigterm() {
         "max_calls = 40\nlinger_ms = 100",
         "",
     );
-    std::fs::write(&config_path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ads-connector"))
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("ADS_LOG", "info")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let config_path = write_file(sandbox.dir.path(), "connector.toml", &config);
+    let mut child = spawn_run(&config_path, "info");
 
     let valid = produced.iter().filter(|r| r.valid).count();
     let invalid = produced.len() - valid;
-    let (b, ack) = (bootstrap.clone(), names.ack.clone());
-    let acks =
-        tokio::task::spawn_blocking(move || read_topic(&b, &ack, valid, Duration::from_secs(90)));
-    let (b, dlq) = (bootstrap.clone(), names.dlq.clone());
-    let dead =
-        tokio::task::spawn_blocking(move || read_topic(&b, &dlq, invalid, Duration::from_secs(90)));
-    let (acks, dead) = (acks.await.unwrap(), dead.await.unwrap());
+    let (acks, dead) =
+        read_acks_and_dead_letters(&bootstrap, &names, valid, invalid, Duration::from_secs(90))
+            .await;
 
     // SIGTERM: the connector drains, commits and exits 0.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = sigterm(&child);
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

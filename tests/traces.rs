@@ -11,8 +11,6 @@
 //! ours exists); each test then picks its own spans out by topic names and URLs.
 
 mod common;
-#[path = "support/otlp.rs"]
-mod otlp;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -20,22 +18,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
-use ads_connector::keygen;
 use ads_connector::metrics::Metrics;
 use ads_connector::telemetry;
 use ads_devkit::generate::{self, Generator};
 use axum::http::{HeaderMap, StatusCode};
-use common::{ack_source, dlq_source, header, read_topic, Names};
+use common::otlp::{self, Collector, Received};
+use common::{
+    ack_source, connector_toml, dlq_source, fresh_key_files, header, producer, random_traceparent,
+    read_acks_and_dead_letters, send_traced, start_pipeline, write_file, Broker, Names,
+};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_semantic_conventions::attribute as semconv;
-use otlp::{Collector, Received};
-use rand::Rng;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio_util::sync::CancellationToken;
+use rdkafka::message::{Headers, Message, OwnedMessage};
 
 const RECORDS: usize = 60;
 
@@ -478,10 +473,9 @@ struct TokenServer {
 impl TokenServer {
     async fn start(failures: usize) -> Self {
         let key_dir = tempfile::tempdir().unwrap();
-        let pair = keygen::generate("traces-1", 2048).unwrap();
-        let private_key = keygen::write(&pair, key_dir.path()).unwrap().private_key;
+        let private_key = fresh_key_files("traces-1", key_dir.path()).private_key;
         let api_key = format!("app-{}", uuid::Uuid::new_v4().simple());
-        std::fs::write(key_dir.path().join("api-key"), &api_key).unwrap();
+        write_file(key_dir.path(), "api-key", &api_key);
         let requests = Arc::new(AtomicUsize::new(0));
         let assertions: Arc<Mutex<Vec<String>>> = Arc::default();
         let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -538,52 +532,18 @@ async fn run_pipeline(
     extra: &str,
     acks: usize,
 ) -> Run {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
     let names = Names::new(test);
-    for (topic, partitions) in [(&names.cad, 2), (&names.ack, 1), (&names.dlq, 1)] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
-    }
+    let broker = Broker::mock(1, &names.topics(2));
+    let bootstrap = broker.bootstrap();
     let traceparents = produce(&bootstrap, &names.cad, valid, invalid).await;
 
-    let config = Config::from_toml_str(&format!(
-        r#"
-        [kafka]
-        bootstrap_servers = "{bootstrap}"
-        group_id = "{group}"
-        topics = ["{cad}"]
-        ack_topic = "{ack}"
-        dead_letter_topic = "{dlq}"
-        session_timeout_ms = 10000
-        revoke_drain_timeout_ms = 5000
-        [nhs_api]
-        {nhs_api}
-        [batch]
-        max_calls = 5
-        linger_ms = 100
-        [http]
-        listen = "127.0.0.1:0"
-        [shutdown]
-        drain_timeout_s = 8
-        {extra}
-        "#,
-        group = names.group,
-        cad = names.cad,
-        ack = names.ack,
-        dlq = names.dlq,
-    ))
-    .unwrap();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, Metrics::new(), cancel.clone())
-        .await
-        .unwrap();
+    let batch = "max_calls = 5\nlinger_ms = 100";
+    let toml = connector_toml(&bootstrap, &names, nhs_api, batch, extra);
+    let config = Config::from_toml_str(&toml).unwrap();
+    let (pipeline, cancel) = start_pipeline(config, Metrics::new()).await;
     let dead = valid + invalid - acks;
-    let read = |topic: &str, n: usize| {
-        let (b, topic) = (bootstrap.clone(), topic.to_string());
-        tokio::task::spawn_blocking(move || read_topic(&b, &topic, n, Duration::from_secs(60)))
-    };
-    let (ack_records, dead_records) = (read(&names.ack, acks), read(&names.dlq, dead));
-    let (acks, dead) = (ack_records.await.unwrap(), dead_records.await.unwrap());
+    let (acks, dead) =
+        read_acks_and_dead_letters(&bootstrap, &names, acks, dead, Duration::from_secs(60)).await;
     cancel.cancel();
     pipeline.finish().await.unwrap();
     Run {
@@ -601,10 +561,7 @@ async fn produce(
     valid: usize,
     invalid: usize,
 ) -> HashMap<(i32, i64), String> {
-    let producer: FutureProducer = common::client(bootstrap)
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
+    let producer = producer(bootstrap);
     let mut generator = Generator::new(21);
     let mut rng = rand::thread_rng();
     let mut traceparents = HashMap::new();
@@ -614,21 +571,9 @@ async fn produce(
         if i >= valid {
             payload.truncate(payload.len() / 2);
         }
-        let traceparent = format!("00-{:032x}-{:016x}-01", rng.gen::<u128>(), rng.gen::<u64>());
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "traceparent",
-            value: Some(&traceparent),
-        });
-        let record = FutureRecord::to(topic)
-            .key(&call.call_id)
-            .payload(&payload)
-            .headers(headers);
-        let delivered = producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-        traceparents.insert((delivered.partition, delivered.offset), traceparent);
+        let traceparent = random_traceparent(&mut rng);
+        let delivered = send_traced(&producer, topic, &call.call_id, &payload, &traceparent).await;
+        traceparents.insert(delivered, traceparent);
     }
     traceparents
 }

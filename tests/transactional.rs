@@ -19,55 +19,12 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ads_connector::app::{AppError, Pipeline};
+use ads_connector::app::AppError;
 use ads_connector::config::Config;
 use ads_connector::metrics::Metrics;
 use common::*;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use tokio_util::sync::CancellationToken;
-
-/// Where the test runs: the in-process mock cluster, or a real broker with transactions.
-enum Broker {
-    Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
-    Real(String),
-}
-
-impl Broker {
-    fn mock() -> Self {
-        Self::Mock(MockCluster::new(1).unwrap())
-    }
-
-    /// The broker named by `ADS_TEST_KAFKA_TXN_BOOTSTRAP`, if any.
-    fn real() -> Option<Self> {
-        match std::env::var("ADS_TEST_KAFKA_TXN_BOOTSTRAP") {
-            Ok(b) if !b.is_empty() => Some(Self::Real(b)),
-            _ => {
-                panic!("this test needs ADS_TEST_KAFKA_TXN_BOOTSTRAP (a broker with transactions)")
-            }
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        match self {
-            Self::Mock(cluster) => cluster.bootstrap_servers(),
-            Self::Real(bootstrap) => bootstrap.clone(),
-        }
-    }
-
-    async fn create_topics(&self, names: &Names) {
-        let topics = [(names.cad.as_str(), 3), (&names.ack, 1), (&names.dlq, 1)];
-        match self {
-            Self::Mock(cluster) => {
-                for (topic, partitions) in topics {
-                    cluster.create_topic(topic, partitions, 1).unwrap();
-                }
-            }
-            Self::Real(bootstrap) => create_topics(bootstrap, &topics).await,
-        }
-    }
-}
 
 /// The test configuration in transactional mode, with a transactional id unique to the test
 /// and the given drain deadline.
@@ -161,7 +118,7 @@ fn assert_nothing_committed_outside_transactions(bootstrap: &str, names: &Names)
 async fn acks_every_record_exactly_once(broker: Broker) {
     let bootstrap = broker.bootstrap();
     let names = Names::new("txn");
-    broker.create_topics(&names).await;
+    broker.create_topics(&names.topics(3)).await;
     let sandbox = auth_sandbox().await;
     let produced = produce_calls(&bootstrap, &names.cad, 300, 31, 40).await;
 
@@ -174,11 +131,8 @@ async fn acks_every_record_exactly_once(broker: Broker) {
         8,
     );
     let metrics = Metrics::new();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, metrics.clone(), cancel.clone())
-        .await
-        .unwrap();
-    let (b, n, total) = (bootstrap.clone(), names.clone_names(), produced.len());
+    let (pipeline, cancel) = start_pipeline(config, metrics.clone()).await;
+    let (b, n, total) = (bootstrap.clone(), names.clone(), produced.len());
     let (acks, dead) = tokio::task::spawn_blocking(move || {
         read_committed(&b, &n, |seen| seen >= total, Duration::from_secs(60))
     })
@@ -201,7 +155,7 @@ async fn acks_every_record_exactly_once(broker: Broker) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactional_mode_acks_every_record_exactly_once_and_commits_only_in_transactions() {
-    acks_every_record_exactly_once(Broker::mock()).await;
+    acks_every_record_exactly_once(Broker::mock(1, &[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,14 +164,16 @@ async fn transactional_mode_acks_every_record_exactly_once_and_commits_only_in_t
     ignore = "needs a Kafka broker with transactions: ADS_TEST_KAFKA_TXN_BOOTSTRAP (Tansu 0.6 has none)"
 )]
 async fn transactional_mode_commits_offsets_to_the_end_on_a_broker_with_transactions() {
-    let Some(broker) = Broker::real() else { return };
+    let Some(broker) = transactional_broker().map(Broker::Real) else {
+        return;
+    };
     acks_every_record_exactly_once(broker).await;
 }
 
 async fn stopped_mid_way(broker: Broker) {
     let bootstrap = broker.bootstrap();
     let names = Names::new("txn-stop");
-    broker.create_topics(&names).await;
+    broker.create_topics(&names.topics(3)).await;
     let sandbox = auth_sandbox().await;
     let produced = produce_calls(&bootstrap, &names.cad, 400, 37, 0).await;
 
@@ -233,11 +189,8 @@ async fn stopped_mid_way(broker: Broker) {
         2,
     );
     let metrics = Metrics::new();
-    let cancel = CancellationToken::new();
-    let pipeline = Pipeline::start(config, metrics.clone(), cancel.clone())
-        .await
-        .unwrap();
-    let (b, n) = (bootstrap.clone(), names.clone_names());
+    let (pipeline, cancel) = start_pipeline(config, metrics.clone()).await;
+    let (b, n) = (bootstrap.clone(), names.clone());
     tokio::task::spawn_blocking(move || {
         read_committed(&b, &n, |seen| seen >= 30, Duration::from_secs(60))
     })
@@ -249,7 +202,7 @@ async fn stopped_mid_way(broker: Broker) {
         .expect("the drain is bounded")
         .unwrap();
 
-    let (b, n) = (bootstrap.clone(), names.clone_names());
+    let (b, n) = (bootstrap.clone(), names.clone());
     let (acks, dead) = tokio::task::spawn_blocking(move || {
         read_committed(&b, &n, |_| true, Duration::from_secs(10))
     })
@@ -297,7 +250,7 @@ async fn stopped_mid_way(broker: Broker) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_mid_way_stops_cleanly_and_commits_only_in_transactions() {
-    stopped_mid_way(Broker::mock()).await;
+    stopped_mid_way(Broker::mock(1, &[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,16 +260,18 @@ async fn a_run_stopped_mid_way_stops_cleanly_and_commits_only_in_transactions() 
 )]
 async fn a_run_stopped_mid_way_leaves_no_ack_beyond_the_committed_offset_on_a_broker_with_transactions(
 ) {
-    let Some(broker) = Broker::real() else { return };
+    let Some(broker) = transactional_broker().map(Broker::Real) else {
+        return;
+    };
     stopped_mid_way(broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_transaction_stops_the_pipeline_with_an_error() {
-    let broker = Broker::mock();
+    let broker = Broker::mock(1, &[]);
     let bootstrap = broker.bootstrap();
     let names = Names::new("txn-fail");
-    broker.create_topics(&names).await;
+    broker.create_topics(&names.topics(3)).await;
     let sandbox = auth_sandbox().await;
     produce_calls(&bootstrap, &names.cad, 50, 41, 0).await;
     // The group coordinator refuses the transaction's offsets: an abortable transaction error.
@@ -337,9 +292,7 @@ async fn a_failed_transaction_stops_the_pipeline_with_an_error() {
         8,
     );
     let metrics = Metrics::new();
-    let pipeline = Pipeline::start(config, metrics.clone(), CancellationToken::new())
-        .await
-        .unwrap();
+    let (pipeline, _cancel) = start_pipeline(config, metrics.clone()).await;
     // Nobody cancels: the failed stage must stop the pipeline by itself.
     let result = tokio::time::timeout(Duration::from_secs(60), pipeline.finish())
         .await
@@ -352,19 +305,4 @@ async fn a_failed_transaction_stops_the_pipeline_with_an_error() {
     }
     assert_eq!(committed_transactions(&metrics), 0);
     assert_nothing_committed_outside_transactions(&bootstrap, &names);
-}
-
-trait CloneNames {
-    fn clone_names(&self) -> Names;
-}
-
-impl CloneNames for Names {
-    fn clone_names(&self) -> Names {
-        Names {
-            cad: self.cad.clone(),
-            ack: self.ack.clone(),
-            dlq: self.dlq.clone(),
-            group: self.group.clone(),
-        }
-    }
 }

@@ -3,20 +3,16 @@
 //! rule and path; `--emit-fhir`; the exit status; and the machine-readable problem lists of
 //! `DecodeError` and `MappingError`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use ads_connector::cad;
 use ads_connector::mapping::{self, check, map_call, MappingError, MappingOptions};
 use ads_connector::validate;
 use ads_devkit::generate::{to_json_line, Generator};
+use common::{fixture_path as fixture, write_file as write};
 use serde_json::{json, Value};
-
-fn fixture(kind: &str, name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(kind)
-        .join(format!("{name}.json"))
-}
 
 fn fixture_value(kind: &str, name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(fixture(kind, name)).unwrap()).unwrap()
@@ -27,12 +23,6 @@ fn run(files: &[PathBuf], emit: Option<&Path>) -> (bool, String) {
     let mut out = Vec::new();
     let ok = validate::run(files, emit, &mut out).unwrap();
     (ok, String::from_utf8(out).unwrap())
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn generated_lines(seed: u64, n: usize) -> Vec<String> {
@@ -401,4 +391,58 @@ fn decode_and_mapping_problems_serialise_as_a_json_list_without_patient_values()
     assert_eq!(problems[0].path, "options.ads_bundle_type_code");
     assert_eq!(problems[0].rule, "invalid_option");
     assert_eq!(mapping::MappingErrorKind::ALL.len(), 4);
+}
+
+#[test]
+fn emit_fhir_keeps_the_newest_snapshot_of_a_call_whatever_the_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut generator = Generator::new(11);
+    let call = generator.next_call();
+    let update = generator.next_update(&call);
+    assert!(update.snapshot_at > call.snapshot_at);
+    // The newer snapshot first, the older one last.
+    let file = write(
+        dir.path(),
+        "calls.jsonl",
+        &format!("{}\n{}", to_json_line(&update), to_json_line(&call)),
+    );
+    let emit = dir.path().join("fhir");
+    let (ok, _) = run(&[file], Some(&emit));
+    assert!(ok);
+    let newest = map_call(&update, &MappingOptions::default()).unwrap();
+    let path = emit.join(format!("{}.json", newest.bundle_id));
+    let emitted: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(emitted, newest.json);
+}
+
+#[test]
+fn a_fhir_bundle_that_breaks_a_uk_core_profile_is_an_error_naming_the_constraint() {
+    let mut bundle = fixture_value("fhir", "conveyed-two-patients");
+    // UK Core allows typed date-times on Encounter, Communication, Organization and
+    // OrganizationAffiliation, not on Location.
+    let typed = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Encounter")
+        .unwrap()["extension"][0]
+        .clone();
+    let location = bundle["entry"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .map(|e| &mut e["resource"])
+        .find(|r| r["resourceType"] == "Location")
+        .unwrap();
+    location["extension"] = json!([typed]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "bundle.json", &bundle.to_string());
+    let (ok, out) = run(&[file], None);
+    assert!(!ok, "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("error [uk_core]")
+            && l.contains("Extension-UKCore-TypedDateTime:context")),
+        "{out}"
+    );
 }

@@ -61,6 +61,7 @@ pub struct Metrics {
     dead_letters: IntCounterVec,
     offsets_commits: IntCounterVec,
     task_panics: IntCounterVec,
+    source_paused: IntGauge,
     ads_items_missing: IntCounterVec,
     records_outstanding: IntGauge,
     end_to_end: Histogram,
@@ -156,6 +157,11 @@ impl Metrics {
                 "ads_items_missing_at_close_total",
                 "Submitted snapshots of closed calls that lack an ADS mandatory item, by item.",
                 &["item"],
+            ),
+            source_paused: gauge(
+                &r,
+                "source_paused",
+                "1 while the source has paused its partitions because the pipeline is full (it keeps polling, so it stays in the group).",
             ),
             task_panics: counter(
                 &r,
@@ -356,6 +362,11 @@ impl Metrics {
         self.ads_items_missing
             .with_label_values(&[item.as_str()])
             .inc();
+    }
+
+    /// The source paused (or resumed) its partitions for backpressure.
+    pub fn source_paused(&self, paused: bool) {
+        self.source_paused.set(i64::from(paused));
     }
 
     /// A pipeline task panicked.

@@ -19,6 +19,7 @@
 //! pipeline drains behind it. Failures: consumer errors are logged and polling goes on
 //! (librdkafka reconnects by itself); a record of a partition no longer assigned is skipped.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
@@ -79,6 +81,9 @@ pub struct SourceContext {
     transactional: bool,
     /// The pipeline was dropped without draining: revocations neither wait nor commit.
     abandoned: AtomicBool,
+    /// The source has paused every assigned partition (backpressure): partitions assigned
+    /// meanwhile are paused as they arrive.
+    paused: AtomicBool,
 }
 
 impl ClientContext for SourceContext {
@@ -177,6 +182,11 @@ impl ConsumerContext for SourceContext {
                 for e in tpl.elements() {
                     self.offsets.assign(e.topic(), e.partition());
                 }
+                if self.paused.load(Ordering::Acquire) {
+                    if let Err(error) = consumer.pause(tpl) {
+                        tracing::warn!(message = "Cannot pause newly assigned partitions.", %error);
+                    }
+                }
                 let assigned = self.offsets.assigned();
                 self.metrics
                     .rebalanced(RebalanceKind::Assign, tpl.count(), assigned);
@@ -229,6 +239,7 @@ pub fn subscribe(
         revoke_drain: cfg.revoke_drain_timeout,
         transactional: cfg.transactional_id.is_some(),
         abandoned: Default::default(),
+        paused: Default::default(),
     };
     let consumer: Arc<CadConsumer> = Arc::new(c.create_with_context(context)?);
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
@@ -276,6 +287,12 @@ impl Source {
     }
 }
 
+/// Backpressure without leaving the group: when the next stage's channel is full, every
+/// assigned partition is paused and the consumer keeps polling (so librdkafka's
+/// `max.poll.interval.ms` never expires and rebalances are served), holding the few records
+/// already fetched; when the channel has room again the records go out and the partitions are
+/// resumed. A poll loop that simply stopped (the old behaviour) made the consumer leave its
+/// group after `max.poll.interval.ms` of API outage.
 async fn consume(
     consumer: Arc<CadConsumer>,
     offsets: Offsets,
@@ -283,9 +300,32 @@ async fn consume(
     output: mpsc::Sender<Envelope>,
     cancel: CancellationToken,
 ) {
-    loop {
+    // Records consumed but not yet handed on; bounded: while it is non-empty the partitions are
+    // paused, so only records librdkafka had already queued can join it.
+    let mut pending: VecDeque<Envelope> = VecDeque::new();
+    'poll: loop {
+        // Hand on what fits without waiting.
+        while let Some(envelope) = pending.pop_front() {
+            match output.try_send(envelope) {
+                Ok(()) => {}
+                Err(TrySendError::Full(envelope)) => {
+                    pending.push_front(envelope);
+                    break;
+                }
+                Err(TrySendError::Closed(_)) => break 'poll,
+            }
+        }
+        set_paused(&consumer, !pending.is_empty());
         let message = tokio::select! {
+            // Shutdown with records held: they stay uncommitted and are redelivered.
             _ = cancel.cancelled() => break,
+            permit = output.reserve(), if !pending.is_empty() => match permit {
+                Ok(permit) => {
+                    permit.send(pending.pop_front().expect("non-empty"));
+                    continue;
+                }
+                Err(_) => break,
+            },
             m = consumer.recv() => m,
         };
         let message = match message {
@@ -309,22 +349,37 @@ async fn consume(
             .and_then(|v| std::str::from_utf8(v).ok())
             .filter(|v| is_traceparent(v))
             .map(str::to_string);
-        let envelope = Envelope {
+        pending.push_back(Envelope {
             pos,
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
             headers,
             timestamp_ms: message.timestamp().to_millis(),
             traceparent,
-        };
-        drop(message);
-        tokio::select! {
-            // Shutdown while the pipeline is full: the record stays pending and is redelivered.
-            _ = cancel.cancelled() => break,
-            sent = output.send(envelope) => if sent.is_err() { break },
-        }
+        });
     }
     tracing::info!(message = "Source stopped polling.");
+}
+
+/// Pauses (or resumes) every assigned partition, once per change of state.
+fn set_paused(consumer: &CadConsumer, paused: bool) {
+    let context = consumer.context();
+    if context.paused.swap(paused, Ordering::AcqRel) == paused {
+        return;
+    }
+    let result = consumer.assignment().and_then(|assignment| {
+        if paused {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&assignment)
+        }
+    });
+    context.metrics.source_paused(paused);
+    match result {
+        Ok(()) if paused => tracing::debug!(message = "Pipeline full: partitions paused."),
+        Ok(()) => tracing::debug!(message = "Partitions resumed."),
+        Err(error) => tracing::warn!(message = "Cannot pause or resume partitions.", %error),
+    }
 }
 
 /// `00-<32 hex>-<16 hex>-<2 hex>`, as W3C Trace Context defines it.

@@ -1,7 +1,6 @@
 //! A local OTLP/HTTP traces endpoint for tests: an axum server that decodes every protobuf
 //! `ExportTraceServiceRequest` posted to `/v1/traces` and keeps the spans, flattened, with their
-//! resource attributes. Shared by `tests/traces.rs` and `tests/no_patient_data.rs`.
-#![allow(dead_code)]
+//! resource attributes. Used by `tests/traces.rs` and `tests/no_patient_data.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
