@@ -3,8 +3,9 @@
 //! Input: [`Envelope`]s in consume order. Output: a [`MappedCall`] to the batcher for every
 //! record that decodes and maps, or a [`DeadLetter`] (stage `decode` or `mapping`, kind from the
 //! error's bounded enum, message with the JSON path and rule but never a patient value) for every
-//! record that does not. Exactly one of the two per input record, in input order; nothing is
-//! dropped. No failure stops this stage: it ends when its input closes, dropping both senders.
+//! record that does not, including one whose handling panicked (kind `internal_error`).
+//! Exactly one of the two per input record, in input order; nothing is dropped. No failure
+//! stops this stage: it ends when its input closes, dropping both senders.
 
 use tokio::sync::mpsc;
 
@@ -24,69 +25,98 @@ pub enum Transformed {
     Invalid(DeadLetter),
 }
 
-/// Decodes and maps one record.
+/// Decodes and maps one record. A panic while doing so (a bug that this record triggers) costs
+/// this record, not the pipeline: it is dead-lettered with kind `internal_error` and the
+/// panic's message (our panics name invariants, never input values).
 pub fn transform(envelope: Envelope, options: &MappingOptions) -> Transformed {
-    match try_transform(envelope, options) {
-        Ok(call) => Transformed::Mapped(call),
-        Err(letter) => Transformed::Invalid(*letter),
-    }
+    guarded(envelope, |payload| work(payload, options))
 }
 
-fn try_transform(
+/// Runs `work` on the record's value, turning a panic into an `internal_error` dead letter.
+fn guarded(
     envelope: Envelope,
-    options: &MappingOptions,
-) -> Result<MappedCall, Box<DeadLetter>> {
-    let reject = |envelope, stage, kind, message, problems| {
-        Box::new(DeadLetter {
-            envelope,
-            stage,
-            kind,
-            message,
-            problems,
-            process: None,
-        })
+    work: impl FnOnce(Option<&[u8]>) -> Result<Work, Refusal>,
+) -> Transformed {
+    let payload = envelope.payload.as_deref();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(payload)));
+    let (stage, kind, message, problems) = match outcome {
+        Ok(Ok(w)) => {
+            return Transformed::Mapped(MappedCall {
+                envelope,
+                call_key: w.call_key,
+                call_id: w.call_id,
+                provider_ods: w.provider_ods,
+                bundle_id: w.bundle_id,
+                snapshot_at: w.snapshot_at,
+                bytes: w.bytes,
+                missing_at_close: w.missing_at_close,
+            })
+        }
+        Ok(Err(refusal)) => refusal,
+        Err(panic) => (
+            ErrorStage::Mapping,
+            DeadLetterKind::InternalError,
+            format!(
+                "the connector failed on this record (a bug; the record may be valid): {}",
+                crate::submitter::panic_message(panic)
+            ),
+            None,
+        ),
     };
-    let call = match envelope.payload.as_deref().map(cad::decode) {
+    Transformed::Invalid(DeadLetter {
+        envelope,
+        stage,
+        kind,
+        message,
+        problems,
+        process: None,
+    })
+}
+
+/// What a record that maps becomes, without its envelope.
+struct Work {
+    call_key: String,
+    call_id: String,
+    provider_ods: String,
+    bundle_id: uuid::Uuid,
+    snapshot_at: chrono::DateTime<chrono::Utc>,
+    bytes: Vec<u8>,
+    missing_at_close: Vec<mapping::AdsItem>,
+}
+
+/// Why a record is refused: stage, kind, message, problems (JSON).
+type Refusal = (ErrorStage, DeadLetterKind, String, Option<String>);
+
+fn work(payload: Option<&[u8]>, options: &MappingOptions) -> Result<Work, Refusal> {
+    let call = match payload.map(cad::decode) {
         Some(Ok(call)) => call,
         Some(Err(e)) => {
-            let (kind, message) = (DeadLetterKind::Decode(e.kind()), e.to_string());
-            let problems = problems_json(&e.problems());
-            return Err(reject(
-                envelope,
+            return Err((
                 ErrorStage::Decode,
-                kind,
-                message,
-                problems,
-            ));
+                DeadLetterKind::Decode(e.kind()),
+                e.to_string(),
+                problems_json(&e.problems()),
+            ))
         }
         None => {
-            let message = "the record has no value (tombstone)".to_string();
-            return Err(reject(
-                envelope,
+            return Err((
                 ErrorStage::Decode,
                 DeadLetterKind::EmptyValue,
-                message,
+                "the record has no value (tombstone)".to_string(),
                 None,
-            ));
+            ))
         }
     };
-    let bundle = match mapping::map_validated(&call, options) {
-        Ok(bundle) => bundle,
-        Err(e) => {
-            let (kind, message) = (DeadLetterKind::Mapping(e.kind()), e.to_string());
-            let problems = problems_json(&e.problems());
-            return Err(reject(
-                envelope,
-                ErrorStage::Mapping,
-                kind,
-                message,
-                problems,
-            ));
-        }
-    };
+    let bundle = mapping::map_validated(&call, options).map_err(|e| {
+        (
+            ErrorStage::Mapping,
+            DeadLetterKind::Mapping(e.kind()),
+            e.to_string(),
+            problems_json(&e.problems()),
+        )
+    })?;
     let bytes = serde_json::to_vec(&bundle.json).expect("a serde_json::Value always serializes");
-    Ok(MappedCall {
-        envelope,
+    Ok(Work {
         call_key: bundle.call_key,
         call_id: call.call_id,
         provider_ods: call.provider_ods,
@@ -128,5 +158,57 @@ impl Transform {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::offsets::RecordPos;
+
+    fn envelope(payload: &[u8]) -> Envelope {
+        Envelope {
+            pos: RecordPos {
+                topic: Arc::from("cad"),
+                partition: 0,
+                offset: 7,
+                generation: 1,
+            },
+            key: Some(b"call".to_vec()),
+            payload: Some(payload.to_vec()),
+            headers: Vec::new(),
+            timestamp_ms: None,
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn a_panic_while_handling_a_record_dead_letters_that_record_as_internal_error() {
+        let out = guarded(envelope(b"{}"), |_| {
+            panic!("index out of bounds: the len is 0")
+        });
+        let Transformed::Invalid(letter) = out else {
+            panic!("a panicking record must be dead-lettered");
+        };
+        assert_eq!(letter.kind, DeadLetterKind::InternalError);
+        assert_eq!(letter.kind.as_str(), "internal_error");
+        assert!(
+            letter.message.contains("index out of bounds"),
+            "{}",
+            letter.message
+        );
+        assert_eq!(letter.envelope.pos.offset, 7);
+        assert_eq!(letter.envelope.payload.as_deref(), Some(b"{}".as_slice()));
+    }
+
+    #[test]
+    fn a_record_that_does_not_panic_goes_through_unchanged() {
+        let out = transform(envelope(b"not json"), &MappingOptions::default());
+        let Transformed::Invalid(letter) = out else {
+            panic!("invalid JSON is dead-lettered");
+        };
+        assert_eq!(letter.kind.as_str(), "invalid_json");
     }
 }

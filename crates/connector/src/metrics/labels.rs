@@ -302,6 +302,8 @@ impl SubmitRejection {
 pub enum DeadLetterKind {
     /// The record has no value (a tombstone).
     EmptyValue,
+    /// Handling the record panicked (a bug): the record cost itself, not the pipeline.
+    InternalError,
     /// The record is not a valid `cad.call.v1` call.
     Decode(DecodeErrorKind),
     /// The call could not be mapped to a valid ADS Bundle.
@@ -313,7 +315,8 @@ pub enum DeadLetterKind {
 impl DeadLetterKind {
     /// Every value.
     pub fn all() -> impl Iterator<Item = Self> {
-        std::iter::once(Self::EmptyValue)
+        [Self::EmptyValue, Self::InternalError]
+            .into_iter()
             .chain(DecodeErrorKind::ALL.into_iter().map(Self::Decode))
             .chain(MappingErrorKind::ALL.into_iter().map(Self::Mapping))
             .chain(SubmitRejection::ALL.into_iter().map(Self::Submit))
@@ -323,6 +326,7 @@ impl DeadLetterKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EmptyValue => "empty_value",
+            Self::InternalError => "internal_error",
             Self::Decode(k) => k.as_str(),
             Self::Mapping(k) => k.as_str(),
             Self::Submit(k) => k.as_str(),
