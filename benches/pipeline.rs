@@ -27,6 +27,7 @@ fn call(i: usize, bundle: &[u8]) -> MappedCall {
             headers: vec![],
             timestamp_ms: Some(0),
             traceparent: None,
+            oversize: None,
         },
         call_key: format!("RX6/call-{}", i % 900),
         call_id: format!("call-{i}"),

@@ -128,6 +128,7 @@ fn one_call_batch() -> Batch {
             headers: vec![],
             timestamp_ms: None,
             traceparent: None,
+            oversize: None,
         },
         call_key: bundle.call_key.clone(),
         call_id: call.call_id.clone(),

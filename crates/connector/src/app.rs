@@ -177,6 +177,7 @@ impl Pipeline {
         //    `cancel`.
         let source = Source {
             offsets: writer.offsets.clone(),
+            max_record_bytes: config.kafka.max_record_bytes,
             metrics: metrics.clone(),
             cancel: cancel.clone(),
         };

@@ -317,6 +317,7 @@ mod tests {
                 headers: vec![],
                 timestamp_ms: None,
                 traceparent: None,
+                oversize: None,
             },
             call_key: format!("RX6/{key}"),
             call_id: key.to_string(),

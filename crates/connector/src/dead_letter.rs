@@ -178,6 +178,7 @@ impl DeadLetterProducer {
 fn headers(d: &DeadLetter, traceparent: Option<&str>) -> OwnedHeaders {
     let partition = d.envelope.pos.partition.to_string();
     let offset = d.envelope.pos.offset.to_string();
+    let size = d.envelope.oversize.as_ref().map(|o| o.bytes.to_string());
     // The original headers byte for byte (a key that is not UTF-8 included).
     let original = d
         .envelope
@@ -196,6 +197,13 @@ fn headers(d: &DeadLetter, traceparent: Option<&str>) -> OwnedHeaders {
     .into_iter()
     .chain(traceparent.map(|t| ("traceparent", t)))
     .chain(d.problems.as_deref().map(|p| ("ads-error-problems", p)))
+    .chain(size.as_deref().map(|s| ("ads-record-size", s)))
+    .chain(
+        d.envelope
+            .oversize
+            .as_ref()
+            .map(|o| ("ads-record-sha256", o.sha256.as_str())),
+    )
     .map(|(key, value)| (key.as_bytes(), Some(value.as_bytes())));
     headers::owned(original.chain(reasons))
 }

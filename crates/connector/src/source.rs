@@ -67,7 +67,25 @@ pub struct Envelope {
     pub timestamp_ms: Option<i64>,
     /// W3C `traceparent` header, if the producer set one.
     pub traceparent: Option<String>,
+    /// Set when the record was larger than `kafka.max_record_bytes`: its value (and an
+    /// oversized key or header set) was dropped at once, and it is dead-lettered as
+    /// `record_too_large` with these references instead.
+    pub oversize: Option<Oversize>,
 }
+
+/// What is kept of a record above `kafka.max_record_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oversize {
+    /// Key, value and headers, in bytes.
+    pub bytes: usize,
+    /// SHA-256 of the value, hex: enough to find the record again without keeping it.
+    pub sha256: String,
+}
+
+/// The largest key kept from an oversized record.
+const OVERSIZE_KEY_KEPT: usize = 1024;
+/// The largest header set kept from an oversized record.
+const OVERSIZE_HEADERS_KEPT: usize = 64 * 1024;
 
 /// Consumer callbacks: rebalances drain and commit revoked partitions, feed the offset tracker,
 /// the [`ShareListener`] and metrics.
@@ -269,6 +287,8 @@ impl OffsetStore for KafkaOffsetStore {
 pub struct Source {
     /// Registers every consumed record's position.
     pub offsets: Offsets,
+    /// `kafka.max_record_bytes`: larger records are not held (see [`Oversize`]).
+    pub max_record_bytes: usize,
     /// Metrics.
     pub metrics: Metrics,
     /// Shutdown: the only stage that watches it.
@@ -280,10 +300,11 @@ impl Source {
     pub async fn run(self, input: Arc<CadConsumer>, output: mpsc::Sender<Envelope>) {
         let Self {
             offsets,
+            max_record_bytes,
             metrics,
             cancel,
         } = self;
-        consume(input, offsets, metrics, output, cancel).await
+        consume(input, offsets, max_record_bytes, metrics, output, cancel).await
     }
 }
 
@@ -296,6 +317,7 @@ impl Source {
 async fn consume(
     consumer: Arc<CadConsumer>,
     offsets: Offsets,
+    max_record_bytes: usize,
     metrics: Metrics,
     output: mpsc::Sender<Envelope>,
     cancel: CancellationToken,
@@ -349,16 +371,54 @@ async fn consume(
             .and_then(|v| std::str::from_utf8(v).ok())
             .filter(|v| is_traceparent(v))
             .map(str::to_string);
-        pending.push_back(Envelope {
-            pos,
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers,
-            timestamp_ms: message.timestamp().to_millis(),
-            traceparent,
-        });
+        let (key, payload) = (message.key(), message.payload());
+        let header_bytes: usize = headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let bytes = key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len) + header_bytes;
+        let envelope = if bytes > max_record_bytes {
+            // Never held: the value goes, and a key or headers too large to keep.
+            Envelope {
+                pos,
+                key: key
+                    .filter(|k| k.len() <= OVERSIZE_KEY_KEPT)
+                    .map(<[u8]>::to_vec),
+                payload: None,
+                headers: if header_bytes <= OVERSIZE_HEADERS_KEPT {
+                    headers
+                } else {
+                    Vec::new()
+                },
+                timestamp_ms: message.timestamp().to_millis(),
+                traceparent,
+                oversize: Some(Oversize {
+                    bytes,
+                    sha256: sha256_hex(payload.unwrap_or_default()),
+                }),
+            }
+        } else {
+            Envelope {
+                pos,
+                key: key.map(<[u8]>::to_vec),
+                payload: payload.map(<[u8]>::to_vec),
+                headers,
+                timestamp_ms: message.timestamp().to_millis(),
+                traceparent,
+                oversize: None,
+            }
+        };
+        pending.push_back(envelope);
     }
     tracing::info!(message = "Source stopped polling.");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Pauses (or resumes) every assigned partition, once per change of state.

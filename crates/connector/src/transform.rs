@@ -29,6 +29,20 @@ pub enum Transformed {
 /// this record, not the pipeline: it is dead-lettered with kind `internal_error` and the
 /// panic's message (our panics name invariants, never input values).
 pub fn transform(envelope: Envelope, options: &MappingOptions) -> Transformed {
+    if let Some(o) = &envelope.oversize {
+        let message = format!(
+            "the record is {} bytes, above kafka.max_record_bytes; its value is not in this dead letter (ads-record-sha256 identifies it)",
+            o.bytes
+        );
+        return Transformed::Invalid(DeadLetter {
+            envelope,
+            stage: ErrorStage::Decode,
+            kind: DeadLetterKind::RecordTooLarge,
+            message,
+            problems: None,
+            process: None,
+        });
+    }
     guarded(envelope, |payload| work(payload, options))
 }
 
@@ -181,6 +195,7 @@ mod tests {
             headers: Vec::new(),
             timestamp_ms: None,
             traceparent: None,
+            oversize: None,
         }
     }
 

@@ -28,6 +28,7 @@ pub const SECTION: Section = Section {
         DEAD_LETTER_TOPIC,
         SESSION_TIMEOUT_MS,
         REVOKE_DRAIN_TIMEOUT_MS,
+        MAX_RECORD_BYTES,
         TRANSACTIONAL_ID,
         PROPERTIES,
         SASL_PASSWORD_FILE,
@@ -88,6 +89,24 @@ pub const SESSION_TIMEOUT_MS: Setting = Setting {
     meaning: "consumer session timeout; `kafka.revoke_drain_timeout_ms` and \
               `shutdown.drain_timeout_s` must be below it",
 };
+/// `kafka.max_record_bytes`
+pub const MAX_RECORD_BYTES: Setting = Setting {
+    key: "kafka.max_record_bytes",
+    default: Absent::Value("900000"),
+    prod_default: None,
+    expected: "a number of bytes from 1024, at least 100000 below the producer's \
+               `message.max.bytes` (librdkafka's default 1000000)",
+    example: None,
+    meaning: "the largest record (key, value and headers) the connector handles; a larger one \
+              is dead-lettered without its value (kind `record_too_large`, with headers \
+              `ads-record-size` and `ads-record-sha256`), never crashing or looping. The \
+              default leaves room under Kafka's usual 1 MB message limit for the dead letter's \
+              own headers",
+};
+/// The room a dead letter needs above its record for the reason headers.
+pub const DEAD_LETTER_HEADROOM: usize = 100_000;
+/// librdkafka's default producer `message.max.bytes`.
+pub const PRODUCER_MESSAGE_MAX_BYTES: usize = 1_000_000;
 /// `kafka.revoke_drain_timeout_ms`
 pub const REVOKE_DRAIN_TIMEOUT_MS: Setting = Setting {
     key: "kafka.revoke_drain_timeout_ms",
@@ -160,6 +179,9 @@ pub struct RawKafka {
     /// [`REVOKE_DRAIN_TIMEOUT_MS`]
     #[serde(default = "default_revoke_drain_ms")]
     pub revoke_drain_timeout_ms: u64,
+    /// [`MAX_RECORD_BYTES`]
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
     /// [`PROPERTIES`]
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -181,6 +203,10 @@ fn default_revoke_drain_ms() -> u64 {
     REVOKE_DRAIN_TIMEOUT_MS.parsed_default()
 }
 
+fn default_max_record_bytes() -> usize {
+    MAX_RECORD_BYTES.parsed_default()
+}
+
 /// Validated `[kafka]`.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -198,6 +224,8 @@ pub struct KafkaConfig {
     pub session_timeout: Duration,
     /// Revocation drain deadline.
     pub revoke_drain_timeout: Duration,
+    /// The largest record handled; larger ones are dead-lettered without their value.
+    pub max_record_bytes: usize,
     /// Extra librdkafka properties.
     pub properties: BTreeMap<String, String>,
     /// SASL password file.
@@ -276,6 +304,21 @@ impl RawKafka {
                 return Err(PROPERTIES.error(format!("must not set `{key}`: it {why}")));
             }
         }
+        // The dead letter of a record at the limit must still fit the producer's limit.
+        let producer_max = match self.properties.get("message.max.bytes") {
+            Some(v) => v.parse::<usize>().map_err(|_| {
+                PROPERTIES.error("must give `message.max.bytes` as a number of bytes")
+            })?,
+            None => PRODUCER_MESSAGE_MAX_BYTES,
+        };
+        if self.max_record_bytes < 1024
+            || self.max_record_bytes.saturating_add(DEAD_LETTER_HEADROOM) > producer_max
+        {
+            return Err(MAX_RECORD_BYTES.error(format!(
+                "must be from 1024 to {} (the producer's `message.max.bytes` {producer_max} less {DEAD_LETTER_HEADROOM} for a dead letter's headers)",
+                producer_max.saturating_sub(DEAD_LETTER_HEADROOM)
+            )));
+        }
         Ok(KafkaConfig {
             bootstrap_servers: self.bootstrap_servers,
             group_id: self.group_id,
@@ -284,6 +327,7 @@ impl RawKafka {
             dead_letter_topic: self.dead_letter_topic,
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             revoke_drain_timeout: Duration::from_millis(self.revoke_drain_timeout_ms),
+            max_record_bytes: self.max_record_bytes,
             properties: self.properties,
             sasl_password_file: self.sasl_password_file,
             transactional_id: self.transactional_id,

@@ -304,6 +304,8 @@ pub enum DeadLetterKind {
     EmptyValue,
     /// Handling the record panicked (a bug): the record cost itself, not the pipeline.
     InternalError,
+    /// The record is larger than `kafka.max_record_bytes` (dead-lettered without its value).
+    RecordTooLarge,
     /// The record is not a valid `cad.call.v1` call.
     Decode(DecodeErrorKind),
     /// The call could not be mapped to a valid ADS Bundle.
@@ -315,7 +317,7 @@ pub enum DeadLetterKind {
 impl DeadLetterKind {
     /// Every value.
     pub fn all() -> impl Iterator<Item = Self> {
-        [Self::EmptyValue, Self::InternalError]
+        [Self::EmptyValue, Self::InternalError, Self::RecordTooLarge]
             .into_iter()
             .chain(DecodeErrorKind::ALL.into_iter().map(Self::Decode))
             .chain(MappingErrorKind::ALL.into_iter().map(Self::Mapping))
@@ -327,6 +329,7 @@ impl DeadLetterKind {
         match self {
             Self::EmptyValue => "empty_value",
             Self::InternalError => "internal_error",
+            Self::RecordTooLarge => "record_too_large",
             Self::Decode(k) => k.as_str(),
             Self::Mapping(k) => k.as_str(),
             Self::Submit(k) => k.as_str(),
