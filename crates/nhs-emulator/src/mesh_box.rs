@@ -3,13 +3,25 @@
 //! mailboxes (`X26ABC1`, `X26ABC2`, `X26ABC3`, password `password`), the shared key `TestKey`,
 //! the `NHSMESH` HMAC header checked on every request (403 with `errorDescription`), and the
 //! paths our client uses: `POST /messageexchange/{mailbox}` (handshake), `GET …/count`,
-//! `GET …/inbox` (with `workflow_filter` = an exact workflow id), `GET …/inbox/{id}[/{chunk}]`
-//! (`Mex-*` headers, `Mex-Chunk-Range`), `PUT …/inbox/{id}/status/acknowledged`, and
+//! `GET …/inbox` (paged, with `workflow_filter` = an exact workflow id),
+//! `GET …/inbox/{id}[/{chunk}]` (`Mex-*` headers, `Mex-Chunk-Range`),
+//! `PUT …/inbox/{id}/status/acknowledged`, and
 //! `POST …/outbox[/{id}/{chunk}]`. Messages are delivered when their last chunk arrives.
 //! Not emulated: tracking, lookup, expiry, compression, rich inbox. State is lost on stop;
 //! bodies are never logged.
+//!
+//! Inbox paging: messages are listed in the order they were sent, `max_results` (10–5000,
+//! default 500) at a time; while more remain, the page carries `links.next` with a
+//! `continue_from` cursor. With a `workflow_filter`, each page of the inbox is taken first and
+//! filtered after, so a page can be empty and still carry `links.next`: the behaviour NHS
+//! England's `mesh-client` documents for MESH (`MeshClient.list_messages`: "if workflow_filter
+//! is set it's possible to receive an empty page when more results exist outside the first
+//! max_results"). `mesh-sandbox` differs there: it filters the whole inbox before it pages
+//! (`handlers/inbox.py`, `_get_inbox_messages`), so it never serves such a page; this emulator
+//! follows MESH, so clients can be tested against it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -40,12 +52,18 @@ struct Stored {
     content_type: Option<String>,
     chunks: Vec<Option<Bytes>>,
     delivered: bool,
+    /// Order of sending: the inbox order and the paging cursor.
+    seq: u64,
 }
 
 #[derive(Default)]
 pub(crate) struct MeshBox {
     messages: Mutex<BTreeMap<String, Stored>>,
+    sent: AtomicU64,
 }
+
+/// The default page size of `GET …/inbox`, as MESH's and `mesh-sandbox`'s.
+pub const DEFAULT_MAX_RESULTS: usize = 500;
 
 type Shared = Arc<MeshBox>;
 
@@ -96,14 +114,17 @@ async fn handshake(Path(mailbox): Path<String>, headers: HeaderMap) -> Response 
     }
 }
 
-fn inbox(shared: &MeshBox, mailbox: &str, workflow: Option<&str>) -> Vec<String> {
+/// The messages waiting in `mailbox` after the cursor `after`, in inbox order: `(seq, id,
+/// workflow id)`.
+fn inbox(shared: &MeshBox, mailbox: &str, after: u64) -> Vec<(u64, String, String)> {
     let messages = shared.messages.lock().expect("mesh lock");
-    messages
+    let mut waiting: Vec<_> = messages
         .iter()
-        .filter(|(_, m)| m.delivered && m.to == mailbox)
-        .filter(|(_, m)| workflow.is_none_or(|w| m.workflow_id == w))
-        .map(|(id, _)| id.clone())
-        .collect()
+        .filter(|(_, m)| m.delivered && m.to == mailbox && m.seq > after)
+        .map(|(id, m)| (m.seq, id.clone(), m.workflow_id.clone()))
+        .collect();
+    waiting.sort_unstable();
+    waiting
 }
 
 async fn count(
@@ -114,13 +135,14 @@ async fn count(
     if authorise(&mailbox, &headers).is_none() {
         return forbidden();
     }
-    Json(json!({ "count": inbox(&shared, &mailbox, None).len() })).into_response()
+    Json(json!({ "count": inbox(&shared, &mailbox, 0).len() })).into_response()
 }
 
 #[derive(Deserialize)]
 struct ListQuery {
     max_results: Option<usize>,
     workflow_filter: Option<String>,
+    continue_from: Option<String>,
 }
 
 async fn list(
@@ -132,17 +154,46 @@ async fn list(
     if authorise(&mailbox, &headers).is_none() {
         return forbidden();
     }
+    let max_results = q.max_results.unwrap_or(DEFAULT_MAX_RESULTS).clamp(10, 5000);
+    let after = match q.continue_from.as_deref().map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(after)) => after,
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "Invalid continue_from"),
+    };
     let filter = q
         .workflow_filter
         .as_deref()
         .map(|w| w.trim_start_matches('='));
-    let mut ids = inbox(&shared, &mailbox, filter);
-    let total = ids.len();
-    ids.truncate(q.max_results.unwrap_or(500));
+    let approx_inbox_count = inbox(&shared, &mailbox, 0).len();
+    let waiting = inbox(&shared, &mailbox, after);
+    // A page of the inbox, then the filter (see the module header): a page may end up empty.
+    let page = &waiting[..waiting.len().min(max_results)];
+    let ids: Vec<&str> = page
+        .iter()
+        .filter(|(_, _, workflow)| filter.is_none_or(|f| workflow == f))
+        .map(|(_, id, _)| id.as_str())
+        .collect();
+    let link = |continue_from: Option<u64>| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("max_results", &max_results.to_string());
+        if let Some(filter) = &q.workflow_filter {
+            query.append_pair("workflow_filter", filter);
+        }
+        if let Some(cursor) = continue_from {
+            query.append_pair("continue_from", &cursor.to_string());
+        }
+        format!("/messageexchange/{mailbox}/inbox?{}", query.finish())
+    };
+    let mut links = serde_json::Map::new();
+    links.insert("self".into(), link((after > 0).then_some(after)).into());
+    if waiting.len() > page.len() {
+        let last = page.last().map_or(after, |(seq, _, _)| *seq);
+        links.insert("next".into(), link(Some(last)).into());
+    }
     let body = json!({
         "messages": ids,
-        "links": {"self": format!("/messageexchange/{mailbox}/inbox")},
-        "approx_inbox_count": total,
+        "links": links,
+        "approx_inbox_count": approx_inbox_count,
     });
     Json(body).into_response()
 }
@@ -271,6 +322,7 @@ async fn send(
         content_type: header(&headers, "mex-content-type"),
         delivered: total == 1,
         chunks,
+        seq: shared.sent.fetch_add(1, Ordering::Relaxed) + 1,
     };
     shared
         .messages

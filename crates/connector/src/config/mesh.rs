@@ -3,7 +3,21 @@
 //! Input: the `[mesh]` TOML table (optional; without it no poller runs). Output: a validated
 //! [`MeshConfig`]. Its keys, with default, example and meaning: [`SECTION`]. Secrets (password,
 //! shared key, client key) are file paths, read when the poller starts
-//! ([`MeshConfig::client_config`]), never here and never logged.
+//! ([`MeshConfig::read_secrets`]), never here and never logged.
+//!
+//! MESH's own rules refused here, with their source: NHS England's MESH API specification
+//! (`NHSDigital/mesh-api-specification`, `specification/mesh-api.yaml`, the page
+//! <https://digital.nhs.uk/developer/api-catalogue/message-exchange-for-social-care-and-health-api>):
+//!
+//! * the mailbox id "Must be uppercase" (the `NHSMESH` authorization header's `mailbox_id`);
+//!   `mesh-sandbox` upper-cases the id in the path but not the one in the header, and answers a
+//!   lower-case id 403 "Mailbox id does not match token". [`MAILBOX`] refuses it here instead.
+//! * "Client systems MUST poll their assigned inbox a minimum of once a day and a maximum of once
+//!   every five minutes" ("Check an inbox"; the pseudocode: "Poll your mailbox at most every 5
+//!   minutes, but at least every 24 hours"): [`POLL_INTERVAL_S`] is 300–86400 s, default 300.
+//!   Shorter intervals are accepted only when `mesh.url` is a loopback address
+//!   ([`is_loopback`]): the live and path-to-live MESH are never there, the local emulators of the
+//!   demo and the tests always are.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -52,9 +66,10 @@ pub const MAILBOX: Setting = Setting {
     key: "mesh.mailbox",
     default: Absent::Required,
     prod_default: None,
-    expected: "a MESH mailbox id (letters and digits)",
+    expected: "a MESH mailbox id: upper-case letters and digits (MESH: the mailbox id \"Must be \
+               uppercase\")",
     example: Some("X26ABC2"),
-    meaning: "the trust's mailbox id",
+    meaning: "the trust's mailbox id, upper case as MESH requires",
 };
 /// `mesh.password_file`
 pub const PASSWORD_FILE: Setting = Setting {
@@ -113,11 +128,14 @@ pub const WORKFLOW_IDS: Setting = Setting {
 /// `mesh.poll_interval_s`
 pub const POLL_INTERVAL_S: Setting = Setting {
     key: "mesh.poll_interval_s",
-    default: Absent::Value("60"),
+    default: Absent::Value("300"),
     prod_default: None,
-    expected: "a positive number of seconds",
+    expected: "300–86400 seconds: MESH allows an inbox poll at most once every 5 minutes and \
+               requires one at least once a day (below 300 only with a loopback `mesh.url`, \
+               a local emulator)",
     example: None,
-    meaning: "seconds between inbox polls",
+    meaning: "seconds between inbox polls (MESH API: \"a maximum of once every five minutes\", \
+              \"a minimum of once a day\")",
 };
 /// `mesh.max_messages_per_poll`
 pub const MAX_MESSAGES_PER_POLL: Setting = Setting {
@@ -176,6 +194,32 @@ pub const REQUEST_TIMEOUT_S: Setting = Setting {
     example: None,
     meaning: "per MESH request",
 };
+
+/// The shortest poll interval MESH allows, seconds: "a maximum of once every five minutes" (MESH
+/// API specification, "Check an inbox").
+pub const MIN_POLL_INTERVAL_S: u64 = 5 * 60;
+/// The longest poll interval MESH allows, seconds: "a minimum of once a day" (same place).
+pub const MAX_POLL_INTERVAL_S: u64 = 24 * 60 * 60;
+
+/// Whether `url` points at this machine (`127.0.0.0/8`, `::1`, `localhost`): only there, where
+/// the demo's and the tests' emulators listen and NHS England's MESH never does, may the poll
+/// interval be shorter than [`MIN_POLL_INTERVAL_S`].
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// A MESH mailbox id as MESH accepts it: upper-case ASCII letters and digits.
+fn is_mailbox_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
 
 /// `[mesh]` as written.
 #[derive(Debug, Deserialize)]
@@ -285,8 +329,17 @@ impl RawMesh {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| URL.invalid())?;
-        if self.mailbox.is_empty() || !self.mailbox.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(MAILBOX.invalid());
+        if !is_mailbox_id(&self.mailbox) {
+            let upper = self.mailbox.to_ascii_uppercase();
+            return Err(if is_mailbox_id(&upper) {
+                MAILBOX.error(format!(
+                    "must be upper case: MESH mailbox ids are (\"Must be uppercase\", MESH API \
+                     specification) and MESH refuses `{}` with 403; write `{upper}`",
+                    self.mailbox
+                ))
+            } else {
+                MAILBOX.invalid()
+            });
         }
         let client_identity = match (self.client_cert_file, self.client_key_file) {
             (Some(cert), Some(key)) => Some((cert, key)),
@@ -297,6 +350,22 @@ impl RawMesh {
         };
         if self.poll_interval_s == 0 {
             return Err(POLL_INTERVAL_S.invalid());
+        }
+        if self.poll_interval_s < MIN_POLL_INTERVAL_S && !is_loopback(&url) {
+            return Err(POLL_INTERVAL_S.error(format!(
+                "must be at least {MIN_POLL_INTERVAL_S} ({} given): MESH allows an inbox poll at \
+                 most once every 5 minutes (MESH API specification, \"Check an inbox\"); a \
+                 shorter interval is accepted only when mesh.url is a loopback address (a local \
+                 emulator)",
+                self.poll_interval_s
+            )));
+        }
+        if self.poll_interval_s > MAX_POLL_INTERVAL_S {
+            return Err(POLL_INTERVAL_S.error(format!(
+                "must be at most {MAX_POLL_INTERVAL_S} ({} given): MESH requires an inbox poll at \
+                 least once a day (MESH API specification, \"Check an inbox\")",
+                self.poll_interval_s
+            )));
         }
         if self.errors_topic.is_empty() {
             return Err(ERRORS_TOPIC.error("must be set"));
@@ -424,7 +493,7 @@ mod tests {
         let c = Config::from_toml_str(&format!("{BASE}{MESH}")).unwrap();
         let mesh = c.mesh.unwrap();
         assert_eq!(mesh.mailbox, "X26ABC2");
-        assert_eq!(mesh.poll_interval.as_secs(), 60);
+        assert_eq!(mesh.poll_interval.as_secs(), 300);
         assert_eq!(mesh.correlation_lookback.as_secs(), 7 * 24 * 3600);
         assert_eq!(mesh.correlation_max_calls, 1_000_000);
         assert!(mesh.client_identity.is_none());
@@ -442,5 +511,81 @@ mod tests {
         assert!(err.contains("mesh.client_key_file"), "{err}");
         let unknown = format!("{BASE}{MESH}bogus = 1\n");
         assert!(Config::from_toml_str(&unknown).is_err());
+    }
+
+    fn load(mesh: &str) -> Result<super::MeshConfig, String> {
+        Config::from_toml_str(&format!("{BASE}{mesh}"))
+            .map(|c| c.mesh.unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    /// MESH API specification, "Check an inbox": "Client systems MUST poll their assigned inbox a
+    /// minimum of once a day and a maximum of once every five minutes".
+    #[test]
+    fn the_poll_interval_keeps_to_mesh_s_five_minutes_to_a_day() {
+        let with = |interval: u64| format!("{MESH}poll_interval_s = {interval}\n");
+        let err = load(&with(60)).unwrap_err();
+        assert!(
+            err.contains("`mesh.poll_interval_s` must be at least 300 (60 given)"),
+            "{err}"
+        );
+        assert!(err.contains("once every 5 minutes"), "{err}");
+        assert!(err.contains("loopback"), "{err}");
+        assert!(load(&with(299)).is_err());
+        assert_eq!(load(&with(300)).unwrap().poll_interval.as_secs(), 300);
+        assert_eq!(load(&with(86_400)).unwrap().poll_interval.as_secs(), 86_400);
+        let err = load(&with(86_401)).unwrap_err();
+        assert!(
+            err.contains("`mesh.poll_interval_s` must be at most 86400"),
+            "{err}"
+        );
+        assert!(err.contains("once a day"), "{err}");
+        assert!(load(&with(0))
+            .unwrap_err()
+            .contains("`mesh.poll_interval_s`"));
+    }
+
+    /// The demo's and the tests' emulators listen on loopback, where NHS England's MESH never is:
+    /// only there may they poll faster than every 5 minutes.
+    #[test]
+    fn a_loopback_mesh_may_be_polled_faster() {
+        for url in [
+            "http://127.0.0.1:8700",
+            "http://127.8.9.10:8700",
+            "https://localhost:8443",
+            "http://[::1]:8700",
+        ] {
+            let mesh = MESH.replace("https://mesh-sync.spineservices.nhs.uk", url);
+            let mesh = load(&format!("{mesh}poll_interval_s = 1\n")).unwrap();
+            assert_eq!(mesh.poll_interval.as_secs(), 1, "{url}");
+        }
+        for url in [
+            "https://msg.intspineservices.nhs.uk",
+            "http://10.0.0.1:8700",
+            "http://mesh-sandbox:8700",
+            "http://localhost.example:8700",
+        ] {
+            let mesh = MESH.replace("https://mesh-sync.spineservices.nhs.uk", url);
+            let err = load(&format!("{mesh}poll_interval_s = 1\n")).unwrap_err();
+            assert!(err.contains("`mesh.poll_interval_s`"), "{url}: {err}");
+        }
+    }
+
+    /// MESH API specification, the `NHSMESH` header's `mailbox_id`: "Must be uppercase".
+    #[test]
+    fn a_mailbox_id_must_be_upper_case() {
+        let err = load(&MESH.replace("X26ABC2", "x26abc2")).unwrap_err();
+        assert!(err.contains("`mesh.mailbox` must be upper case"), "{err}");
+        assert!(err.contains("write `X26ABC2`"), "{err}");
+        let err = load(&MESH.replace("X26ABC2", "X26abc2")).unwrap_err();
+        assert!(err.contains("`mesh.mailbox` must be upper case"), "{err}");
+        for bad in ["", "X26-ABC2", "X26 ABC2", "X26ÄBC2"] {
+            let err = load(&MESH.replace("X26ABC2", bad)).unwrap_err();
+            assert!(
+                err.contains("`mesh.mailbox` must be a MESH mailbox id"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(load(MESH).unwrap().mailbox, "X26ABC2");
     }
 }

@@ -34,8 +34,8 @@ mod decode;
 mod error;
 
 use decode::{chunk_body, chunk_total, gunzip, GZIP_MAGIC};
-use error::transport;
 pub use error::MeshError;
+use error::{error_description, transport};
 
 /// The MESH API version we speak.
 pub const MESH_V2: &str = "application/vnd.mesh.v2+json";
@@ -46,7 +46,7 @@ pub const MAX_DECODED_BYTES: usize = 100 * 1024 * 1024;
 
 /// The most inbox pages one [`MeshClient::list_inbox`] follows (a guard against a server that
 /// keeps answering `links.next`).
-const MAX_INBOX_PAGES: usize = 1000;
+pub const MAX_INBOX_PAGES: usize = 1000;
 
 /// How to reach one mailbox.
 #[derive(Clone)]
@@ -213,6 +213,11 @@ impl MeshClient {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => MeshError::Auth {
                 mailbox: self.mailbox().to_owned(),
                 status: status.as_u16(),
+                // An unreadable error body only loses the reason, not the error.
+                description: match response.bytes().await {
+                    Ok(body) => error_description(&body),
+                    Err(_) => None,
+                },
             },
             _ => MeshError::Status {
                 operation,
@@ -259,8 +264,14 @@ impl MeshClient {
     /// `GET …/inbox`: ids of every message waiting, in inbox order, optionally filtered by one
     /// workflow id. Pages of `max_results` (10–5000) are requested; while a page carries
     /// `links.next` (MESH sets it when more messages remain), that link is followed, so nothing
-    /// beyond the first page is skipped. Nothing is retrieved or acknowledged while listing, so
-    /// the `continue_from` cursors stay valid. Ids are deduplicated.
+    /// beyond the first page is skipped. A page may be empty and still carry `links.next`: with
+    /// a `workflow_filter`, MESH filters each page of the inbox after taking it (NHS England's
+    /// `mesh-client`, `MeshClient.list_messages`: "if workflow_filter is set it's possible to
+    /// receive an empty page when more results exist outside the first max_results"), so an
+    /// empty page does not end the listing; only a page without `links.next` does, or a `next`
+    /// already followed (a server looping on one cursor), or [`MAX_INBOX_PAGES`]. Nothing is
+    /// retrieved or acknowledged while listing, so the `continue_from` cursors stay valid. Ids
+    /// are deduplicated.
     pub async fn list_inbox(
         &self,
         workflow: Option<&str>,
@@ -274,19 +285,28 @@ impl MeshClient {
         }
         let mut ids = Vec::new();
         let mut seen = HashSet::new();
-        for _ in 0..MAX_INBOX_PAGES {
+        let mut followed = HashSet::new();
+        for page_number in 1..=MAX_INBOX_PAGES {
             let response = self.send("list", request).await?;
             let page = Self::json::<InboxPage>("list", response).await?;
-            let before = ids.len();
             for id in page.messages {
                 if seen.insert(id.clone()) {
                     ids.push(id);
                 }
             }
-            // A page with nothing new ends the listing too (a server looping on one cursor).
-            let Some(next) = page.links.next.filter(|_| ids.len() > before) else {
+            // An empty page with a `next` goes on (see above); a `next` already followed ends
+            // the listing (a server looping on one cursor).
+            let Some(next) = page.links.next.filter(|next| followed.insert(next.clone())) else {
                 break;
             };
+            if page_number == MAX_INBOX_PAGES {
+                tracing::warn!(
+                    message = "MESH inbox listing stopped at the page limit; the rest waits for the next poll.",
+                    pages = MAX_INBOX_PAGES,
+                    listed = ids.len()
+                );
+                break;
+            }
             // MESH answers a path (`/messageexchange/…`): it goes under the configured base URL
             // (which may carry a path prefix); an absolute link is taken as is.
             let next = if next.starts_with('/') {

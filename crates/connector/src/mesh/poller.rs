@@ -16,6 +16,15 @@
 //! that it is published with `correlated: false`. Failures: MESH or Kafka errors end the current
 //! poll (logged, counted by kind) and the next poll retries; they never stop the pipeline, whose
 //! delivery to the API does not depend on MESH. Message bodies are never logged.
+//!
+//! MESH's rhythm (NHS England's MESH API specification, `NHSDigital/mesh-api-specification`,
+//! `specification/mesh-api.yaml`): a poll every `mesh.poll_interval_s` (5 minutes to a day,
+//! checked by `config::mesh`), and a handshake ("Validate a mailbox") at start and then again
+//! before a poll once the next poll might come [`HANDSHAKE_EVERY`] after the last successful
+//! one ([`handshake_due`]). The specification: "Validate your mailbox once every 24 hours"; the
+//! endpoint "is similar to a keep-alive or ping message, in that it allows monitoring on the
+//! Spine to be aware of the active use of a mailbox". A failed handshake is logged and tried
+//! again before the next poll. Only the lease holder polls, so only it repeats the handshake.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +41,28 @@ use super::notification::{DpsErrorRecord, MeshOrigin, Notification, Parsers};
 use crate::config::mesh::MeshConfig;
 use crate::kafka::{produce_all, ProduceError};
 use crate::metrics::Metrics;
+
+/// How often the poller validates its mailbox (the MESH handshake) while it runs: MESH API
+/// specification, "Validate your mailbox once every 24 hours using the 'Validate a mailbox'
+/// endpoint" ("This endpoint only needs to be called once every 24 hours").
+pub const HANDSHAKE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Whether a handshake is due before a poll at `now`: none has succeeded yet, or the poll after
+/// this one might come `every` or more after the last success. That poll is `poll_interval`
+/// away plus however long this poll takes, so one more `poll_interval` is kept to spare: with
+/// the default 5-minute polls a handshake comes 23 h 50 min after the last; with daily polls,
+/// before every poll.
+pub fn handshake_due(
+    last: Option<Instant>,
+    now: Instant,
+    poll_interval: Duration,
+    every: Duration,
+) -> bool {
+    match last {
+        None => true,
+        Some(last) => now.saturating_duration_since(last) + poll_interval * 2 >= every,
+    }
+}
 
 /// Why a poll ended early.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +128,10 @@ pub struct DpsPoller {
     lease: Lease,
     /// Background tasks (the ack-topic reader, the lease keeper), awaited when the poller stops.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// When the last handshake succeeded.
+    handshaken: Option<Instant>,
+    /// How often to handshake ([`HANDSHAKE_EVERY`] unless a test shortens it).
+    handshake_every: Duration,
 }
 
 impl DpsPoller {
@@ -120,7 +155,15 @@ impl DpsPoller {
             skipped: HashSet::new(),
             lease: Lease::exclusive(),
             tasks: Vec::new(),
+            handshaken: None,
+            handshake_every: HANDSHAKE_EVERY,
         }
+    }
+
+    /// Handshakes every `every` instead of [`HANDSHAKE_EVERY`] (tests: MESH's rule is 24 hours).
+    pub fn with_handshake_every(mut self, every: Duration) -> Self {
+        self.handshake_every = every;
+        self
     }
 
     /// Makes [`Self::run`] wait for `task` (the ack-topic reader, the lease keeper) before
@@ -170,17 +213,25 @@ impl DpsPoller {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
-        match self.client.handshake().await {
-            Ok(()) => {
-                tracing::info!(message = "MESH handshake succeeded.", mailbox = %self.client.mailbox())
-            }
-            Err(error) => {
-                tracing::error!(message = "MESH handshake failed.", mailbox = %self.client.mailbox(), %error)
-            }
+        if self.config.poll_interval.as_secs() < crate::config::mesh::MIN_POLL_INTERVAL_S {
+            tracing::warn!(
+                message = "MESH polled more often than every 5 minutes: allowed only for a loopback MESH (an emulator).",
+                url = %self.config.url,
+                poll_interval_s = self.config.poll_interval.as_secs()
+            );
         }
+        self.handshake().await;
         loop {
             if !self.lease.acquired(stop).await {
                 return;
+            }
+            if handshake_due(
+                self.handshaken,
+                Instant::now(),
+                self.config.poll_interval,
+                self.handshake_every,
+            ) {
+                self.handshake().await;
             }
             let polled = self.poll_once(stop).await;
             if polled.is_ok() {
@@ -205,6 +256,19 @@ impl DpsPoller {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Validates the mailbox (the MESH handshake); remembers when it last succeeded.
+    async fn handshake(&mut self) {
+        match self.client.handshake().await {
+            Ok(()) => {
+                self.handshaken = Some(Instant::now());
+                tracing::info!(message = "MESH handshake succeeded.", mailbox = %self.client.mailbox())
+            }
+            Err(error) => {
+                tracing::error!(message = "MESH handshake failed; tried again before the next poll.", mailbox = %self.client.mailbox(), kind = error.kind(), %error)
             }
         }
     }
@@ -366,4 +430,48 @@ pub fn correlate(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// MESH API specification: "Validate your mailbox once every 24 hours".
+    #[test]
+    fn a_handshake_is_due_at_start_and_before_24_hours_pass() {
+        let now = Instant::now() + 2 * HANDSHAKE_EVERY;
+        let poll = 5 * MINUTE;
+        assert!(handshake_due(None, now, poll, HANDSHAKE_EVERY));
+        assert!(!handshake_due(Some(now), now, poll, HANDSHAKE_EVERY));
+        assert!(!handshake_due(Some(now - HOUR), now, poll, HANDSHAKE_EVERY));
+        assert!(!handshake_due(
+            Some(now - (23 * HOUR + 49 * MINUTE)),
+            now,
+            poll,
+            HANDSHAKE_EVERY
+        ));
+        // Two polls before the mark: the next could come late, so now.
+        assert!(handshake_due(
+            Some(now - (23 * HOUR + 50 * MINUTE)),
+            now,
+            poll,
+            HANDSHAKE_EVERY
+        ));
+        assert!(handshake_due(
+            Some(now - 25 * HOUR),
+            now,
+            poll,
+            HANDSHAKE_EVERY
+        ));
+        // Daily polls (the longest MESH allows) handshake before every poll.
+        assert!(handshake_due(
+            Some(now - MINUTE),
+            now,
+            24 * HOUR,
+            HANDSHAKE_EVERY
+        ));
+    }
 }

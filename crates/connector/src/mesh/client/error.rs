@@ -7,12 +7,17 @@
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
     /// 401/403: wrong mailbox, password, shared key or certificate. Fatal until reconfigured.
-    #[error("MESH refused the credentials of mailbox {mailbox} (HTTP {status})")]
+    #[error("MESH refused the credentials of mailbox {mailbox} (HTTP {status}{})", reason(.description))]
     Auth {
         /// Mailbox.
         mailbox: String,
         /// Status.
         status: u16,
+        /// MESH's own reason, when its error body gives one (`errorDescription` of the v1 body,
+        /// `detail[].msg` of the v2 body, as `mesh-sandbox` serves them), e.g. `Invalid
+        /// Authentication Token` or `Mailbox id does not match token`; at most
+        /// [`MAX_DESCRIPTION`] characters. An error body carries no message content.
+        description: Option<String>,
     },
     /// 404/410: the message is gone (acknowledged elsewhere or expired).
     #[error("MESH message {0} not found or gone")]
@@ -78,6 +83,34 @@ impl MeshError {
     }
 }
 
+/// `: {description}`, or nothing.
+fn reason(description: &Option<String>) -> String {
+    description
+        .as_deref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
+}
+
+/// The most characters of MESH's error description kept in [`MeshError::Auth`].
+pub const MAX_DESCRIPTION: usize = 200;
+
+/// MESH's reason in an error body: `errorDescription` (v1, and the emulator's), else the first
+/// `detail[].msg` (v2, `mesh-sandbox`'s `MeshErrorV2`); printable characters only, bounded.
+pub(super) fn error_description(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = value
+        .get("errorDescription")
+        .and_then(|d| d.as_str())
+        .or_else(|| value.pointer("/detail/0/msg").and_then(|m| m.as_str()))?;
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_DESCRIPTION)
+        .collect();
+    let clean = clean.trim();
+    (!clean.is_empty()).then(|| clean.to_owned())
+}
+
 /// A transport error, or [`MeshError::Tls`] when a TLS verdict lies in its cause chain.
 pub(super) fn transport(error: reqwest::Error) -> MeshError {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&error);
@@ -109,9 +142,14 @@ mod tests {
         let auth = MeshError::Auth {
             mailbox: "X".into(),
             status: 403,
+            description: None,
         };
         assert!(!auth.is_retryable());
         assert_eq!(auth.kind(), "auth");
+        assert_eq!(
+            auth.to_string(),
+            "MESH refused the credentials of mailbox X (HTTP 403)"
+        );
         let busy = MeshError::Status {
             operation: "list",
             status: 503,
@@ -122,5 +160,37 @@ mod tests {
             status: 400
         }
         .is_retryable());
+    }
+
+    /// The 403 bodies of `mesh-sandbox` (`views/error.py`: `MeshErrorV1`, `MeshErrorV2`) and of
+    /// the built-in emulator.
+    #[test]
+    fn mesh_s_reason_is_read_from_either_error_body() {
+        let v1 = br#"{"errorEvent":"","errorCode":"","errorDescription":"Invalid Authentication Token"}"#;
+        assert_eq!(
+            error_description(v1).as_deref(),
+            Some("Invalid Authentication Token")
+        );
+        let v2 = br#"{"internal_id":"1","detail":[{"event":"","code":"","msg":"Mailbox id does not match token"}]}"#;
+        assert_eq!(
+            error_description(v2).as_deref(),
+            Some("Mailbox id does not match token")
+        );
+        assert_eq!(error_description(b""), None);
+        assert_eq!(error_description(b"<html>403</html>"), None);
+        let long = format!(r#"{{"errorDescription":"{}\n"}}"#, "x".repeat(500));
+        assert_eq!(
+            error_description(long.as_bytes()).unwrap().len(),
+            MAX_DESCRIPTION
+        );
+        let auth = MeshError::Auth {
+            mailbox: "X26ABC2".into(),
+            status: 403,
+            description: error_description(v2),
+        };
+        assert_eq!(
+            auth.to_string(),
+            "MESH refused the credentials of mailbox X26ABC2 (HTTP 403: Mailbox id does not match token)"
+        );
     }
 }
