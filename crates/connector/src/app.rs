@@ -52,6 +52,13 @@ pub enum AppError {
     /// A Kafka client could not be configured (a secret file).
     #[error(transparent)]
     KafkaClient(#[from] KafkaClientError),
+    /// Transactional mode is configured but the broker did not complete a probe transaction.
+    #[error(
+        "kafka.transactional_id is set but the broker did not complete a probe transaction ({0}); \
+         transactional mode needs a broker with transactions (Tansu 0.6 has none): leave \
+         kafka.transactional_id out, or use such a broker"
+    )]
+    TransactionsUnsupported(KafkaError),
     /// The producer could not be created.
     #[error("cannot create the Kafka producer: {0}")]
     Producer(KafkaError),
@@ -142,17 +149,23 @@ impl Pipeline {
             .create()
             .map_err(AppError::Producer)?;
         // Transactional mode: one transaction at a time carries acks, dead letters and offsets.
+        // The probe proves the broker completes transactions before anything reaches the API.
         let transactions = match config.kafka.transactional_id {
-            Some(_) => Some(
-                Transactions::init(
+            Some(_) => {
+                let transactions = Transactions::init(
                     producer.clone(),
                     &consumer,
                     offsets.clone(),
                     metrics.clone(),
                 )
                 .await
-                .map_err(AppError::Producer)?,
-            ),
+                .map_err(AppError::Producer)?;
+                transactions
+                    .probe(&config.kafka.ack_topic)
+                    .await
+                    .map_err(AppError::TransactionsUnsupported)?;
+                Some(transactions)
+            }
             None => None,
         };
 

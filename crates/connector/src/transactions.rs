@@ -122,6 +122,32 @@ impl Transactions {
         })
     }
 
+    /// Proves, before the pipeline sends anything to the API, that the broker really completes
+    /// a transaction: one probe record (header `ads-probe`, empty value) is written to `topic`
+    /// inside a transaction that is then aborted. `read_committed` readers never see it. A
+    /// broker without working transactions (Tansu 0.6: no EndTxn) fails here, and the
+    /// connector refuses to start instead of posting to the API and failing at its first
+    /// commit.
+    pub async fn probe(&self, topic: &str) -> Result<(), KafkaError> {
+        let _open = self.open.clone().lock_owned().await;
+        self.producer.begin_transaction()?;
+        let record = FutureRecord::<[u8], [u8]>::to(topic)
+            .payload(b"".as_slice())
+            .headers(
+                rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                    key: "ads-probe",
+                    value: Some("transactions"),
+                }),
+            );
+        let produced = produce_all(&self.producer, std::iter::once(record)).await;
+        let producer = self.producer.clone();
+        let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(CALL_TIMEOUT))
+            .await
+            .map_err(|_| KafkaError::Canceled)?;
+        produced.map_err(|e| e.0)?;
+        aborted
+    }
+
     /// Writes `records` and commits, in one transaction, the offsets that completing `done`
     /// moves; then marks `done` in [`Offsets`]. Waits for any other transaction first.
     pub async fn publish<'a, 'p>(
