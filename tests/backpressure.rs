@@ -1,6 +1,11 @@
 //! Backpressure never depends on not polling: through an API outage longer than librdkafka's
 //! `max.poll.interval.ms`, the source pauses its partitions and keeps polling, so the consumer
 //! never leaves its group, and everything is delivered once the API is back.
+//!
+//! On librdkafka's mock cluster only. On Tansu 0.6 the same run loses records: resuming a
+//! paused partition refetches from inside a producer batch, and Tansu then skips to the next
+//! batch (DESIGN §8), so those records are never delivered and the offsets move past them.
+//! Never committing over an offset the connector has not seen is still open (issue 14).
 
 mod common;
 
@@ -25,7 +30,10 @@ fn series(metrics: &Metrics, name_and_labels: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_outage_longer_than_the_poll_interval_never_makes_the_consumer_leave_its_group() {
     let names = Names::new("pause");
-    let broker = Broker::mock(1, &names.topics(4));
+    outage(Broker::mock(1, &names.topics(4)), names).await;
+}
+
+async fn outage(broker: Broker, names: Names) {
     let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox_with(|cfg| {
         cfg.faults = FaultProfile::parse("503=100%").unwrap();

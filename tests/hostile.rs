@@ -45,7 +45,25 @@ fn header<'a>(headers: &'a [headers::RawHeader], key: &[u8]) -> Option<&'a [u8]>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_record_and_non_utf8_header_keys_are_dead_lettered_or_acked_without_a_stop() {
     let names = Names::new("hostile");
-    let broker = Broker::mock(1, &names.topics(1));
+    hostile_input(Broker::mock(1, &names.topics(1)), names).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(ads_test_broker),
+    ignore = "needs a Kafka broker: ADS_TEST_KAFKA_BOOTSTRAP (scripts/test.sh starts Tansu)"
+)]
+async fn on_tansu_an_oversized_record_and_non_utf8_header_keys_cannot_stop_the_connector() {
+    let Some(bootstrap) = real_broker() else {
+        return;
+    };
+    let names = Names::new("hostile-tansu");
+    let broker = Broker::Real(bootstrap);
+    broker.create_topics(&names.topics(1)).await;
+    hostile_input(broker, names).await;
+}
+
+async fn hostile_input(broker: Broker, names: Names) {
     let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox().await;
     let producer: FutureProducer = client(&bootstrap)

@@ -191,6 +191,7 @@ impl Pipeline {
         let source = Source {
             offsets: writer.offsets.clone(),
             max_record_bytes: config.kafka.max_record_bytes,
+            pause_after: source::pause_after(&config.kafka.properties),
             metrics: metrics.clone(),
             cancel: cancel.clone(),
         };

@@ -289,6 +289,9 @@ pub struct Source {
     pub offsets: Offsets,
     /// `kafka.max_record_bytes`: larger records are not held (see [`Oversize`]).
     pub max_record_bytes: usize,
+    /// How long the pipeline may stay full before the partitions are paused
+    /// ([`pause_after`]).
+    pub pause_after: Duration,
     /// Metrics.
     pub metrics: Metrics,
     /// Shutdown: the only stage that watches it.
@@ -301,23 +304,34 @@ impl Source {
         let Self {
             offsets,
             max_record_bytes,
+            pause_after,
             metrics,
             cancel,
         } = self;
-        consume(input, offsets, max_record_bytes, metrics, output, cancel).await
+        consume(
+            input,
+            offsets,
+            max_record_bytes,
+            pause_after,
+            metrics,
+            output,
+            cancel,
+        )
+        .await
     }
 }
 
-/// Backpressure without leaving the group: when the next stage's channel is full, every
-/// assigned partition is paused and the consumer keeps polling (so librdkafka's
-/// `max.poll.interval.ms` never expires and rebalances are served), holding the few records
-/// already fetched; when the channel has room again the records go out and the partitions are
-/// resumed. A poll loop that simply stopped (the old behaviour) made the consumer leave its
+/// Backpressure without leaving the group: when the next stage's channel has been full for
+/// [`pause_after`], every assigned partition is paused and the consumer keeps polling (so
+/// librdkafka's `max.poll.interval.ms` never expires and rebalances are served), holding the
+/// few records already fetched; when the channel has room again the records go out and the
+/// partitions are resumed. A poll loop that simply stopped (the old behaviour) made the consumer leave its
 /// group after `max.poll.interval.ms` of API outage.
 async fn consume(
     consumer: Arc<CadConsumer>,
     offsets: Offsets,
     max_record_bytes: usize,
+    pause_after: Duration,
     metrics: Metrics,
     output: mpsc::Sender<Envelope>,
     cancel: CancellationToken,
@@ -337,7 +351,27 @@ async fn consume(
                 Err(TrySendError::Closed(_)) => break 'poll,
             }
         }
-        set_paused(&consumer, !pending.is_empty());
+        if pending.is_empty() {
+            set_paused(&consumer, false);
+        } else if !consumer.context().paused.load(Ordering::Acquire) {
+            // Full. A short stall (the API slower than the broker for a moment) is waited out
+            // without polling, as librdkafka allows for `max.poll.interval.ms`; only a long one
+            // (an outage) pauses the partitions. Pausing drops librdkafka's prefetched records
+            // and refetches them on resume, which some brokers serve badly (Tansu 0.6 skips to
+            // the next producer batch when a fetch starts inside one), so it is kept for the
+            // stalls that need it.
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                permit = tokio::time::timeout(pause_after, output.reserve()) => match permit {
+                    Ok(Ok(permit)) => {
+                        permit.send(pending.pop_front().expect("non-empty"));
+                        continue;
+                    }
+                    Ok(Err(_)) => break,
+                    Err(_full_for_long) => set_paused(&consumer, true),
+                },
+            }
+        }
         let message = tokio::select! {
             // Shutdown with records held: they stay uncommitted and are redelivered.
             _ = cancel.cancelled() => break,
@@ -419,6 +453,17 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// How long a full pipeline is waited out without polling before the partitions are paused: a
+/// quarter of librdkafka's `max.poll.interval.ms` (from `kafka.properties`, else its default
+/// 300 s), at most 10 s, so the consumer always polls well within the interval.
+pub fn pause_after(properties: &std::collections::BTreeMap<String, String>) -> Duration {
+    let interval_ms = properties
+        .get("max.poll.interval.ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(300_000);
+    Duration::from_millis(interval_ms / 4).min(Duration::from_secs(10))
 }
 
 /// Pauses (or resumes) every assigned partition, once per change of state.
