@@ -539,6 +539,9 @@ proptest! {
         let report = check::bundle(&bundle.json);
         prop_assert!(report.is_valid(), "local validation: {:#?}", report.errors);
         prop_assert_eq!(report.warnings, bundle.warnings);
+        let mut uk_core = ads_connector::conformance::check_bundle(&bundle.json);
+        uk_core.extend(ads_connector::conformance::advisories(&bundle.json));
+        prop_assert!(uk_core.is_empty(), "UK Core: {:#?}", uk_core);
         let again = map_call(&decoded, &opts).unwrap();
         prop_assert_eq!(
             serde_json::to_vec(&bundle.json).unwrap(),

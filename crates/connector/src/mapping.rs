@@ -217,15 +217,7 @@ pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle
         });
     }
     let missing_at_close = missing_at_close(call);
-    let mut warnings = report.warnings;
-    if !missing_at_close.is_empty() {
-        // The call is closed: what was "not yet known" is now missing.
-        for w in &mut warnings {
-            if w.rule == "ads_mandatory_item_not_yet_known" {
-                w.rule = "ads_mandatory_item_missing_at_close";
-            }
-        }
-    }
+    let warnings = report.warnings;
     Ok(CallBundle {
         call_key: call.call_key(),
         bundle_id,

@@ -187,7 +187,15 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
         codings(res, &mut path.clone(), r);
         typed_times(res, &path, snapshot, r);
     }
-    times::cross_section(entries, base, r);
+    if times::cross_section(entries, base, r) {
+        // The call is closed: an ADS mandatory item still absent is missing, not "not yet
+        // known" (the ack of such a call names it: `missing_ads_items`).
+        for w in &mut r.warnings {
+            if w.rule == "ads_mandatory_item_not_yet_known" {
+                w.rule = "ads_mandatory_item_missing_at_close";
+            }
+        }
+    }
 }
 
 fn bundle_tag(b: &Value, base: &str, r: &mut Report) {

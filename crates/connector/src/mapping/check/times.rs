@@ -138,7 +138,8 @@ fn clinical_times(res: &Value) -> Vec<(&'static str, Option<DateTime<Utc>>)> {
 /// | `clinical_time_before_call_answered` | warning | an observation, medication, procedure, diagnosis or flag is dated before the call was answered (possible with a device clock that is off) |
 /// | `encounter_status_contradicts_times` | error | an Encounter is `planned` although one of its response times says a vehicle arrived on scene |
 /// | `encounter_open_after_call_closed` | error | the call is closed (its call-ended time is known, and every response is clear or stood down, or no vehicle was sent and the Communication is `stopped`) but an Encounter is still `planned`, `arrived`, `triaged` or `in-progress` |
-pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) {
+/// Returns whether the Bundle says the call is closed.
+pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) -> bool {
     let resources = || {
         entries
             .iter()
@@ -148,7 +149,7 @@ pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) {
     let Some((_, communication)) =
         resources().find(|(_, res)| res["resourceType"] == "Communication")
     else {
-        return;
+        return false;
     };
     let call_times = typed(communication);
     let time_of = |code: &str| {
@@ -227,6 +228,7 @@ pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) {
             }
         }
     }
+    closed
 }
 
 pub(super) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
