@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use ads_connector::acker::Accepted;
 use ads_connector::auth::{AuthError, TokenProvider};
-use ads_connector::batcher::{Batch, BatchBuilder, MappedCall};
-use ads_connector::config::{ApiConfig, AuthConfig, BatchConfig, RateLimitConfig, SubmissionMode};
-use ads_connector::metrics::{FlushReason, Metrics};
-use ads_connector::offsets::RecordPos;
+use ads_connector::config::{ApiConfig, AuthConfig, RateLimitConfig, SubmissionMode};
+use ads_connector::metrics::Metrics;
 use ads_connector::rate_limit::RateLimiter;
-use ads_connector::source::Envelope;
 use ads_connector::submitter::{Submitted, Submitter};
-use common::{app, process_message_url, shared_key as key, spawn_sandbox, write_jwks};
+use common::{
+    app, one_call_batch, process_message_url, shared_key as key, spawn_sandbox, write_jwks,
+};
 use nhs_emulator::{SandboxConfig, SandboxHandle};
 use url::Url;
 
@@ -100,44 +99,6 @@ impl Fixture {
     fn submit_url(&self) -> Url {
         Url::parse(&process_message_url(&self.sandbox)).unwrap()
     }
-}
-
-fn one_call_batch() -> Batch {
-    let mut generator = ads_devkit::generate::Generator::new(3);
-    let call = generator.next_call();
-    let bundle =
-        ads_connector::mapping::map_call(&call, &ads_connector::mapping::MappingOptions::default())
-            .unwrap();
-    let mut builder = BatchBuilder::new(BatchConfig {
-        mode: SubmissionMode::Batch,
-        max_calls: 10,
-        max_bytes: 1 << 20,
-        linger: Duration::from_secs(1),
-    });
-    builder.push(MappedCall {
-        missing_at_close: Vec::new(),
-        envelope: Envelope {
-            pos: RecordPos {
-                topic: Arc::from("cad"),
-                partition: 0,
-                offset: 0,
-                generation: 1,
-            },
-            key: Some(call.call_id.clone().into_bytes()),
-            payload: None,
-            headers: vec![],
-            timestamp_ms: None,
-            traceparent: None,
-            oversize: None,
-        },
-        call_key: bundle.call_key.clone(),
-        call_id: call.call_id.clone(),
-        provider_ods: call.provider_ods.clone(),
-        bundle_id: bundle.bundle_id,
-        snapshot_at: bundle.snapshot_at,
-        bytes: serde_json::to_vec(&bundle.json).unwrap(),
-    });
-    builder.take(FlushReason::Linger).unwrap()
 }
 
 async fn refused(fixture: &Fixture, auth: AuthConfig) -> (u16, String, String) {

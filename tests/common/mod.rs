@@ -3,6 +3,7 @@
 //! made one way everywhere:
 //!
 //! - [`env`]: the external resources (`build.rs`'s environment variables) and repository paths;
+//! - [`batch`]: submissions built by hand for the submitter's tests;
 //! - [`config`]: connector configurations (TOML) and files for them;
 //! - [`keys`]: RSA key pairs, JWKS files and signed client assertions;
 //! - [`sandbox`]: the NHS API sandbox on a loopback port, with or without signed-JWT apps;
@@ -17,6 +18,7 @@
 // Each test binary compiles all of this and uses only part of it.
 #![allow(dead_code)]
 
+pub mod batch;
 pub mod config;
 pub mod connector;
 pub mod env;
@@ -30,5 +32,5 @@ pub mod sandbox;
 // A binary that uses none of a module's helpers would otherwise warn about its re-export.
 #[allow(unused_imports)]
 pub use self::{
-    config::*, connector::*, env::*, kafka::*, keys::*, mesh::*, outcomes::*, sandbox::*,
+    batch::*, config::*, connector::*, env::*, kafka::*, keys::*, mesh::*, outcomes::*, sandbox::*,
 };

@@ -116,12 +116,14 @@ impl Pipeline {
             .timeout(config.api.timeout)
             .build()
             .map_err(AppError::Client)?;
-        let tokens = Arc::new(TokenProvider::new(
-            &config.api.auth,
-            client.clone(),
-            metrics.clone(),
-        ));
-        let limiter = Arc::new(RateLimiter::new(config.rate_limit, metrics.clone()));
+        let tokens = Arc::new(
+            TokenProvider::new(&config.api.auth, client.clone(), metrics.clone())
+                .with_pacing(config.pacing),
+        );
+        let limiter = Arc::new(
+            RateLimiter::new(config.rate_limit, metrics.clone())
+                .with_max_retry_after(config.pacing.max_retry_after),
+        );
         let offsets = Offsets::new();
 
         // Operations port and the liveness heartbeat.

@@ -268,6 +268,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Where and how to submit.
     pub api: ApiConfig,
+    /// The token endpoint's budget and the `Retry-After` cap (`[nhs_api]`, `[nhs_api.request]`).
+    pub pacing: nhs_api::Pacing,
     /// Process-wide rate limit.
     pub rate_limit: RateLimitConfig,
     /// Submission assembly.
@@ -314,6 +316,7 @@ impl RawConfig {
                 mesh::ERRORS_TOPIC.key,
             )?;
         }
+        let pacing = self.nhs_api.pacing()?;
         let api = self.nhs_api.validate()?;
         let drain_timeout = Duration::from_secs(self.shutdown.drain_timeout_s);
         if drain_timeout >= kafka.session_timeout {
@@ -359,6 +362,7 @@ impl RawConfig {
         Ok(Config {
             kafka,
             api,
+            pacing,
             rate_limit: RateLimitConfig {
                 requests_per_minute: self.rate_limit.requests_per_minute,
                 burst: self.rate_limit.burst,

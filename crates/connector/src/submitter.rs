@@ -9,7 +9,9 @@
 //! older snapshot in flight or retrying, so a newer snapshot never reaches the API before an
 //! older one. Retry classification is data
 //! ([`classify`]): 429, 408 and 5xx except 501, timeouts and connection errors retry with capped
-//! exponential backoff ([`Backoff`]) and equal jitter ([`equal_jitter`]); a 429's `Retry-After` pauses the whole limiter; 401/403
+//! exponential backoff ([`Backoff`]) and equal jitter ([`equal_jitter`]); a 429's `Retry-After` pauses the whole limiter
+//! (`Retry-After` is delta-seconds or an HTTP-date, capped at `nhs_api.request.max_retry_after_s`,
+//! the limiter's `max_retry_after`); 401/403
 //! hand the token back and retry with a new one; other statuses dead-letter with the response
 //! body. While the API is down, batches wait here, the channels fill and consumption pauses:
 //! nothing is dropped unless `max_retry_duration_s` says so. No failure here is fatal.
@@ -19,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use rand::Rng;
@@ -37,7 +39,7 @@ use crate::dead_letter::{DeadLetter, ErrorStage};
 use crate::metrics::{
     DeadLetterKind, Metrics, RequestOutcome, RetryReason, StatusLabel, SubmitRejection, Task,
 };
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{parse_retry_after, RateLimiter};
 use crate::telemetry;
 
 mod classify;
@@ -323,11 +325,19 @@ impl Submitter {
             Err(_) => return Attempt::Transport,
         };
         let status = response.status().as_u16();
+        // Seconds or an HTTP-date; capped here, so no wait below is longer than the setting.
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+            .and_then(|v| {
+                let text = String::from_utf8_lossy(v.as_bytes());
+                parse_retry_after(&text, SystemTime::now())
+                    .inspect_err(
+                        |e| tracing::warn!(message = "Retry-After ignored.", status, error = %e),
+                    )
+                    .ok()
+            })
+            .map(|wait| wait.min(self.limiter.max_retry_after()));
         match response.bytes().await {
             Ok(body) => Attempt::Response {
                 status,

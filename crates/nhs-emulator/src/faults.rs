@@ -21,7 +21,7 @@ use std::time::Duration;
 mod injector;
 mod spec;
 
-pub(crate) use injector::{ApiFault, Injector, TokenFault};
+pub(crate) use injector::{ApiFault, Injector, TokenFault, TokenRefusal};
 use spec::{apply_knob, show_duration, show_window};
 
 /// Named profiles, as the specs they stand for (so `docs/sandbox.md` can show them verbatim).
@@ -71,6 +71,13 @@ pub struct FaultProfile {
     pub token_reset_rate: f64,
     /// While this window is open, every token request's connection is reset.
     pub token_reset_window: Option<FaultWindow>,
+    /// Status of injected token outages (`token_outage=`): `None` is Apigee's 503; `429` answers
+    /// like the token quota, with `Retry-After` (`retry_after`, in `retry_after_format`); any
+    /// other status (`500`, …) an Apigee fault body.
+    pub token_outage_status: Option<u16>,
+    /// Whether injected token 429s write `Retry-After` as an HTTP-date (an IMF-fixdate
+    /// `retry_after` ahead, RFC 9110 §10.2.3) instead of delta-seconds (`retry_after_format=`).
+    pub retry_after_http_date: bool,
     /// Seed of the dice; `None` seeds from entropy.
     pub seed: Option<u64>,
 }
@@ -143,6 +150,10 @@ impl FaultProfile {
     ///         | 'storm=' WINDOW                 every $process-message request 429
     ///         | 'token_outage=' RATE | WINDOW   token endpoint 503
     ///         | 'token_reset=' RATE | WINDOW    token endpoint connection reset
+    ///         | 'token_outage_status=' STATUS   status of token outages (default 503; 429
+    ///                                           carries Retry-After)
+    ///         | 'retry_after_format=' FORMAT    `seconds` (default) or `http-date`, for the
+    ///                                           Retry-After of injected token 429s
     ///         | 'seed=' u64                     reproducible dice
     /// RATE   := a number from 0 to 1 (`0.05`) or a percentage (`5%`)
     /// DUR    := a number and a unit, `ms`, `s` or `m` (`250ms`, `1.5s`, `2m`), whole milliseconds
@@ -208,12 +219,15 @@ impl FaultProfile {
         Ok(())
     }
 
-    /// Whether this profile injects nothing (whatever its seed and `retry_after`).
+    /// Whether this profile injects nothing (whatever its seed, `retry_after`, token outage
+    /// status and Retry-After format).
     pub fn is_none(&self) -> bool {
         *self
             == Self {
                 retry_after: self.retry_after,
                 seed: self.seed,
+                token_outage_status: self.token_outage_status,
+                retry_after_http_date: self.retry_after_http_date,
                 ..Self::default()
             }
     }
@@ -257,6 +271,12 @@ impl fmt::Display for FaultProfile {
         if let Some(window) = &self.token_reset_window {
             knobs.push(format!("token_reset={}", show_window(window)));
         }
+        if let Some(status) = self.token_outage_status {
+            knobs.push(format!("token_outage_status={status}"));
+        }
+        if self.retry_after_http_date {
+            knobs.push("retry_after_format=http-date".to_owned());
+        }
         if let Some(seed) = self.seed {
             knobs.push(format!("seed={seed}"));
         }
@@ -279,6 +299,29 @@ impl std::str::FromStr for FaultProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_outage_status_and_retry_after_format_round_trip() {
+        let profile = FaultProfile::parse(
+            "token_outage=1,token_outage_status=429,retry_after=3s,retry_after_format=http-date",
+        )
+        .unwrap();
+        assert_eq!(profile.token_outage_status, Some(429));
+        assert!(profile.retry_after_http_date);
+        assert_eq!(FaultProfile::parse(&profile.to_string()).unwrap(), profile);
+        assert!(
+            FaultProfile::parse("token_outage_status=500,retry_after_format=http-date")
+                .unwrap()
+                .is_none()
+        );
+        for bad in [
+            "token_outage_status=200",
+            "token_outage_status=x",
+            "retry_after_format=minutes",
+        ] {
+            assert!(FaultProfile::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn every_named_profile_is_valid_and_round_trips() {

@@ -8,8 +8,10 @@
 //! `{"error", "error_description", "message_id"}`, except row 1 (405, empty text/plain).
 //!
 //! Before any of that, an injected token endpoint outage (the fault profile's `token_outage` and
-//! `token_reset`) refuses the request with Apigee's 503 or resets its connection; such a request
-//! uses neither the token quota nor its `jti`, and is counted only in `token_outage_*`.
+//! `token_reset`) refuses the request with Apigee's 503 (or the profile's `token_outage_status`: a
+//! 429 like the quota's, with `Retry-After` in seconds or as an HTTP-date, or another status with
+//! an Apigee fault body) or resets its connection; such a request uses neither the token quota nor
+//! its `jti`, and is counted only in `token_outage_*`.
 //!
 //! The JWKS file is re-read on every request, so rotating keys needs no restart. A `jti` is
 //! remembered per client once a token is issued with it. Never logs the assertion or the token.
@@ -29,7 +31,7 @@ use serde_json::{json, Value};
 
 use super::api::service_unavailable;
 use super::connection::Connection;
-use super::faults::TokenFault;
+use super::faults::{TokenFault, TokenRefusal};
 use super::jwt::{find_key, is_falsy, KeyLookup, UnverifiedJwt};
 use super::quota::retry_after_secs;
 use super::state::Shared;
@@ -163,10 +165,13 @@ pub(crate) async fn issue(
 ) -> Response {
     match shared.faults.plan_token() {
         TokenFault::None => {}
-        TokenFault::Unavailable => {
+        TokenFault::Unavailable(refusal) => {
             shared.count(|s| s.token_outage_refusals += 1);
-            tracing::debug!(message = "Token request refused by an injected outage.");
-            return service_unavailable();
+            tracing::debug!(
+                message = "Token request refused by an injected outage.",
+                status = refusal.status
+            );
+            return injected_refusal(refusal);
         }
         TokenFault::Reset => {
             shared.count(|s| s.token_outage_resets += 1);
@@ -203,6 +208,48 @@ pub(crate) async fn issue(
             error.into_response()
         }
     }
+}
+
+/// The answer of an injected token outage: Apigee's 503, a 429 with `Retry-After` (as the quota
+/// answers, in the profile's format), or an Apigee fault with the injected status.
+fn injected_refusal(refusal: TokenRefusal) -> Response {
+    let Ok(status) = StatusCode::from_u16(refusal.status) else {
+        return service_unavailable();
+    };
+    match refusal.status {
+        503 => service_unavailable(),
+        429 => {
+            let body = json!({
+                "error": "rate_limited",
+                "error_description": "This API is currently receiving a high volume of requests and is being rate limited.",
+                "message_id": uuid::Uuid::new_v4().to_string(),
+            });
+            let retry_after = if refusal.http_date {
+                http_date_after(refusal.retry_after)
+            } else {
+                retry_after_secs(refusal.retry_after).into()
+            };
+            (status, [(header::RETRY_AFTER, retry_after)], Json(body)).into_response()
+        }
+        _ => {
+            let body = json!({"fault": {
+                "faultstring": "Injected token endpoint fault",
+                "detail": {"errorcode": "sandbox.faults.token_outage"},
+            }});
+            (status, Json(body)).into_response()
+        }
+    }
+}
+
+/// `Retry-After` as an IMF-fixdate (RFC 9110 §5.6.7) `wait` from now, rounded up to a whole
+/// second (at least one second ahead).
+fn http_date_after(wait: Duration) -> HeaderValue {
+    // The fault spec allows at most a day, so the seconds always fit.
+    let secs = i64::try_from(retry_after_secs(wait)).unwrap_or(86_400);
+    let ahead = chrono::TimeDelta::try_seconds(secs).unwrap_or(chrono::TimeDelta::days(1));
+    let at = chrono::Utc::now() + ahead + chrono::TimeDelta::milliseconds(999);
+    let text = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    HeaderValue::from_str(&text).expect("an IMF-fixdate is a valid header value")
 }
 
 /// Rows 2–15 in table order; on success the client (API key) and the assertion's `jti`.

@@ -4,9 +4,10 @@
 //!
 //! Contract: an environment preset (`sandbox`, `int`, `prod`; nhs-api.md §1.2), or `custom` with
 //! explicit URLs, gives the submission URL for the chosen `paths`; a token URL turns on signed-JWT
-//! authentication, which then needs the API key file, the private key file and a `kid`.
-//! Credentials stay file paths and nothing here reads them. Errors name the key and show an
-//! example.
+//! authentication, which then needs the API key file, the private key file and a `kid` (written
+//! here, or a `kid_file` beside the key, re-read with it: [`KeyId`]). The token endpoint's budget
+//! and the longest `Retry-After` wait are [`Pacing`]. Credentials stay file paths and nothing
+//! here reads them. Errors name the key and show an example.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,7 +32,9 @@ pub const SECTION: Section = Section {
         API_KEY_FILE,
         PRIVATE_KEY_FILE,
         KID,
+        KID_FILE,
         TOKEN_REFRESH_FRACTION,
+        TOKEN_REQUESTS_PER_MINUTE,
     ],
 };
 /// `nhs_api.environment`
@@ -100,11 +103,22 @@ pub const PRIVATE_KEY_FILE: Setting = Setting {
 /// `nhs_api.kid`
 pub const KID: Setting = Setting {
     key: "nhs_api.kid",
-    default: Absent::RequiredWhen("with a token URL"),
+    default: Absent::RequiredWhen("with a token URL and no `nhs_api.kid_file`"),
     prod_default: None,
     expected: "a non-empty key id",
     example: Some("ads-int-1"),
     meaning: "key id (`kid`) of that key in the app's JWKS",
+};
+/// `nhs_api.kid_file`
+pub const KID_FILE: Setting = Setting {
+    key: "nhs_api.kid_file",
+    default: Absent::Unset("none: the `kid` is `nhs_api.kid`"),
+    prod_default: None,
+    expected: "a file path",
+    example: Some("/var/run/secrets/nhs/kid"),
+    meaning: "file holding the key id (`kid`) of the private key; overrides `nhs_api.kid`. \
+              Re-read with the key at every token refresh, so rotating to a key with a new `kid` \
+              needs no restart (`docs/runbook.md`, key rotation)",
 };
 /// `nhs_api.token_refresh_fraction`
 pub const TOKEN_REFRESH_FRACTION: Setting = Setting {
@@ -115,7 +129,21 @@ pub const TOKEN_REFRESH_FRACTION: Setting = Setting {
     example: None,
     meaning: "refresh the token when this fraction of its lifetime has passed",
 };
-
+/// Largest `nhs_api.token_requests_per_minute`: the platform's whole token quota per application.
+pub const TOKEN_QUOTA_PER_MINUTE: u32 = 300;
+/// `nhs_api.token_requests_per_minute`
+pub const TOKEN_REQUESTS_PER_MINUTE: Setting = Setting {
+    key: "nhs_api.token_requests_per_minute",
+    default: Absent::Value("20"),
+    prod_default: None,
+    expected: "from 1 to 300",
+    example: None,
+    meaning: "this process's fixed share of the platform's 300 token requests a minute per \
+              application (all replicas and deployments using it): 20 keeps 15 replicas under \
+              300. A process needs one request per token lifetime (599 s); failures back off \
+              (1 s doubling to 60 s, equal jitter) and a 429's `Retry-After` is honoured, below \
+              this budget",
+};
 /// `[nhs_api.request]`
 pub const REQUEST_SECTION: Section = Section {
     name: "nhs_api.request",
@@ -126,6 +154,7 @@ pub const REQUEST_SECTION: Section = Section {
         INITIAL_BACKOFF_MS,
         MAX_BACKOFF_MS,
         MAX_RETRY_DURATION_S,
+        MAX_RETRY_AFTER_S,
     ],
 };
 /// `nhs_api.request.timeout_ms`
@@ -174,7 +203,19 @@ pub const MAX_RETRY_DURATION_S: Setting = Setting {
     example: Some("3600"),
     meaning: "dead-letter a submission after retrying it this long; `0` retries for ever",
 };
-
+/// Largest `nhs_api.request.max_retry_after_s`.
+pub const MAX_RETRY_AFTER_LIMIT_S: u64 = 3600;
+/// `nhs_api.request.max_retry_after_s`
+pub const MAX_RETRY_AFTER_S: Setting = Setting {
+    key: "nhs_api.request.max_retry_after_s",
+    default: Absent::Value("120"),
+    prod_default: None,
+    expected: "from 1 to 3600 seconds",
+    example: None,
+    meaning: "longest wait a `Retry-After` (delta-seconds or HTTP-date) of the API or the token \
+              endpoint imposes; a longer one is cut to this (the platform sends 60 for its \
+              quota, 1 for its spike arrest)",
+};
 /// `[nhs_api]` as written: each field is the key of that name in [`SECTION`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -199,12 +240,18 @@ pub struct RawNhsApi {
     /// [`KID`]
     #[serde(default)]
     pub kid: Option<String>,
+    /// [`KID_FILE`]
+    #[serde(default)]
+    pub kid_file: Option<PathBuf>,
     /// `[nhs_api.request]`, [`REQUEST_SECTION`].
     #[serde(default)]
     pub request: RawRequest,
     /// [`TOKEN_REFRESH_FRACTION`]
     #[serde(default = "default_refresh_fraction")]
     pub token_refresh_fraction: f64,
+    /// [`TOKEN_REQUESTS_PER_MINUTE`]
+    #[serde(default = "default_token_rpm")]
+    pub token_requests_per_minute: u32,
 }
 
 /// `[nhs_api.request]` as written: each field is the key of that name in [`REQUEST_SECTION`].
@@ -226,6 +273,9 @@ pub struct RawRequest {
     /// [`MAX_RETRY_DURATION_S`]
     #[serde(default = "default_max_retry_s")]
     pub max_retry_duration_s: u64,
+    /// [`MAX_RETRY_AFTER_S`]
+    #[serde(default = "default_max_retry_after_s")]
+    pub max_retry_after_s: u64,
 }
 
 fn default_paths() -> String {
@@ -249,6 +299,12 @@ fn default_max_backoff_ms() -> u64 {
 fn default_max_retry_s() -> u64 {
     MAX_RETRY_DURATION_S.parsed_default()
 }
+fn default_token_rpm() -> u32 {
+    TOKEN_REQUESTS_PER_MINUTE.parsed_default()
+}
+fn default_max_retry_after_s() -> u64 {
+    MAX_RETRY_AFTER_S.parsed_default()
+}
 
 impl Default for RawRequest {
     fn default() -> Self {
@@ -258,6 +314,7 @@ impl Default for RawRequest {
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             max_retry_duration_s: default_max_retry_s(),
+            max_retry_after_s: default_max_retry_after_s(),
         }
     }
 }
@@ -275,11 +332,51 @@ pub enum AuthConfig {
         api_key_file: PathBuf,
         /// File with the private key PEM.
         private_key_file: PathBuf,
-        /// Key id.
-        kid: String,
+        /// Key id, or the file that holds it.
+        kid: KeyId,
         /// Refresh after this fraction of the lifetime.
         refresh_fraction: f64,
     },
+}
+
+/// Where the assertion's `kid` comes from. `"ads-int-1".into()` is a fixed key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyId {
+    /// `nhs_api.kid`, fixed for the life of the process.
+    Fixed(String),
+    /// `nhs_api.kid_file`, re-read with the private key at every token request.
+    File(PathBuf),
+}
+
+impl From<&str> for KeyId {
+    fn from(kid: &str) -> Self {
+        Self::Fixed(kid.to_owned())
+    }
+}
+
+impl From<String> for KeyId {
+    fn from(kid: String) -> Self {
+        Self::Fixed(kid)
+    }
+}
+
+/// How hard this process may press the NHS endpoints: `nhs_api.token_requests_per_minute` and
+/// `nhs_api.request.max_retry_after_s`, validated. `Default` is the documented defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Token requests a minute this process may make ([`TOKEN_REQUESTS_PER_MINUTE`]).
+    pub token_requests_per_minute: u32,
+    /// The longest wait a `Retry-After` imposes, on either endpoint ([`MAX_RETRY_AFTER_S`]).
+    pub max_retry_after: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            token_requests_per_minute: default_token_rpm(),
+            max_retry_after: Duration::from_secs(default_max_retry_after_s()),
+        }
+    }
 }
 
 /// Validated `[nhs_api]`.
@@ -363,7 +460,24 @@ fn preset(environment: &str, paths: &str) -> Option<(&'static str, Option<&'stat
 }
 
 impl RawNhsApi {
+    /// The token budget and the `Retry-After` cap, validated ([`Pacing`]).
+    pub fn pacing(&self) -> Result<Pacing, ConfigError> {
+        let rpm = self.token_requests_per_minute;
+        if !(1..=TOKEN_QUOTA_PER_MINUTE).contains(&rpm) {
+            return Err(TOKEN_REQUESTS_PER_MINUTE.invalid());
+        }
+        let max_retry_after_s = self.request.max_retry_after_s;
+        if !(1..=MAX_RETRY_AFTER_LIMIT_S).contains(&max_retry_after_s) {
+            return Err(MAX_RETRY_AFTER_S.invalid());
+        }
+        Ok(Pacing {
+            token_requests_per_minute: rpm,
+            max_retry_after: Duration::from_secs(max_retry_after_s),
+        })
+    }
+
     pub(super) fn validate(self) -> Result<ApiConfig, ConfigError> {
+        self.pacing()?;
         let legacy = match self.paths.as_str() {
             PATHS_CURRENT => false,
             PATHS_LEGACY => true,
@@ -406,10 +520,14 @@ impl RawNhsApi {
                 let private_key_file = self
                     .private_key_file
                     .ok_or_else(required(PRIVATE_KEY_FILE))?;
-                let kid = self
-                    .kid
-                    .filter(|k| !k.trim().is_empty())
-                    .ok_or_else(required(KID))?;
+                // The file, when given, overrides `kid` (a chart may keep a default `kid`).
+                let kid = match (self.kid, self.kid_file) {
+                    (_, Some(file)) => KeyId::File(file),
+                    (kid, None) => KeyId::Fixed(
+                        kid.filter(|k| !k.trim().is_empty())
+                            .ok_or_else(required(KID))?,
+                    ),
+                };
                 if !(0.1..=0.95).contains(&self.token_refresh_fraction) {
                     return Err(TOKEN_REFRESH_FRACTION.invalid());
                 }
@@ -456,7 +574,9 @@ fn parse_url(setting: Setting, text: &str) -> Result<Url, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::AuthConfig;
+    use std::time::Duration;
+
+    use super::{AuthConfig, KeyId, Pacing};
     use crate::config::tests::MINIMAL;
     use crate::config::Config;
 
@@ -511,5 +631,68 @@ mod tests {
         let text = MINIMAL.replace("kid = \"int-1\"", "");
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(err.contains("nhs_api.kid"), "{err}");
+    }
+
+    #[test]
+    fn the_kid_can_come_from_a_file_which_overrides_the_kid() {
+        let text = MINIMAL.replace("kid = \"int-1\"", "kid_file = \"/keys/kid\"");
+        match Config::from_toml_str(&text).unwrap().api.auth {
+            AuthConfig::SignedJwt { kid, .. } => {
+                assert_eq!(kid, KeyId::File("/keys/kid".into()))
+            }
+            AuthConfig::None => panic!("int needs a token"),
+        }
+        let both = MINIMAL.replace("kid = \"int-1\"", "kid = \"a\"\nkid_file = \"/keys/kid\"");
+        match Config::from_toml_str(&both).unwrap().api.auth {
+            AuthConfig::SignedJwt { kid, .. } => {
+                assert_eq!(kid, KeyId::File("/keys/kid".into()))
+            }
+            AuthConfig::None => panic!("int needs a token"),
+        }
+        match Config::from_toml_str(MINIMAL).unwrap().api.auth {
+            AuthConfig::SignedJwt { kid, .. } => assert_eq!(kid, "int-1".into()),
+            AuthConfig::None => panic!("int needs a token"),
+        }
+    }
+
+    #[test]
+    fn pacing_defaults_and_bounds() {
+        let raw = |extra: &str| {
+            let text = format!("{MINIMAL}{extra}");
+            let raw: crate::config::RawConfig = toml_from(&text);
+            raw.nhs_api.pacing()
+        };
+        assert_eq!(raw("").unwrap(), Pacing::default());
+        assert_eq!(
+            Pacing::default(),
+            Pacing {
+                token_requests_per_minute: 20,
+                max_retry_after: Duration::from_secs(120),
+            }
+        );
+        for bad in [
+            "token_requests_per_minute = 0",
+            "token_requests_per_minute = 301",
+            "[nhs_api.request]\nmax_retry_after_s = 0",
+            "[nhs_api.request]\nmax_retry_after_s = 3601",
+        ] {
+            let text = MINIMAL.replace("kid = \"int-1\"", &format!("kid = \"int-1\"\n{bad}"));
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            let key = if bad.contains("token") {
+                "nhs_api.token_requests_per_minute"
+            } else {
+                "nhs_api.request.max_retry_after_s"
+            };
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+        let text = "\n[nhs_api.request]\nmax_retry_after_s = 30";
+        assert_eq!(raw(text).unwrap().max_retry_after, Duration::from_secs(30));
+    }
+
+    fn toml_from(text: &str) -> crate::config::RawConfig {
+        use figment::providers::{Format, Toml};
+        figment::Figment::from(Toml::string(text))
+            .extract()
+            .unwrap()
     }
 }

@@ -39,8 +39,9 @@ pub enum Attempt {
     Response {
         /// Status code.
         status: u16,
-        /// `Retry-After` in seconds, if present and numeric.
-        retry_after: Option<u64>,
+        /// `Retry-After` as a wait, if present and readable (delta-seconds or an HTTP-date,
+        /// already capped by the caller).
+        retry_after: Option<Duration>,
         /// The body.
         body: Bytes,
     },
@@ -70,7 +71,7 @@ pub fn classify(attempt: &Attempt) -> Action {
             401 | 403 => Action::RefreshToken,
             429 => Action::Retry {
                 reason: RetryReason::Status429,
-                after: retry_after.map(Duration::from_secs),
+                after: *retry_after,
             },
             408 => Action::Retry {
                 reason: RetryReason::Status408,
@@ -79,7 +80,7 @@ pub fn classify(attempt: &Attempt) -> Action {
             501 => reject(SubmitRejection::Http501, *status, body),
             500..=599 => Action::Retry {
                 reason: RetryReason::Status5xx,
-                after: retry_after.map(Duration::from_secs),
+                after: *retry_after,
             },
             400..=499 => reject(SubmitRejection::Http4xx, *status, body),
             _ => reject(SubmitRejection::HttpUnexpected, *status, body),
@@ -112,7 +113,7 @@ mod tests {
     fn response(status: u16, retry_after: Option<u64>, body: &str) -> Attempt {
         Attempt::Response {
             status,
-            retry_after,
+            retry_after: retry_after.map(Duration::from_secs),
             body: Bytes::from(body.to_string()),
         }
     }
@@ -141,6 +142,17 @@ mod tests {
             Action::Retry {
                 reason: RetryReason::Status429,
                 after: Some(Duration::from_secs(60))
+            }
+        );
+    }
+
+    #[test]
+    fn a_503_s_retry_after_is_kept_for_the_wait() {
+        assert_eq!(
+            classify(&response(503, Some(30), "")),
+            Action::Retry {
+                reason: RetryReason::Status5xx,
+                after: Some(Duration::from_secs(30))
             }
         );
     }

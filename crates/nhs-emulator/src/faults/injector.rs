@@ -35,10 +35,21 @@ pub(crate) struct ApiPlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenFault {
     None,
-    /// Refuse with 503.
-    Unavailable,
+    /// Refuse it (an outage): with Apigee's 503, or the profile's `token_outage_status`.
+    Unavailable(TokenRefusal),
     /// Reset the connection without a response.
     Reset,
+}
+
+/// How an injected token outage answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenRefusal {
+    /// The status (503 unless the profile says otherwise).
+    pub status: u16,
+    /// `Retry-After` of a 429 (the profile's `retry_after`; zero sends 1 s).
+    pub retry_after: Duration,
+    /// Write that `Retry-After` as an HTTP-date rather than delta-seconds.
+    pub http_date: bool,
 }
 
 /// The profile in force and its dice; cheap to consult (one short lock, no `.await`).
@@ -137,11 +148,16 @@ impl Injector {
     /// Decides the fate of a token request: windows first (reset, then outage), then the rates.
     pub(crate) fn plan_token(&self) -> TokenFault {
         let mut dice = self.lock();
+        let refusal = TokenFault::Unavailable(TokenRefusal {
+            status: dice.profile.token_outage_status.unwrap_or(503),
+            retry_after: dice.profile.retry_after,
+            http_date: dice.profile.retry_after_http_date,
+        });
         if dice.is_open(dice.profile.token_reset_window.as_ref()) {
             return TokenFault::Reset;
         }
         if dice.is_open(dice.profile.token_outage_window.as_ref()) {
-            return TokenFault::Unavailable;
+            return refusal;
         }
         let (reset, outage) = (
             dice.profile.token_reset_rate,
@@ -151,7 +167,7 @@ impl Injector {
         if roll < reset {
             TokenFault::Reset
         } else if roll < reset + outage {
-            TokenFault::Unavailable
+            refusal
         } else {
             TokenFault::None
         }
@@ -174,5 +190,16 @@ mod tests {
         assert_eq!(calm.plan_api().fault, ApiFault::None);
         assert_eq!(calm.plan_token(), TokenFault::None);
         assert_eq!(calm.storm(), None);
+        let token_429 = Injector::new(
+            FaultProfile::parse("token_outage=1,token_outage_status=429,retry_after=4s").unwrap(),
+        );
+        assert_eq!(
+            token_429.plan_token(),
+            TokenFault::Unavailable(TokenRefusal {
+                status: 429,
+                retry_after: Duration::from_secs(4),
+                http_date: false,
+            })
+        );
     }
 }

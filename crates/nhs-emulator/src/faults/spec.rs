@@ -63,6 +63,29 @@ pub(super) fn apply_knob(
                 format!("{key} window")
             }
         }
+        "token_outage_status" => {
+            let code: u16 = value.parse().unwrap_or(0);
+            if !(400..=599).contains(&code) {
+                return Err(context(
+                    "a token outage status must be an error status from 400 to 599 (like 500 or 429)"
+                        .into(),
+                ));
+            }
+            profile.token_outage_status = Some(code);
+            key.to_owned()
+        }
+        "retry_after_format" => {
+            profile.retry_after_http_date = match value {
+                "seconds" => false,
+                "http-date" => true,
+                _ => {
+                    return Err(context(
+                        "the Retry-After format is `seconds` or `http-date`".into(),
+                    ))
+                }
+            };
+            key.to_owned()
+        }
         "seed" => {
             let seed = value
                 .parse()
@@ -93,7 +116,8 @@ fn unknown_knob(item: &str) -> String {
     format!(
         "unknown fault knob `{item}`: expected STATUS=RATE (STATUS 400-599), reset=RATE, \
          latency=DUR or MIN..MAX, retry_after=DUR, storm=WINDOW, token_outage=RATE|WINDOW, \
-         token_reset=RATE|WINDOW or seed=N; or a profile name first ({})",
+         token_reset=RATE|WINDOW, token_outage_status=STATUS, retry_after_format=seconds|http-date \
+         or seed=N; or a profile name first ({})",
         FaultProfile::NAMES.join(", ")
     )
 }
