@@ -189,7 +189,9 @@ fn token_requests_are_token_refresh_spans_with_an_http_child_their_outcome_and_n
         roots.iter().any(|r| r.failed()),
         "the refresher's first request failed"
     );
-    assert!(!minted.is_empty(), "no submission minted a token");
+    // Since the token discipline (issue 15) a submission that finds no token while the
+    // refresher backs off is held back instead of minting one itself, so whether any
+    // submission mints depends on timing; each one that does is a child of its process span.
     for r in &minted {
         assert!(process.contains_key(&r.parent_span_id()));
     }
