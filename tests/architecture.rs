@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "kafka",
             "lag",
             "schedule",
+            "secret",
         ],
     ),
     ("services", &["auth", "rate_limit", "health"]),

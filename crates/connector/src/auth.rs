@@ -75,11 +75,11 @@ const MAX_KID_LEN: usize = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The key or API key file could not be read or parsed.
-    #[error("cannot read {what} from {path}: {reason}")]
+    #[error("cannot read {what} from {}: {reason}", crate::secret::shown(path))]
     KeyFile {
         /// Which file.
         what: &'static str,
-        /// Its path.
+        /// Its path (shown only when it looks like a path, never the secret).
         path: PathBuf,
         /// What went wrong (no key material).
         reason: String,
@@ -615,7 +615,8 @@ fn read_kid(kid: &KeyId) -> Result<String, AuthError> {
         path: path.clone(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let text =
+        crate::secret::read_text("nhs_api.kid_file", path).map_err(|e| bad(e.to_string()))?;
     let kid = text.trim();
     if kid.is_empty() {
         return Err(bad("the file is empty".into()));
@@ -652,11 +653,12 @@ fn signing_key(jwt: &Jwt) -> Result<(String, EncodingKey), AuthError> {
 }
 
 fn read_private_key(path: &Path) -> Result<EncodingKey, AuthError> {
-    let pem = std::fs::read(path).map_err(|e| AuthError::KeyFile {
-        what: "the private key",
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let pem =
+        crate::secret::read("nhs_api.private_key_file", path).map_err(|e| AuthError::KeyFile {
+            what: "the private key",
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
     EncodingKey::from_rsa_pem(&pem).map_err(|_| AuthError::KeyFile {
         what: "the private key",
         path: path.to_owned(),
@@ -666,12 +668,15 @@ fn read_private_key(path: &Path) -> Result<EncodingKey, AuthError> {
 
 /// Builds and signs the client assertion, reading the key files (and the `kid` file) afresh.
 fn client_assertion(jwt: &Jwt) -> Result<String, AuthError> {
-    let api_key = std::fs::read_to_string(&jwt.api_key_file).map_err(|e| AuthError::KeyFile {
-        what: "the API key",
-        path: jwt.api_key_file.clone(),
-        reason: e.to_string(),
-    })?;
-    let api_key = api_key.trim();
+    let api_key =
+        crate::secret::read_text("nhs_api.api_key_file", &jwt.api_key_file).map_err(|e| {
+            AuthError::KeyFile {
+                what: "the API key",
+                path: jwt.api_key_file.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    let api_key = api_key.as_str();
     let (kid, key) = signing_key(jwt)?;
     let mut header = Header::new(Algorithm::RS512);
     header.kid = Some(kid);

@@ -408,6 +408,23 @@ mod tests {
     "#;
 
     #[test]
+    fn a_secret_where_its_path_belongs_is_refused_naming_the_key_but_not_the_secret() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+        let text = MINIMAL.replace(
+            "private_key_file = \"/keys/key.pem\"",
+            &format!("private_key_file = \"\"\"{pem}\"\"\""),
+        );
+        let err = Config::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("`nhs_api.private_key_file`"), "{err}");
+        assert!(!err.contains("MIIEvQ"), "{err}");
+        let jwt = "eyJhbGciOiJSUzUxMiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl";
+        let text = MINIMAL.replace("/keys/api-key", jwt);
+        let err = Config::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("`nhs_api.api_key_file`"), "{err}");
+        assert!(!err.contains("eyJ"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_with_their_name() {
         let text = format!("{MINIMAL}\n[batch]\nmax_cals = 3\n");
         let err = Config::from_toml_str(&text).unwrap_err().to_string();

@@ -26,8 +26,8 @@ pub mod headers;
 pub enum KafkaClientError {
     /// The SASL password file could not be read (fatal). The message names the key, never the
     /// file's content.
-    #[error("cannot read kafka.sasl_password_file: {0}")]
-    Secret(std::io::Error),
+    #[error(transparent)]
+    Secret(crate::secret::SecretError),
 }
 
 /// The producer could not deliver (fatal for the pipeline).
@@ -60,8 +60,12 @@ impl KafkaClients {
             base.set(k, v);
         }
         if let Some(path) = &cfg.sasl_password_file {
-            let password = std::fs::read_to_string(path).map_err(KafkaClientError::Secret)?;
-            base.set("sasl.password", password.trim_end());
+            let password = crate::secret::read("kafka.sasl_password_file", path)
+                .map_err(KafkaClientError::Secret)?;
+            base.set(
+                "sasl.password",
+                String::from_utf8_lossy(&password).trim_end(),
+            );
         }
         Ok(Self { base })
     }

@@ -74,6 +74,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod rate_limit;
 pub mod schedule;
+pub mod secret;
 pub mod shutdown;
 pub mod source;
 pub mod submitter;

@@ -304,6 +304,9 @@ impl RawKafka {
                 return Err(PROPERTIES.error(format!("must not set `{key}`: it {why}")));
             }
         }
+        if let Some(path) = &self.sasl_password_file {
+            SASL_PASSWORD_FILE.secret_path(path)?;
+        }
         // The dead letter of a record at the limit must still fit the producer's limit.
         let producer_max = match self.properties.get("message.max.bytes") {
             Some(v) => v.parse::<usize>().map_err(|_| {

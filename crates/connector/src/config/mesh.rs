@@ -341,6 +341,17 @@ impl RawMesh {
                 MAILBOX.invalid()
             });
         }
+        PASSWORD_FILE.secret_path(&self.password_file)?;
+        SHARED_KEY_FILE.secret_path(&self.shared_key_file)?;
+        for (setting, path) in [
+            (CLIENT_CERT_FILE, &self.client_cert_file),
+            (CLIENT_KEY_FILE, &self.client_key_file),
+            (CA_FILE, &self.ca_file),
+        ] {
+            if let Some(path) = path {
+                setting.secret_path(path)?;
+            }
+        }
         let client_identity = match (self.client_cert_file, self.client_key_file) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
@@ -396,24 +407,10 @@ impl RawMesh {
 }
 
 /// A secret file could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read {key} ({path}): {source}")]
-pub struct SecretFileError {
-    /// The config key.
-    pub key: &'static str,
-    /// The path.
-    pub path: String,
-    /// Why.
-    #[source]
-    pub source: std::io::Error,
-}
+pub type SecretFileError = crate::secret::SecretError;
 
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, SecretFileError> {
-    std::fs::read(path).map_err(|source| SecretFileError {
-        key,
-        path: path.display().to_string(),
-        source,
-    })
+    crate::secret::read(key, path)
 }
 
 fn trimmed(bytes: Vec<u8>) -> Vec<u8> {

@@ -520,6 +520,11 @@ impl RawNhsApi {
                 let private_key_file = self
                     .private_key_file
                     .ok_or_else(required(PRIVATE_KEY_FILE))?;
+                API_KEY_FILE.secret_path(&api_key_file)?;
+                PRIVATE_KEY_FILE.secret_path(&private_key_file)?;
+                if let Some(file) = &self.kid_file {
+                    KID_FILE.secret_path(file)?;
+                }
                 // The file, when given, overrides `kid` (a chart may keep a default `kid`).
                 let kid = match (self.kid, self.kid_file) {
                     (_, Some(file)) => KeyId::File(file),

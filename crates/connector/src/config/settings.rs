@@ -57,6 +57,18 @@ pub struct Setting {
 pub const PROD_ENVIRONMENT: &str = "prod";
 
 impl Setting {
+    /// Refuses a value of a `*_file` key that is the secret itself rather than its path (a PEM
+    /// block, a JWT, a token); the error never repeats the value.
+    pub fn secret_path(&self, path: &std::path::Path) -> Result<(), ConfigError> {
+        if crate::secret::looks_like_a_secret(&path.display().to_string()) {
+            return Err(self.error(
+                "must be the path of a file holding the secret, not the secret itself (the value \
+                 looks like a PEM block, a JWT or a token; it is not repeated here)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The example the docs and the errors show: `example`, or else the default value.
     pub const fn example(&self) -> &'static str {
         match (self.example, self.default) {
