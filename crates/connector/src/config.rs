@@ -337,7 +337,10 @@ impl RawConfig {
             batch::MODE_SINGLE => SubmissionMode::Single,
             _ => return Err(batch::MODE.invalid()),
         };
-        if self.batch.max_calls == 0 {
+        if self.batch.linger_ms > 600_000 {
+            return Err(batch::LINGER_MS.invalid());
+        }
+        if !(1..=100_000).contains(&self.batch.max_calls) {
             return Err(batch::MAX_CALLS.invalid());
         }
         if self.batch.max_bytes < 1024 {
@@ -422,6 +425,30 @@ mod tests {
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(err.contains("`nhs_api.api_key_file`"), "{err}");
         assert!(!err.contains("eyJ"), "{err}");
+    }
+
+    #[test]
+    fn numbers_out_of_their_documented_range_are_refused_not_left_to_panic() {
+        for (section, key, value, name) in [
+            (
+                "nhs_api.request",
+                "max_in_flight",
+                "9223372036854775807",
+                "nhs_api.request.max_in_flight",
+            ),
+            ("batch", "max_calls", "0", "batch.max_calls"),
+            ("batch", "max_calls", "1000000000", "batch.max_calls"),
+            (
+                "batch",
+                "linger_ms",
+                "9223372036854775807",
+                "batch.linger_ms",
+            ),
+        ] {
+            let text = format!("{MINIMAL}\n[{section}]\n{key} = {value}\n");
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{name}`")), "{name}: {err}");
+        }
     }
 
     #[test]

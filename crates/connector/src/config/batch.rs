@@ -35,7 +35,7 @@ pub const MAX_CALLS: Setting = Setting {
     key: "batch.max_calls",
     default: Absent::Value("100"),
     prod_default: None,
-    expected: "a positive number",
+    expected: "a number from 1 to 100000",
     example: None,
     meaning: "most calls per submission (1 in `single` mode)",
 };
@@ -53,7 +53,7 @@ pub const LINGER_MS: Setting = Setting {
     key: "batch.linger_ms",
     default: Absent::Value("1000"),
     prod_default: None,
-    expected: "a number of milliseconds",
+    expected: "a number of milliseconds up to 600000 (10 minutes)",
     example: None,
     meaning: "longest a call waits for its submission to fill",
 };

@@ -171,7 +171,7 @@ pub const MAX_IN_FLIGHT: Setting = Setting {
     key: "nhs_api.request.max_in_flight",
     default: Absent::Value("1"),
     prod_default: None,
-    expected: "a positive number",
+    expected: "a number from 1 to 1024",
     example: None,
     meaning: "submissions in flight at once",
 };
@@ -546,7 +546,7 @@ impl RawNhsApi {
             }
         };
         let r = self.request;
-        if r.max_in_flight == 0 {
+        if !(1..=1024).contains(&r.max_in_flight) {
             return Err(MAX_IN_FLIGHT.invalid());
         }
         if r.timeout_ms == 0 {
