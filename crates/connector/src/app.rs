@@ -450,7 +450,7 @@ impl Stages {
                 }
                 // `spawn` names a task before anything can join it (both take `&mut self`).
                 let task = self.names[&error.id()];
-                let message = crate::submitter::panic_message(error.into_panic());
+                let message = crate::telemetry::panic_message(error.into_panic());
                 self.metrics.task_panicked(task);
                 tracing::error!(message = "Pipeline task panicked.", %task, panic = %message);
                 Err(AppError::Panic { task, message })

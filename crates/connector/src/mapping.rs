@@ -181,7 +181,8 @@ pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle
 
     let mut entries: Vec<Value> = Vec::new();
     entries.extend(call::message_header(&cx));
-    entries.push(call::communication(&cx));
+    let vehicles = response::vehicle_encounter_plan(&cx);
+    entries.push(call::communication(&cx, &vehicles));
     entries.extend(call::triage_observations(&cx));
     entries.extend(call::organizations(&cx));
     for p in &call.patients {
@@ -189,7 +190,7 @@ pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle
         entries.push(contact::patient(&cx, p));
         entries.extend(clinical::entries(&cx, p));
     }
-    entries.extend(response::vehicle_encounters(&cx));
+    entries.extend(response::vehicle_encounters(&cx, &vehicles));
     entries.extend(response::vehicle_locations(&cx));
     entries.extend(response::receiving_locations(&cx));
     declare_profiles(&mut entries);

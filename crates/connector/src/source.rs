@@ -449,10 +449,7 @@ async fn consume(
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::telemetry::hex(&sha2::Sha256::digest(bytes))
 }
 
 /// How long a full pipeline is waited out without polling before the partitions are paused: a

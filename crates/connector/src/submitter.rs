@@ -76,17 +76,6 @@ pub enum SubmitterError {
     Panic(String),
 }
 
-/// The text of a panic payload.
-pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(s) => (*s).to_owned(),
-            Err(_) => "(a panic without a message)".to_owned(),
-        },
-    }
-}
-
 /// Leaves the fence for its keys when dropped.
 struct FenceGuard {
     fence: Arc<CallFence>,
@@ -204,7 +193,9 @@ impl Submitter {
         match joined {
             Err(error) if error.is_panic() => {
                 self.metrics.task_panicked(Task::Submission);
-                Err(SubmitterError::Panic(panic_message(error.into_panic())))
+                Err(SubmitterError::Panic(telemetry::panic_message(
+                    error.into_panic(),
+                )))
             }
             _ => Ok(()),
         }

@@ -72,7 +72,7 @@ fn guarded(
             DeadLetterKind::InternalError,
             format!(
                 "the connector failed on this record (a bug; the record may be valid): {}",
-                crate::submitter::panic_message(panic)
+                crate::telemetry::panic_message(panic)
             ),
             None,
         ),

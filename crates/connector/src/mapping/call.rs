@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::codes::*;
 use super::ctx::{entry, typed_date_times, yes_no, Ctx};
+use super::response::VehicleEncounter;
 use super::BundleType;
 use crate::cad::{format_utc, ResponseCategory, TriageSystem};
 
@@ -31,7 +32,7 @@ pub(super) fn message_header(cx: &Ctx<'_>) -> Option<Value> {
 }
 
 /// The Communication entry: header and call details.
-pub(super) fn communication(cx: &Ctx<'_>) -> Value {
+pub(super) fn communication(cx: &Ctx<'_>, vehicles: &[VehicleEncounter<'_>]) -> Value {
     let call = cx.call;
     let t = &call.times;
     let mut extensions = vec![json!({
@@ -136,10 +137,10 @@ pub(super) fn communication(cx: &Ctx<'_>) -> Value {
         .iter()
         .map(|p| cx.reference(&format!("Encounter/{}", p.contact_id)))
         .chain(
-            super::response::vehicle_encounter_paths(cx)
-                .into_iter()
-                .filter(|(_, _, kind)| matches!(kind, super::response::VehicleEncounter::NoPatient))
-                .map(|(path, _, _)| cx.reference(&path)),
+            vehicles
+                .iter()
+                .filter(|v| v.contact_id.is_none())
+                .map(|v| cx.reference(&v.path)),
         )
         .collect();
     if !about.is_empty() {

@@ -65,22 +65,21 @@ pub(super) fn vehicle_locations(cx: &Ctx<'_>) -> Vec<Value> {
         .collect()
 }
 
-/// Where a response's times go besides a patient contact's own Encounter.
-pub(super) enum VehicleEncounter<'a> {
-    /// A vehicle attending a patient whose patient response details are another vehicle's.
-    WithPatient {
-        /// The contact's id.
-        contact_id: &'a str,
-    },
-    /// A vehicle that attended no patient (stood down, no patient found).
-    NoPatient,
+/// An Encounter that carries one response's times besides a patient contact's own.
+pub(super) struct VehicleEncounter<'a> {
+    /// Resource path.
+    pub(super) path: String,
+    /// The response whose times it carries.
+    pub(super) response: &'a Response,
+    /// The contact whose patient the vehicle attended (another vehicle's times are that
+    /// contact's patient response details); `None` for a response that attended no patient.
+    pub(super) contact_id: Option<&'a str>,
 }
 
-/// The vehicle and response Encounters of a call, with their resource paths, in `responses`
-/// order (and, for one vehicle, in patient order).
-pub(super) fn vehicle_encounter_paths<'a>(
-    cx: &Ctx<'a>,
-) -> Vec<(String, &'a Response, VehicleEncounter<'a>)> {
+/// The vehicle and response Encounters of a call, in `responses` order (and, for one vehicle,
+/// in patient order). Computed once per call: the Communication lists the responses that
+/// attended no one, and [`vehicle_encounters`] builds them all.
+pub(super) fn vehicle_encounter_plan<'a>(cx: &Ctx<'a>) -> Vec<VehicleEncounter<'a>> {
     let mut out = Vec::new();
     for r in &cx.call.responses {
         let attended: Vec<_> = cx
@@ -90,62 +89,64 @@ pub(super) fn vehicle_encounter_paths<'a>(
             .filter(|p| p.call_signs.contains(&r.call_sign))
             .collect();
         if attended.is_empty() {
-            out.push((
-                format!("Encounter/response/{}", r.call_sign),
-                r,
-                VehicleEncounter::NoPatient,
-            ));
+            out.push(VehicleEncounter {
+                path: format!("Encounter/response/{}", r.call_sign),
+                response: r,
+                contact_id: None,
+            });
         }
         for p in attended {
             let primary = patient_response(cx, p).is_some_and(|pr| pr.call_sign == r.call_sign);
             if !primary {
-                out.push((
-                    format!("Encounter/{}/vehicle/{}", p.contact_id, r.call_sign),
-                    r,
-                    VehicleEncounter::WithPatient {
-                        contact_id: &p.contact_id,
-                    },
-                ));
+                out.push(VehicleEncounter {
+                    path: format!("Encounter/{}/vehicle/{}", p.contact_id, r.call_sign),
+                    response: r,
+                    contact_id: Some(&p.contact_id),
+                });
             }
         }
     }
     out
 }
 
-/// One Encounter per response whose times are not a contact's patient response details; see
-/// the module header.
-pub(super) fn vehicle_encounters(cx: &Ctx<'_>) -> Vec<Value> {
-    vehicle_encounter_paths(cx)
-        .into_iter()
-        .map(|(path, r, kind)| {
-            let t = &r.times;
-            let status = if t.stood_down.is_some() && t.arrived_on_scene.is_none() {
-                "cancelled"
-            } else if t.clear.is_some() || t.stood_down.is_some() {
-                "finished"
-            } else if t.arrived_on_scene.is_some() {
-                "in-progress"
-            } else {
-                "planned"
-            };
-            let mut e = json!({
-                "resourceType": "Encounter",
-                "id": cx.id(&path),
-                "status": status,
-                "class": { "system": ACT_CODE_SYSTEM, "code": "FLD", "display": "field" },
-                "serviceProvider": cx.provider(),
-                "location": [ vehicle_stay(cx, r) ],
-            });
-            if let VehicleEncounter::WithPatient { contact_id } = kind {
-                e["subject"] = cx.reference(&format!("Patient/{contact_id}"));
-                e["partOf"] = cx.reference(&format!("Encounter/{contact_id}"));
-            }
-            let times = typed_date_times(&response_times(t));
-            if !times.is_empty() {
-                e["extension"] = Value::Array(times);
-            }
-            entry(cx.url(&path), e)
-        })
+/// One Encounter per entry of the plan; see the module header.
+pub(super) fn vehicle_encounters(cx: &Ctx<'_>, plan: &[VehicleEncounter<'_>]) -> Vec<Value> {
+    plan.iter()
+        .map(
+            |VehicleEncounter {
+                 path,
+                 response: r,
+                 contact_id,
+             }| {
+                let t = &r.times;
+                let status = if t.stood_down.is_some() && t.arrived_on_scene.is_none() {
+                    "cancelled"
+                } else if t.clear.is_some() || t.stood_down.is_some() {
+                    "finished"
+                } else if t.arrived_on_scene.is_some() {
+                    "in-progress"
+                } else {
+                    "planned"
+                };
+                let mut e = json!({
+                    "resourceType": "Encounter",
+                    "id": cx.id(path),
+                    "status": status,
+                    "class": { "system": ACT_CODE_SYSTEM, "code": "FLD", "display": "field" },
+                    "serviceProvider": cx.provider(),
+                    "location": [ vehicle_stay(cx, r) ],
+                });
+                if let Some(contact_id) = contact_id {
+                    e["subject"] = cx.reference(&format!("Patient/{contact_id}"));
+                    e["partOf"] = cx.reference(&format!("Encounter/{contact_id}"));
+                }
+                let times = typed_date_times(&response_times(t));
+                if !times.is_empty() {
+                    e["extension"] = Value::Array(times);
+                }
+                entry(cx.url(path), e)
+            },
+        )
         .collect()
 }
 

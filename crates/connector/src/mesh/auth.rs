@@ -76,7 +76,7 @@ pub fn header_value(
     timestamp: &str,
 ) -> String {
     let private = format!("{mailbox}:{nonce}:{count}:{password}:{timestamp}");
-    let mac = hex(&hmac_sha256(shared_key, private.as_bytes()));
+    let mac = crate::telemetry::hex(&hmac_sha256(shared_key, private.as_bytes()));
     format!("{SCHEME} {mailbox}:{nonce}:{count}:{timestamp}:{mac}")
 }
 
@@ -98,13 +98,10 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::hex;
 
     #[test]
     fn hmac_matches_rfc_4231_test_case_2() {
