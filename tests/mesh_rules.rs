@@ -13,17 +13,16 @@
 //! 4. With a `workflow_filter`, an inbox page "can be empty when more results exist": the poller
 //!    follows `links.next` through it.
 //!
-//! Self-contained (no `tests/common`); Kafka, where a test needs it, is librdkafka's mock cluster.
+//! Kafka, where a test needs it, is librdkafka's mock cluster.
 
-use std::process::Command;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ads_connector::mesh::correlation::Correlator;
-use ads_connector::mesh::{
-    DpsPoller, MeshClient, MeshClientConfig, MeshConfig, MeshError, RawMesh,
-};
+use ads_connector::mesh::{DpsPoller, MeshClient, MeshClientConfig, MeshConfig, MeshError};
 use ads_connector::metrics::Metrics;
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -31,9 +30,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use nhs_emulator::mesh_box;
 use nhs_emulator::mesh_send::{MeshSend, SendOptions};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{DefaultProducerContext, FutureProducer};
-use rdkafka::ClientConfig;
+
+use rdkafka::producer::FutureProducer;
+
+use common::*;
 use tokio_util::sync::CancellationToken;
 
 const TRUST: &str = "X26ABC2";
@@ -74,20 +74,9 @@ async fn serve_mesh() -> (String, Seen) {
     (url, seen)
 }
 
-fn client_config(url: &str, mailbox: &str) -> MeshClientConfig {
-    MeshClientConfig {
-        url: url.parse().unwrap(),
-        mailbox: mailbox.into(),
-        password: mesh_box::PASSWORD.into(),
-        shared_key: mesh_box::SHARED_KEY.as_bytes().to_vec(),
-        identity_pem: None,
-        ca_pem: None,
-        timeout: Duration::from_secs(10),
-    }
-}
-
 fn mailbox(url: &str, id: &str) -> MeshClient {
-    MeshClient::new(&client_config(url, id)).unwrap()
+    let config = mesh_client_config(url, id, mesh_box::PASSWORD, mesh_box::SHARED_KEY.as_bytes());
+    MeshClient::new(&config).unwrap()
 }
 
 async fn send(url: &str, workflow: &str, body: &str) -> String {
@@ -104,33 +93,20 @@ async fn send(url: &str, workflow: &str, body: &str) -> String {
 /// The trust's `[mesh]` section at `url`, validated as `run` validates it; `extra` are more keys
 /// (JSON). Writes the secret files into `dir`.
 fn mesh_config(url: &str, dir: &std::path::Path, extra: serde_json::Value) -> MeshConfig {
-    std::fs::write(dir.join("password"), mesh_box::PASSWORD).unwrap();
-    std::fs::write(dir.join("shared-key"), mesh_box::SHARED_KEY).unwrap();
-    let mut section = serde_json::json!({
-        "url": url, "mailbox": TRUST,
-        "password_file": dir.join("password"), "shared_key_file": dir.join("shared-key"),
-        "workflow_ids": [WORKFLOW], "errors_topic": ERRORS_TOPIC, "correlation_wait_s": 0,
-    });
-    section
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    serde_json::from_value::<RawMesh>(section)
-        .unwrap()
-        .validate()
-        .unwrap()
+    let secrets = (mesh_box::PASSWORD, mesh_box::SHARED_KEY.as_bytes());
+    let mut section = mesh_section(url, TRUST, secrets, WORKFLOW, ERRORS_TOPIC, dir);
+    let keys = section.as_object_mut().unwrap();
+    // These rules are about the poll interval: leave it at its default unless `extra` sets it.
+    keys.remove("poll_interval_s");
+    keys.insert("correlation_wait_s".into(), 0.into());
+    keys.extend(extra.as_object().unwrap().clone());
+    parse_mesh(section)
 }
 
-fn kafka() -> (MockCluster<'static, DefaultProducerContext>, FutureProducer) {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(ERRORS_TOPIC, 1, 1).unwrap();
-    let producer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    (cluster, producer)
+fn kafka() -> (Broker, FutureProducer) {
+    let broker = Broker::mock(1, &[(ERRORS_TOPIC, 1)]);
+    let producer = producer(&broker.bootstrap());
+    (broker, producer)
 }
 
 fn poller(config: &MeshConfig, producer: FutureProducer) -> DpsPoller {
@@ -146,31 +122,20 @@ fn poller(config: &MeshConfig, producer: FutureProducer) -> DpsPoller {
 
 // Rule 1: the poll interval.
 
-const CONFIG: &str = r#"
-[kafka]
-bootstrap_servers = "localhost:9092"
-topics = ["cad.calls"]
-ack_topic = "ads.acks"
-dead_letter_topic = "ads.dlq"
-[nhs_api]
-environment = "int"
-api_key_file = "/keys/api-key"
-private_key_file = "/keys/key.pem"
-kid = "int-1"
-[mesh]
-url = "https://msg.intspineservices.nhs.uk"
-mailbox = "X26ABC2"
-password_file = "/secrets/mesh/password"
-shared_key_file = "/secrets/mesh/shared-key"
-errors_topic = "ads.dps-errors"
-"#;
+/// A valid configuration with a `[mesh]` section at the real MESH (INT): more keys can be appended.
+fn config() -> String {
+    format!(
+        "{INT_CONFIG}[mesh]\nurl = \"https://msg.intspineservices.nhs.uk\"\nmailbox = \"X26ABC2\"\n\
+         password_file = \"/secrets/mesh/password\"\nshared_key_file = \"/secrets/mesh/shared-key\"\n\
+         errors_topic = \"ads.dps-errors\"\n"
+    )
+}
 
 /// `ads-connector check-config` on `text`: success and what it printed.
 fn check_config(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ads-connector"))
+    let path = write_file(dir.path(), "config.toml", text);
+    let out = connector_command()
         .arg("check-config")
         .arg("--config")
         .arg(&path)
@@ -186,20 +151,20 @@ fn check_config(text: &str) -> (bool, String) {
 
 #[test]
 fn check_config_refuses_polling_mesh_more_often_than_every_five_minutes() {
-    let (ok, printed) = check_config(CONFIG);
+    let (ok, printed) = check_config(&config());
     assert!(ok, "the default interval, 300 s, is valid: {printed}");
-    let (ok, printed) = check_config(&format!("{CONFIG}poll_interval_s = 60\n"));
+    let (ok, printed) = check_config(&format!("{}poll_interval_s = 60\n", config()));
     assert!(!ok, "{printed}");
     assert!(
         printed.contains("`mesh.poll_interval_s` must be at least 300 (60 given)")
             && printed.contains("once every 5 minutes"),
         "{printed}"
     );
-    let (ok, printed) = check_config(&format!("{CONFIG}poll_interval_s = 90000\n"));
+    let (ok, printed) = check_config(&format!("{}poll_interval_s = 90000\n", config()));
     assert!(!ok, "{printed}");
     assert!(printed.contains("once a day"), "{printed}");
     // The escape for emulators: a loopback MESH may be polled every second.
-    let local = CONFIG.replace(
+    let local = config().replace(
         "https://msg.intspineservices.nhs.uk",
         "http://127.0.0.1:8700",
     );
@@ -261,7 +226,7 @@ async fn a_lower_case_mailbox_is_refused_by_mesh_and_so_by_check_config() {
         .unwrap_err();
     assert!(matches!(err, MeshError::Auth { status: 403, .. }), "{err}");
     mailbox(&url, TRUST).handshake().await.unwrap();
-    let (ok, printed) = check_config(&CONFIG.replace("X26ABC2", "x26abc2"));
+    let (ok, printed) = check_config(&config().replace("X26ABC2", "x26abc2"));
     assert!(!ok, "{printed}");
     assert!(
         printed.contains("`mesh.mailbox` must be upper case") && printed.contains("`X26ABC2`"),
