@@ -8,6 +8,9 @@ fn main() {
     for (var, cfg) in [
         // A real Kafka broker (Tansu, started by scripts/test.sh).
         ("ADS_TEST_KAFKA_BOOTSTRAP", "ads_test_broker"),
+        // Secured Kafka (scripts/tansu-secure.sh): SASL_SSL, and mutual TLS.
+        ("ADS_TEST_KAFKA_SECURE_BOOTSTRAP", "ads_test_secure_broker"),
+        ("ADS_TEST_KAFKA_MTLS_BOOTSTRAP", "ads_test_mtls_broker"),
         // A Kafka broker with transactions (none in CI: Tansu 0.6 has none).
         ("ADS_TEST_KAFKA_TXN_BOOTSTRAP", "ads_test_txn_broker"),
         // Debian's prometheus and promtool.

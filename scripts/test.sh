@@ -7,11 +7,16 @@ cd "$(dirname "$0")/.."
 TANSU_VERSION=0.6.0
 log() { printf '\n==> %s\n' "$*" >&2; }
 
-# 1. A real Kafka-compatible broker: Tansu, built once and cached in ~/.cargo/bin.
-if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+# 1. A real Kafka-compatible broker: Tansu, built once and cached in ~/.cargo/bin. `libsql` is its
+#    sqlite storage, the only one in this build that keeps SCRAM users (scripts/tansu-secure.sh).
+TANSU_FEATURES=dynostore,libsql
+# The sqlite library is linked in only with `libsql`: its file-header magic is in the binary.
+tansu_has_features() { grep -qa "SQLite format 3" "$(command -v tansu)"; }
+if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION" \
+  || ! tansu_has_features; then
   log "Installing tansu $TANSU_VERSION (about 10 minutes, once)"
-  cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore \
-    || cargo install tansu --version "$TANSU_VERSION" --features dynostore
+  cargo install --locked tansu --version "$TANSU_VERSION" --features "$TANSU_FEATURES" \
+    || cargo install tansu --version "$TANSU_VERSION" --features "$TANSU_FEATURES"
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -24,9 +29,10 @@ tansu broker \
   --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" >"$WORK/tansu.log" 2>&1 &
 TANSU_PID=$!
 mesh_sandbox_stop() { :; }
+tansu_secure_stop() { :; }
 cleanup() {
   kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true
-  mesh_sandbox_stop; rm -rf "$WORK"
+  tansu_secure_stop; mesh_sandbox_stop; rm -rf "$WORK"
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
@@ -40,6 +46,12 @@ log "Prometheus and promtool (Debian's package; its service is not started)"
 export ADS_TEST_PROMETHEUS=/usr/bin/prometheus
 
 export ADS_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$TANSU_PORT"
+
+# ---- Secured Kafka (tests/secured_kafka.rs) ------------------------------------------------
+# Throw-away certificates, a SASL_SSL broker and a mutual-TLS broker from the same tansu binary.
+log "Secured Kafka: SASL_SSL and mutual-TLS tansu (throw-away CA)"
+source scripts/tansu-secure.sh
+# ---- end of secured Kafka --------------------------------------------------------------------
 
 log "NHS England's mesh-sandbox and mesh-client (cached venv)"
 source scripts/mesh-sandbox.sh
@@ -57,6 +69,7 @@ status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then
   log "tansu log (tail)"; tail -50 "$WORK/tansu.log" >&2 || true
+  log "secured tansu log (tail)"; tail -20 "$WORK/tansu-sasl.log" >&2 || true
 fi
 
 log "deployment checks: Dockerfile, compose stack, Helm chart, Kubernetes manifests"

@@ -42,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "submitter",
             "acker",
             "dead_letter",
+            "window",
         ],
     ),
     ("mesh", &["mesh"]),

@@ -64,6 +64,47 @@ fn check_config_fails_naming_the_key_and_an_example() {
 }
 
 #[test]
+fn check_config_refuses_int_and_prod_without_batch_mode_saying_why_and_defaults_it_elsewhere() {
+    let check = |file: &str, env: &[(&str, &str)]| {
+        let (_dir, path) = write_config(file);
+        let out = bin()
+            .arg("check-config")
+            .arg("--config")
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out))
+    };
+    let without = CONFIG.replace("[batch]\nmode = \"batch\"\n", "");
+    assert_ne!(without, CONFIG);
+    for environment in ["int", "prod"] {
+        let (ok, t) = check(&without, &[("ADS__NHS_API__ENVIRONMENT", environment)]);
+        assert!(!ok, "{environment}: accepted without batch.mode");
+        for part in [
+            "`batch.mode` must be set",
+            "`batch`",
+            "`single`",
+            "NHS England does not publish",
+            "confirm it with NHS England during onboarding",
+        ] {
+            assert!(t.contains(part), "{environment}: no {part:?} in {t}");
+        }
+    }
+    // Written, it passes (through the environment as well as the file).
+    let (ok, t) = check(&without, &[("ADS__BATCH__MODE", "single")]);
+    assert!(ok, "{t}");
+    let (ok, t) = check(CONFIG, &[("ADS__NHS_API__ENVIRONMENT", "prod")]);
+    assert!(ok, "{t}");
+    // The sandbox takes the default, `batch`.
+    let sandbox = without
+        .replace("environment = \"int\"", "environment = \"sandbox\"")
+        .replace("kid = \"int-1\"\n", "");
+    let (ok, t) = check(&sandbox, &[]);
+    assert!(ok, "{t}");
+}
+
+#[test]
 fn environment_variables_override_the_file() {
     let (_dir, path) = write_config(CONFIG);
     let out = bin()

@@ -12,6 +12,7 @@ use std::time::Duration;
 use ads_connector::acker::Accepted;
 use ads_connector::auth::{AuthError, TokenProvider};
 use ads_connector::config::{ApiConfig, AuthConfig, RateLimitConfig, SubmissionMode};
+use ads_connector::health::ApiHealth;
 use ads_connector::metrics::Metrics;
 use ads_connector::rate_limit::RateLimiter;
 use ads_connector::submitter::{Submitted, Submitter};
@@ -65,11 +66,23 @@ impl Fixture {
     }
 
     fn submitter(&self, tokens: Arc<TokenProvider>, url: Url, budget: Duration) -> Submitter {
+        self.submitter_with(
+            tokens,
+            url,
+            budget,
+            ApiHealth::new(&self.submit_url(), Metrics::new()),
+        )
+    }
+
+    fn submitter_with(
+        &self,
+        tokens: Arc<TokenProvider>,
+        url: Url,
+        budget: Duration,
+        api: ApiHealth,
+    ) -> Submitter {
         Submitter {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap(),
+            client: ads_connector::submitter::http_client(Duration::from_secs(5)).unwrap(),
             config: ApiConfig {
                 submit_url: url,
                 auth: AuthConfig::None,
@@ -78,6 +91,7 @@ impl Fixture {
                 initial_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(200),
                 max_retry_duration: Some(budget),
+                misconfigured_exit_after: None,
             },
             mode: SubmissionMode::Batch,
             tokens,
@@ -93,6 +107,7 @@ impl Fixture {
                 name: "client-tests".into(),
                 client_id: None,
             },
+            api,
         }
     }
 
@@ -265,24 +280,25 @@ async fn a_submission_is_accepted_with_the_message_id() {
 }
 
 #[tokio::test]
-async fn a_wrong_path_is_refused_at_once_with_the_response_body() {
+async fn a_wrong_path_pauses_the_submission_as_misconfigured_instead_of_refusing_it() {
     let f = Fixture::start(|cfg, _| cfg.open_access = true).await;
     let url = Url::parse(&format!("{}/submission", f.sandbox.api_base_url())).unwrap();
     let tokens = f.tokens(&AuthConfig::None);
-    match f
-        .submitter(tokens, url, Duration::from_secs(5))
-        .submit(&one_call_batch())
-        .await
-    {
-        Submitted::Rejected { kind, message } => {
-            assert_eq!(kind.as_str(), "http_4xx");
-            assert!(
-                message.contains("404") && message.contains("Server Not Found"),
-                "{message}"
-            );
-        }
-        Submitted::Accepted(_) => panic!("a wrong path must not be accepted"),
-    }
+    let api = ApiHealth::new(&url, Metrics::new());
+    // A 1 s retry budget: a pause must not spend it (nothing is dead-lettered for a 404).
+    let submitter = f.submitter_with(tokens, url, Duration::from_secs(1), api.clone());
+    let pending =
+        tokio::time::timeout(Duration::from_secs(3), submitter.submit(&one_call_batch())).await;
+    assert!(
+        pending.is_err(),
+        "a wrong path must neither be accepted nor refused"
+    );
+    let m = api.current().expect("misconfigured");
+    assert_eq!((m.fault.as_str(), m.status), ("not_found", 404));
+    assert!(
+        f.sandbox.stats().rejected_404 >= 2,
+        "the submission is probed again"
+    );
 }
 
 #[tokio::test]
@@ -310,16 +326,29 @@ async fn a_429_beyond_the_retry_budget_ends_as_retries_exhausted() {
 }
 
 #[tokio::test]
-async fn a_token_the_api_does_not_know_is_replaced_before_retrying() {
+async fn a_token_the_api_does_not_know_is_replaced_once_then_the_api_counts_as_misconfigured() {
     // Tokens come from sandbox A; submissions go to sandbox B, which never issued them (403).
     let a = Fixture::start(|_, _| {}).await;
     let b = Fixture::start(|_, _| {}).await;
     let tokens = a.tokens(&a.auth("api-key", "a.pem", "a"));
-    let submitter = a.submitter(tokens, b.submit_url(), Duration::from_millis(800));
-    match submitter.submit(&one_call_batch()).await {
-        Submitted::Rejected { kind, .. } => assert_eq!(kind.as_str(), "retries_exhausted"),
-        Submitted::Accepted(_) => panic!("B must refuse A's tokens"),
-    }
+    let api = ApiHealth::new(&b.submit_url(), Metrics::new());
+    let submitter = a.submitter_with(
+        tokens,
+        b.submit_url(),
+        Duration::from_millis(800),
+        api.clone(),
+    );
+    // Refused again with the fresh token: a misconfiguration, paused, never dead-lettered.
+    let pending =
+        tokio::time::timeout(Duration::from_secs(3), submitter.submit(&one_call_batch())).await;
+    assert!(
+        pending.is_err(),
+        "B must refuse A's tokens, and that is no reason to dead-letter"
+    );
+    assert_eq!(
+        api.current().map(|m| m.fault.as_str()),
+        Some("unauthorized")
+    );
     assert!(b.sandbox.stats().rejected_403 >= 2);
     assert!(
         a.sandbox.stats().tokens_issued >= 2,

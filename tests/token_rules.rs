@@ -507,6 +507,7 @@ async fn an_api_429_with_an_http_date_retry_after_pauses_every_request_until_tha
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(200),
             max_retry_duration: Some(Duration::from_secs(30)),
+            misconfigured_exit_after: None,
         },
         mode: SubmissionMode::Batch,
         tokens: Arc::new(TokenProvider::new(
@@ -520,6 +521,10 @@ async fn an_api_429_with_an_http_date_retry_after_pauses_every_request_until_tha
             name: "token-rules".into(),
             client_id: None,
         },
+        api: ads_connector::health::ApiHealth::new(
+            &Url::parse("http://127.0.0.1/$process-message").unwrap(),
+            Metrics::new(),
+        ),
     };
     let submission = tokio::spawn(async move { submitter.submit(&one_call_batch()).await });
     // Another request of the process, after the 429: it waits for the same pause.

@@ -133,7 +133,11 @@ fn token_requests_are_token_refresh_spans_with_an_http_child_their_outcome_and_n
     let (run, server) = run(async {
         let server = TokenServer::start(6).await;
         let (base, _) = fake_api(StatusCode::OK).await;
-        let nhs_api = format!("{}\n{}", api(&base), server.config());
+        // Signed JWT against the token server: no `auth = "none"` here.
+        let nhs_api = format!(
+            "environment = \"custom\"\nbase_url = \"{base}\"\n{}",
+            server.config()
+        );
         let request = "[nhs_api.request]\nmax_in_flight = 4\ninitial_backoff_ms = 20\n\
                        max_backoff_ms = 100";
         let run = run_pipeline("token", (40, 0), &nhs_api, request, 40).await;
@@ -428,7 +432,7 @@ fn ids(traceparent: &str) -> (String, String) {
 
 /// The `[nhs_api]` lines for an open-access API at `base`.
 fn api(base: &str) -> String {
-    format!("environment = \"custom\"\nbase_url = \"{base}\"")
+    format!("environment = \"custom\"\nauth = \"none\"\nbase_url = \"{base}\"")
 }
 
 struct Run {

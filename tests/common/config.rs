@@ -3,11 +3,12 @@
 
 use ads_connector::config::Config;
 
-use super::kafka::Names;
+use super::kafka::{Names, SecuredBroker};
 use super::sandbox::AuthSandbox;
 
 /// A valid configuration for NHS England's INT environment that connects to nothing: Kafka on
-/// `localhost:9092`, keys under `/keys`. Append sections (e.g. `[mesh]`) as needed.
+/// `localhost:9092`, keys under `/keys`, `batch.mode` written (INT requires it). Append
+/// sections (e.g. `[mesh]`) as needed.
 pub const INT_CONFIG: &str = r#"
 [kafka]
 bootstrap_servers = "localhost:9092"
@@ -19,6 +20,8 @@ environment = "int"
 api_key_file = "/keys/api-key"
 private_key_file = "/keys/key.pem"
 kid = "int-1"
+[batch]
+mode = "batch"
 "#;
 
 /// A connector configuration for `names` against `bootstrap`, with the `[nhs_api]` lines
@@ -66,6 +69,31 @@ pub fn config_toml(
     extra: &str,
 ) -> String {
     connector_toml(bootstrap, names, &sandbox.nhs_api_toml(), batch, extra)
+}
+
+/// [`connector_toml`] against a secured broker: its `[kafka]` security keys added.
+pub fn secured_connector_toml(
+    broker: &SecuredBroker,
+    names: &Names,
+    nhs_api: &str,
+    batch: &str,
+    extra: &str,
+) -> String {
+    let toml = connector_toml(&broker.bootstrap, names, nhs_api, batch, extra);
+    // The `[kafka]` table ends where `[nhs_api]` begins.
+    let at = toml.find("[nhs_api]").unwrap();
+    format!("{}{}\n{}", &toml[..at], broker.kafka_toml(), &toml[at..])
+}
+
+/// [`config_toml`] against a secured broker: its `[kafka]` security keys added.
+pub fn secured_config_toml(
+    broker: &SecuredBroker,
+    names: &Names,
+    sandbox: &AuthSandbox,
+    batch: &str,
+    extra: &str,
+) -> String {
+    secured_connector_toml(broker, names, &sandbox.nhs_api_toml(), batch, extra)
 }
 
 /// [`config_toml`], parsed.

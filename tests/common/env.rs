@@ -28,6 +28,29 @@ pub fn transactional_broker() -> Option<String> {
     ))
 }
 
+/// The SASL_SSL broker `scripts/tansu-secure.sh` started: `ADS_TEST_KAFKA_SECURE_BOOTSTRAP`.
+pub fn secure_broker() -> Option<super::kafka::SecuredBroker> {
+    let bootstrap = needs("ADS_TEST_KAFKA_SECURE_BOOTSTRAP", "run scripts/test.sh");
+    Some(super::kafka::SecuredBroker::sasl_ssl(
+        bootstrap,
+        &secure_dir(),
+    ))
+}
+
+/// The mutual-TLS broker `scripts/tansu-secure.sh` started: `ADS_TEST_KAFKA_MTLS_BOOTSTRAP`.
+pub fn mtls_broker() -> Option<super::kafka::SecuredBroker> {
+    let bootstrap = needs("ADS_TEST_KAFKA_MTLS_BOOTSTRAP", "run scripts/test.sh");
+    Some(super::kafka::SecuredBroker::mutual_tls(
+        bootstrap,
+        &secure_dir(),
+    ))
+}
+
+/// The certificates and credentials of the secured brokers: `ADS_TEST_KAFKA_SECURE_DIR`.
+pub fn secure_dir() -> PathBuf {
+    PathBuf::from(needs("ADS_TEST_KAFKA_SECURE_DIR", "run scripts/test.sh"))
+}
+
 /// NHS England's mesh-sandbox: `ADS_TEST_MESH_URL`.
 pub fn mesh_sandbox_url() -> Option<String> {
     Some(needs("ADS_TEST_MESH_URL", "run scripts/test.sh"))

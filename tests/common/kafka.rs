@@ -1,8 +1,9 @@
-//! Kafka for the tests: librdkafka's mock cluster or a real broker, unique topic names, client
-//! configurations, producing generated calls (with or without a `traceparent`), reading topics
-//! back, and committed offsets.
+//! Kafka for the tests: librdkafka's mock cluster or a real broker (plain or secured), unique
+//! topic names, client configurations, producing generated calls (with or without a
+//! `traceparent`), reading topics back, and committed offsets.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ads_connector::cad::CadCall;
@@ -89,12 +90,114 @@ impl Broker {
     }
 }
 
+/// A test client of `bootstrap`; with the security properties of `scripts/tansu-secure.sh`'s
+/// brokers when it is one of them, so every helper here works on them unchanged.
 pub fn client(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("socket.nagle.disable", "true")
         .set("fetch.wait.max.ms", "20");
+    if let Some(broker) = SecuredBroker::from_env(bootstrap) {
+        for (key, value) in broker.properties() {
+            c.set(key, value);
+        }
+    }
     c
+}
+
+/// A broker of `scripts/tansu-secure.sh` and how a client authenticates to it; the fields are
+/// public so a test can get one wrong (a password file, a CA).
+#[derive(Debug, Clone)]
+pub struct SecuredBroker {
+    pub bootstrap: String,
+    /// `SASL_SSL` or `SSL`.
+    pub protocol: &'static str,
+    /// SASL SCRAM-SHA-512 user and the file of its password (`SASL_SSL`).
+    pub sasl: Option<(String, PathBuf)>,
+    /// The CA the client trusts.
+    pub ca: PathBuf,
+    /// Client certificate and key (mutual TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl SecuredBroker {
+    /// SASL SCRAM-SHA-512 over TLS, with the user of `dir`.
+    pub fn sasl_ssl(bootstrap: String, dir: &Path) -> Self {
+        let username = std::fs::read_to_string(dir.join("username")).unwrap();
+        Self {
+            bootstrap,
+            protocol: "SASL_SSL",
+            sasl: Some((username.trim().to_string(), dir.join("password"))),
+            ca: dir.join("ca.pem"),
+            client_cert: None,
+        }
+    }
+
+    /// TLS with the client certificate of `dir`.
+    pub fn mutual_tls(bootstrap: String, dir: &Path) -> Self {
+        Self {
+            bootstrap,
+            protocol: "SSL",
+            sasl: None,
+            ca: dir.join("ca.pem"),
+            client_cert: Some((dir.join("client.pem"), dir.join("client.key"))),
+        }
+    }
+
+    /// The secured broker at `bootstrap`, if the environment names one.
+    fn from_env(bootstrap: &str) -> Option<Self> {
+        let is = |var: &str| std::env::var(var).is_ok_and(|v| v == bootstrap);
+        let dir = || PathBuf::from(std::env::var("ADS_TEST_KAFKA_SECURE_DIR").unwrap());
+        if is("ADS_TEST_KAFKA_SECURE_BOOTSTRAP") {
+            Some(Self::sasl_ssl(bootstrap.into(), &dir()))
+        } else if is("ADS_TEST_KAFKA_MTLS_BOOTSTRAP") {
+            Some(Self::mutual_tls(bootstrap.into(), &dir()))
+        } else {
+            None
+        }
+    }
+
+    /// The librdkafka properties, without the password (see [`Self::properties`]).
+    fn public_properties(&self) -> Vec<(&'static str, String)> {
+        let path = |p: &Path| p.display().to_string();
+        let mut props = vec![
+            ("security.protocol", self.protocol.to_string()),
+            ("ssl.ca.location", path(&self.ca)),
+        ];
+        if let Some((username, _)) = &self.sasl {
+            props.push(("sasl.mechanism", "SCRAM-SHA-512".into()));
+            props.push(("sasl.username", username.clone()));
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            props.push(("ssl.certificate.location", path(cert)));
+            props.push(("ssl.key.location", path(key)));
+        }
+        props
+    }
+
+    /// The librdkafka properties of a test client, the password read from its file.
+    pub fn properties(&self) -> Vec<(&'static str, String)> {
+        let mut props = self.public_properties();
+        if let Some((_, file)) = &self.sasl {
+            let password = std::fs::read_to_string(file).unwrap();
+            props.push(("sasl.password", password.trim().to_string()));
+        }
+        props
+    }
+
+    /// The connector's `[kafka]` security keys: `properties` and `sasl_password_file`.
+    pub fn kafka_toml(&self) -> String {
+        let props: Vec<String> = self
+            .public_properties()
+            .iter()
+            .map(|(k, v)| format!("\"{k}\" = \"{v}\""))
+            .collect();
+        let mut toml = format!("properties = {{ {} }}\n", props.join(", "));
+        if let Some((_, file)) = &self.sasl {
+            toml.push_str(&format!("sasl_password_file = \"{}\"\n", file.display()));
+        }
+        toml
+    }
 }
 
 pub async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
@@ -418,4 +521,55 @@ pub async fn read_acks_and_dead_letters(
     let acks = read_topic_async(bootstrap, &names.ack, acks, timeout);
     let dead = read_topic_async(bootstrap, &names.dlq, dead, timeout);
     tokio::join!(acks, dead)
+}
+
+/// Produces `rounds` snapshots of each of `calls` calls, round by round (every call's first
+/// snapshot, then every call's second, …), so the snapshots of one call lie far apart in the
+/// log, as in a day's backlog. Each snapshot is newer than the one before. With
+/// `invalid_newest_every` > 0, the last snapshot of every such call is truncated (invalid).
+pub async fn produce_snapshots(
+    bootstrap: &str,
+    topic: &str,
+    calls: usize,
+    rounds: usize,
+    seed: u64,
+    invalid_newest_every: usize,
+) -> Vec<Produced> {
+    let mut generator = Generator::new(seed);
+    let mut current: Vec<CadCall> = (0..calls).map(|_| generator.next_call()).collect();
+    let producer = producer(bootstrap);
+    let mut pending = Vec::with_capacity(calls * rounds);
+    for round in 0..rounds {
+        for (c, call) in current.iter_mut().enumerate() {
+            if round > 0 {
+                *call = generator.next_update(call);
+            }
+            let mut payload = generate::to_json_line(call).into_bytes();
+            let every = invalid_newest_every;
+            let valid = !(round + 1 == rounds && every > 0 && c % every == every - 1);
+            if !valid {
+                payload.truncate(payload.len() / 2);
+            }
+            let record = FutureRecord::to(topic).key(&call.call_id).payload(&payload);
+            let delivery = producer.send_result(record).map_err(|(e, _)| e).unwrap();
+            pending.push((
+                delivery,
+                call.call_id.clone(),
+                valid,
+                call.snapshot_at.to_rfc3339(),
+            ));
+        }
+    }
+    let mut out = Vec::with_capacity(pending.len());
+    for (delivery, call_id, valid, snapshot_at) in pending {
+        let delivered = delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+        out.push(Produced {
+            partition: delivered.partition,
+            offset: delivered.offset,
+            call_id,
+            valid,
+            snapshot_at,
+        });
+    }
+    out
 }

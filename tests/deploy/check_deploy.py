@@ -251,7 +251,7 @@ class Checks:
             # Every secret file the config names lives in a read-only volume mount.
             mounts = {m["mountPath"].rstrip("/"): m for m in container.get("volumeMounts", [])}
             files = [config["nhs_api"].get("api_key_file"), config["nhs_api"].get("private_key_file"),
-                     config["kafka"].get("sasl_password_file")]
+                     config["kafka"].get("sasl_password_file"), config["kafka"].get("ssl_key_password_file")]
             files += [v for k, v in config["kafka"].get("properties", {}).items() if k.endswith(".location")]
             volumes = {v["name"]: v for v in spec.get("volumes", [])}
             for f in filter(None, files):
@@ -358,6 +358,7 @@ class Checks:
             "ServiceMonitor and PodMonitor together": {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}},
             "SASL without a Secret": {"kafka": {"sasl": {"enabled": True, "username": "u"}}},
             "custom environment without base_url": {"config": {"nhs_api": {"environment": "custom"}}},
+            "int without batch.mode (the go-live guard)": {"config": {"batch": {"mode": None}}},
             "PrometheusRule with no rule at all": {"metrics": {"prometheusRule": {"enabled": True, "includeShippedRules": False}}},
             "MESH without a Secret": {"config": {"mesh": {"url": "https://mesh.example", "mailbox": "X26ABC2",
                                                            "errors_topic": "ads.dps-errors"}}},
@@ -392,7 +393,7 @@ class Checks:
         # transactional_id must differ per replica, so it cannot live in the shared ConfigMap: it
         # is set per pod through ADS__KAFKA__TRANSACTIONAL_ID (see docs/operations.md).
         owned = {"http.listen", "nhs_api.api_key_file", "nhs_api.private_key_file", "kafka.sasl_password_file",
-                 "kafka.transactional_id"}
+                 "kafka.ssl_key_password_file", "kafka.transactional_id"}
         # The chart writes the [mesh] secret paths from `mesh.credentials`.
         owned |= {f"mesh.{k}" for k in ("password_file", "shared_key_file", "client_cert_file", "client_key_file",
                                         "ca_file")}

@@ -1,9 +1,14 @@
 //! Acker: one `ads.ack.v1` record per consumed record that reached the API.
 //!
-//! Input: [`AckWork`], an accepted submission with every source record it carried. Output: for
-//! each record, one ack on the ack topic (key = call id, header `traceparent` when the source
-//! record had one): outcome `submitted` for the snapshot that was sent, `superseded` for older
-//! snapshots of the same call that the same submission replaced. Guarantee (at-least-once mode):
+//! Input ([`AckInputs`]): [`AckWork`], an accepted submission with every source record it
+//! carried, and (`[schedule]` in `window` mode) [`SupersededRecord`]s, records the window pass
+//! found replaced by a newer snapshot of their call in the backlog. Output: for each record, one
+//! ack on the ack topic (key = call id, header `traceparent` when the source record had one):
+//! outcome `submitted` for the snapshot that was sent, `superseded` for older snapshots of the
+//! same call that the same submission replaced, or that the window pass replaced (no POST of
+//! their own: the submission fields are null and `superseded_by` names the newer record).
+//! Superseded records waiting together are written together (at most [`SUPERSEDED_PER_WRITE`]
+//! per write, or per transaction). Guarantee (at-least-once mode):
 //! the ack is written and acknowledged by the broker *before* the source record is marked done in
 //! [`crate::offsets::Offsets`]; a crash between the two produces a duplicate ack on restart, never a missing one.
 //! Transactional mode (`kafka.transactional_id`): the acks of one submission and the offsets they
@@ -25,6 +30,7 @@ use tracing::Instrument;
 use crate::batcher::Batch;
 use crate::kafka::ProduceError;
 use crate::metrics::{AckOutcome, Metrics};
+use crate::offsets::RecordPos;
 use crate::source::Envelope;
 use crate::telemetry;
 use crate::transactions::DurableWriter;
@@ -58,6 +64,34 @@ pub struct AckWork {
     pub span: tracing::Span,
 }
 
+/// Superseded records of the window pass written in one write (one transaction in
+/// transactional mode).
+pub const SUPERSEDED_PER_WRITE: usize = 512;
+
+/// A record the window pass acks `superseded` without a POST: a newer snapshot of the same call
+/// (by `snapshot_at`) is in the same partition's backlog, at `by_offset`.
+#[derive(Debug)]
+pub struct SupersededRecord {
+    /// The source record.
+    pub envelope: Envelope,
+    /// The call identifier.
+    pub call_id: String,
+    /// Provider ODS code.
+    pub provider_ods: String,
+    /// The call's Bundle id (the same for every snapshot of the call).
+    pub bundle_id: uuid::Uuid,
+    /// Offset, in the same partition, of the newer snapshot that replaces this one.
+    pub by_offset: i64,
+}
+
+/// The acker's inputs.
+pub struct AckInputs {
+    /// Accepted submissions, from the submitter.
+    pub submissions: mpsc::Receiver<AckWork>,
+    /// Records the window pass superseded; `None` outside `window` mode.
+    pub superseded: Option<mpsc::Receiver<SupersededRecord>>,
+}
+
 /// The `ads.ack.v1` record.
 #[derive(Debug, Serialize)]
 pub struct AckRecord<'a> {
@@ -73,18 +107,21 @@ pub struct AckRecord<'a> {
     pub outcome: AckOutcome,
     /// The API's id for the submission.
     pub api_id: Option<&'a str>,
-    /// The submission (batch) id.
-    pub batch_id: &'a str,
+    /// The submission (batch) id; null for a record the window pass superseded (no POST).
+    pub batch_id: Option<&'a str>,
     /// The call Bundle's id.
     pub bundle_id: &'a str,
-    /// When the API accepted it.
-    pub submitted_at: &'a str,
-    /// Attempts.
+    /// When the API accepted it; null without a POST.
+    pub submitted_at: Option<&'a str>,
+    /// Attempts (0 without a POST).
     pub attempts: u32,
-    /// HTTP status.
-    pub http_status: u16,
-    /// Latency of the accepted request, milliseconds.
-    pub latency_ms: u64,
+    /// HTTP status; null without a POST.
+    pub http_status: Option<u16>,
+    /// Latency of the accepted request, milliseconds; null without a POST.
+    pub latency_ms: Option<u64>,
+    /// For `superseded`: the record whose newer snapshot of the call replaced this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<AckRef<'a>>,
     /// Trace id from the record's `traceparent`, if any.
     pub trace_id: Option<&'a str>,
     /// Data-quality feedback (submitted acks only): the ADS mandatory items (`ADS15`, `ADS20`,
@@ -108,6 +145,46 @@ pub struct AckSource<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
+/// Another source record, named in an ack.
+#[derive(Debug, Serialize)]
+pub struct AckRef<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+impl<'a> AckRef<'a> {
+    fn of(pos: &'a RecordPos) -> Self {
+        Self {
+            topic: &pos.topic,
+            partition: pos.partition,
+            offset: pos.offset,
+        }
+    }
+}
+
+impl<'a> AckSource<'a> {
+    fn of(envelope: &'a Envelope) -> Self {
+        Self {
+            topic: &envelope.pos.topic,
+            partition: envelope.pos.partition,
+            offset: envelope.pos.offset,
+            timestamp_ms: envelope.timestamp_ms,
+        }
+    }
+}
+
+/// The trace id of the record's `traceparent`, if it had one.
+fn trace_id(envelope: &Envelope) -> Option<&str> {
+    envelope
+        .traceparent
+        .as_deref()
+        .and_then(|t| t.split('-').nth(1))
+}
+
 /// Publishes acks; see the module header.
 pub struct AckPublisher {
     /// Ack topic.
@@ -117,15 +194,90 @@ pub struct AckPublisher {
 }
 
 impl AckPublisher {
-    /// Runs until the submitter drops its sender; `output` writes the acks, then marks their
-    /// records done.
-    pub async fn run(
-        self,
-        mut input: mpsc::Receiver<AckWork>,
-        output: DurableWriter,
+    /// Runs until every input is closed; `output` writes the acks, then marks their records
+    /// done.
+    pub async fn run(self, input: AckInputs, output: DurableWriter) -> Result<(), ProduceError> {
+        let AckInputs {
+            mut submissions,
+            mut superseded,
+        } = input;
+        let mut submissions_open = true;
+        let mut held = Vec::with_capacity(SUPERSEDED_PER_WRITE);
+        loop {
+            tokio::select! {
+                work = submissions.recv(), if submissions_open => match work {
+                    Some(work) => self.publish(&work, &output).await?,
+                    None => submissions_open = false,
+                },
+                n = async {
+                    match superseded.as_mut() {
+                        Some(rx) => rx.recv_many(&mut held, SUPERSEDED_PER_WRITE).await,
+                        None => std::future::pending().await,
+                    }
+                }, if superseded.is_some() => {
+                    if n == 0 {
+                        superseded = None;
+                    } else {
+                        self.publish_superseded(&held, &output).await?;
+                        held.clear();
+                    }
+                },
+                else => return Ok(()),
+            }
+        }
+    }
+
+    /// Acks records the window pass superseded, in one write.
+    async fn publish_superseded(
+        &self,
+        records: &[SupersededRecord],
+        writer: &DurableWriter,
     ) -> Result<(), ProduceError> {
-        while let Some(work) = input.recv().await {
-            self.publish(&work, &output).await?;
+        let mut prepared: Vec<(Vec<u8>, &Envelope)> = Vec::with_capacity(records.len());
+        for r in records {
+            let bundle_id = r.bundle_id.to_string();
+            let by = RecordPos {
+                offset: r.by_offset,
+                ..r.envelope.pos.clone()
+            };
+            let ack = AckRecord {
+                schema: ACK_SCHEMA,
+                source: AckSource::of(&r.envelope),
+                call_id: &r.call_id,
+                provider_ods: &r.provider_ods,
+                outcome: AckOutcome::Superseded,
+                api_id: None,
+                batch_id: None,
+                bundle_id: &bundle_id,
+                submitted_at: None,
+                attempts: 0,
+                http_status: None,
+                latency_ms: None,
+                superseded_by: Some(AckRef::of(&by)),
+                trace_id: trace_id(&r.envelope),
+                missing_ads_items: Vec::new(),
+            };
+            let value = serde_json::to_vec(&ack).expect("ack serializes");
+            prepared.push((value, &r.envelope));
+        }
+        let records = prepared.iter().map(|(value, envelope)| {
+            let r = FutureRecord::<[u8], [u8]>::to(&self.topic)
+                .key(envelope.key.as_deref().unwrap_or_default())
+                .payload(value.as_slice());
+            match envelope.traceparent.as_deref() {
+                Some(t) => r.headers(OwnedHeaders::new().insert(Header {
+                    key: "traceparent",
+                    value: Some(t),
+                })),
+                None => r,
+            }
+        });
+        let done = prepared.iter().map(|(_, e)| &e.pos);
+        writer.write(records, done).await?;
+        for (_, envelope) in &prepared {
+            self.metrics
+                .ack_published(AckOutcome::Superseded, envelope.timestamp_ms);
+            self.metrics.schedule_coalesced();
         }
         Ok(())
     }
@@ -144,26 +296,22 @@ impl AckPublisher {
             for (envelope, outcome) in records {
                 let ack = AckRecord {
                     schema: ACK_SCHEMA,
-                    source: AckSource {
-                        topic: &envelope.pos.topic,
-                        partition: envelope.pos.partition,
-                        offset: envelope.pos.offset,
-                        timestamp_ms: envelope.timestamp_ms,
-                    },
+                    source: AckSource::of(envelope),
                     call_id: &call.call_id,
                     provider_ods: &call.provider_ods,
                     outcome,
                     api_id: work.accepted.api_id.as_deref(),
-                    batch_id: &batch_id,
+                    batch_id: Some(&batch_id),
                     bundle_id: &bundle_id,
-                    submitted_at: &submitted_at,
+                    submitted_at: Some(&submitted_at),
                     attempts: work.accepted.attempts,
-                    http_status: work.accepted.http_status,
-                    latency_ms: work.accepted.latency.as_millis() as u64,
-                    trace_id: envelope
-                        .traceparent
-                        .as_deref()
-                        .and_then(|t| t.split('-').nth(1)),
+                    http_status: Some(work.accepted.http_status),
+                    latency_ms: Some(work.accepted.latency.as_millis() as u64),
+                    superseded_by: match outcome {
+                        AckOutcome::Submitted => None,
+                        AckOutcome::Superseded => Some(AckRef::of(&call.submitted.pos)),
+                    },
+                    trace_id: trace_id(envelope),
                     missing_ads_items: match outcome {
                         AckOutcome::Submitted => {
                             call.missing_at_close.iter().map(|i| i.as_str()).collect()

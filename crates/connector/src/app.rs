@@ -3,8 +3,10 @@
 //! Stages are tasks joined by bounded channels, so a slow API fills the channels and pauses the
 //! consumer instead of growing memory. Only the source watches the cancellation token; every
 //! later stage ends when its input closes, flushing what it holds on the way out. After the
-//! drain (bounded by `shutdown.drain_timeout_s`), the offsets stored so far (records with an ack
-//! or a dead letter) are committed synchronously. In transactional mode (`kafka.transactional_id`)
+//! drain, the offsets stored so far (records with an ack or a dead letter) are committed
+//! synchronously. `shutdown.drain_timeout_s` is one deadline, from the signal, for the drain and
+//! every partition revocation meanwhile, the one when the consumer leaves the group included
+//! (measured by `tests/shutdown.rs`). In transactional mode (`kafka.transactional_id`)
 //! there is no such commit: offsets are committed only inside the transactions of the acker and
 //! the dead-letter stage, and a transaction a cut-off stage left open is aborted. A stage that
 //! fails fatally (the producer cannot deliver, a transaction fails) cancels the pipeline; the
@@ -23,25 +25,31 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::acker::AckPublisher;
+use crate::acker::{AckInputs, AckPublisher};
 use crate::auth::TokenProvider;
 use crate::batcher::Batcher;
 use crate::config::Config;
 use crate::dead_letter::DeadLetterProducer;
-use crate::health::{self, Health};
+use crate::health::{self, ApiHealth, Health};
 use crate::kafka::{KafkaClientError, KafkaClients, ProduceError};
-use crate::metrics::{Metrics, Outcome, Task};
+use crate::metrics::{Metrics, Outcome, ScheduleLabel, Task};
 use crate::offsets::Offsets;
 use crate::rate_limit::RateLimiter;
+use crate::schedule::{Clock, SystemClock};
 use crate::source::{self, CadConsumer, Source, SourceError};
 use crate::submitter::{Submitter, SubmitterError, SubmitterOutput};
 use crate::telemetry;
 use crate::transactions::{DurableWriter, Transactions};
 use crate::transform::{Transform, TransformOutput};
+use crate::window::{self, Coalescer, CoalescerOutput, Indexes, Scanner, WindowPass};
 
 /// Records buffered between two stages: enough to keep the API busy, small enough that a stalled
 /// API pauses consumption within a few thousand records.
 const CHANNEL_RECORDS: usize = 1024;
+
+/// How long the start-up security check waits for a broker to answer before starting anyway
+/// (`KafkaClients::check_security`).
+const SECURITY_CHECK_WAIT: Duration = Duration::from_secs(10);
 
 /// Why the pipeline could not run, or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +57,8 @@ pub enum AppError {
     /// The consumer could not start.
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// A Kafka client could not be configured (a secret file).
+    /// A Kafka client could not be configured (a secret file), or the brokers refused its
+    /// credentials or TLS at start-up.
     #[error(transparent)]
     KafkaClient(#[from] KafkaClientError),
     /// Transactional mode is configured but the broker did not complete a probe transaction.
@@ -109,22 +118,36 @@ impl Pipeline {
         metrics: Metrics,
         cancel: CancellationToken,
     ) -> Result<Self, AppError> {
+        Self::start_with_clock(config, metrics, cancel, Arc::new(SystemClock)).await
+    }
+
+    /// [`Self::start`], with the submission window timed by `clock` (tests and the demo move a
+    /// [`crate::schedule::ManualClock`] instead of waiting for 03:00).
+    pub async fn start_with_clock(
+        config: Config,
+        metrics: Metrics,
+        cancel: CancellationToken,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AppError> {
         let background = CancellationToken::new();
 
-        // Shared services: one HTTP client, one token, one rate limiter, one offset tracker.
-        let client = reqwest::Client::builder()
-            .timeout(config.api.timeout)
-            .build()
-            .map_err(AppError::Client)?;
+        // Shared services: one HTTP client (redirects never followed), one token, one rate
+        // limiter, one offset tracker, one verdict on the API's configuration.
+        let client = crate::submitter::http_client(config.api.timeout).map_err(AppError::Client)?;
         let tokens = Arc::new(
             TokenProvider::new(&config.api.auth, client.clone(), metrics.clone())
                 .with_pacing(config.pacing),
         );
+        // Window mode: no token request until the window pass opens the first window.
+        tokens.set_active(config.schedule.window().is_none());
         let limiter = Arc::new(
             RateLimiter::new(config.rate_limit, metrics.clone())
                 .with_max_retry_after(config.pacing.max_retry_after),
         );
+        // Window mode: no request until the window pass opens the first window.
+        limiter.set_open(config.schedule.window().is_none());
         let offsets = Offsets::new();
+        let api = ApiHealth::new(&config.api.submit_url, metrics.clone());
 
         // Operations port and the liveness heartbeat.
         let health = Health {
@@ -132,6 +155,7 @@ impl Pipeline {
             offsets: offsets.clone(),
             tokens: tokens.clone(),
             heartbeat: Arc::new(AtomicI64::new(chrono::Utc::now().timestamp())),
+            api: api.clone(),
         };
         let health_addr = health::serve(config.http_listen, health.clone(), background.clone())
             .await
@@ -141,10 +165,29 @@ impl Pipeline {
 
         // Kafka: the consumer group and the producer of acks and dead letters.
         let kafka = KafkaClients::new(&config.kafka)?;
+        // Refused SASL credentials or TLS are a fault of the configuration: stop here, before
+        // anything is consumed, rather than let librdkafka retry them for ever.
+        let probe = kafka.clone();
+        tokio::task::spawn_blocking(move || probe.check_security(SECURITY_CHECK_WAIT))
+            .await
+            .map_err(|e| AppError::Panic {
+                task: Task::Source,
+                message: e.to_string(),
+            })??;
         let share = limiter.clone();
         let on_share: source::ShareListener =
             Arc::new(move |owned, total| share.set_share(owned, total));
-        let consumer = source::subscribe(&kafka, &config.kafka, &offsets, &metrics, on_share)?;
+        // `[schedule]` in window mode: the window pass drives the source's flow.
+        let windowed = config.schedule.window().is_some();
+        let (rebalances_tx, rebalances_rx) = mpsc::unbounded_channel();
+        let consumer = source::subscribe(
+            &kafka,
+            &config.kafka,
+            &offsets,
+            &metrics,
+            on_share,
+            windowed.then_some(rebalances_tx),
+        )?;
         let consumer_in = consumer.clone();
         let producer: FutureProducer = kafka
             .producer(config.kafka.transactional_id.as_deref())
@@ -216,6 +259,56 @@ impl Pipeline {
             Ok(())
         });
 
+        // 2b. Window mode: the coalescer acks older snapshots of a call `superseded` (to the
+        //     acker) and hands the newest on; the window pass opens and closes the source.
+        let (mapped_rx, superseded_rx) = if windowed {
+            let (coalesced_tx, coalesced_rx) = mpsc::channel(CHANNEL_RECORDS);
+            let (superseded_tx, superseded_rx) = mpsc::channel(CHANNEL_RECORDS);
+            let indexes = Indexes::default();
+            let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+            let coalescer = Coalescer {
+                indexes: indexes.clone(),
+                gate: gate_rx,
+                offsets: writer.offsets.clone(),
+                cancel: cancel.clone(),
+            };
+            let coalesced = CoalescerOutput {
+                mapped: coalesced_tx,
+                superseded: superseded_tx,
+            };
+            stages.spawn(Task::Coalescer, async move {
+                coalescer.run(mapped_rx, coalesced).await;
+                Ok(())
+            });
+            let pass = WindowPass {
+                schedule: config.schedule,
+                clock,
+                scanner: Scanner {
+                    consumer: kafka.source_consumer(&config.kafka),
+                    options: config.mapping.clone(),
+                    max_record_bytes: config.kafka.max_record_bytes,
+                    memory_limit: window::INDEX_MEMORY_PER_PARTITION,
+                },
+                indexes,
+                offsets: writer.offsets.clone(),
+                gate: gate_tx,
+                tokens: tokens.clone(),
+                limiter: limiter.clone(),
+                metrics: metrics.clone(),
+                cancel: cancel.clone(),
+            };
+            let driven = consumer.clone();
+            stages.spawn(Task::WindowPass, async move {
+                pass.run(rebalances_rx, driven).await;
+                Ok(())
+            });
+            (coalesced_rx, Some(superseded_rx))
+        } else {
+            drop(rebalances_rx);
+            metrics.schedule_state(ScheduleLabel::Continuous, None);
+            (mapped_rx, None)
+        };
+
         // 3. Batcher: group calls into submissions by count, bytes and linger.
         let batcher = Batcher {
             config: config.batch,
@@ -238,6 +331,7 @@ impl Pipeline {
                 name: config.kafka.group_id.clone(),
                 client_id: config.kafka.properties.get("client.id").cloned(),
             },
+            api,
         };
         let submitted = SubmitterOutput {
             acks: acks_tx,
@@ -253,10 +347,13 @@ impl Pipeline {
             metrics: metrics.clone(),
         };
         let acked = writer.clone();
-        stages.spawn(
-            Task::Acker,
-            async move { Ok(acker.run(acks_rx, acked).await?) },
-        );
+        let ack_inputs = AckInputs {
+            submissions: acks_rx,
+            superseded: superseded_rx,
+        };
+        stages.spawn(Task::Acker, async move {
+            Ok(acker.run(ack_inputs, acked).await?)
+        });
 
         // 6. Dead letters: the original record plus reason headers, then mark the offsets done.
         let dead_letters = DeadLetterProducer {
@@ -331,6 +428,13 @@ impl Pipeline {
         }
         self.cancel.cancel();
 
+        // One deadline for everything from here: the drain, any revocation while it runs (the
+        // source may be waiting in one) and the revocation when the consumer leaves the group
+        // below. Each revocation would otherwise wait `kafka.revoke_drain_timeout_ms` of its own
+        // for records the cut-off drain will never finish (13 s for 8 s + 5 s before).
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        self.health.offsets.shut_down_by(deadline.into_std());
+
         // Drain: later stages finish as their inputs close, within the deadline.
         let drain = async {
             while let Some(result) = self.stages.join_next().await {
@@ -340,10 +444,7 @@ impl Pipeline {
                 }
             }
         };
-        if tokio::time::timeout(self.drain_timeout, drain)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, drain).await.is_err() {
             tracing::warn!(
                 message = "Drain deadline passed; unfinished records will be redelivered."
             );

@@ -285,6 +285,8 @@ pub struct TokenProvider {
     budget: TokenBudget,
     pacing: Pacing,
     metrics: Metrics,
+    /// `false` outside the submission window (`[schedule]`): the refresher requests nothing.
+    active: tokio::sync::watch::Sender<bool>,
 }
 
 impl TokenProvider {
@@ -317,7 +319,14 @@ impl TokenProvider {
             budget: TokenBudget::per_minute(pacing.token_requests_per_minute),
             pacing,
             metrics,
+            active: tokio::sync::watch::Sender::new(true),
         }
+    }
+
+    /// Outside the submission window (`false`) the refresher requests no token and `/readyz`
+    /// does not ask for one (waiting is healthy); from the opening (`true`) it refreshes again.
+    pub fn set_active(&self, active: bool) {
+        self.active.send_replace(active);
     }
 
     /// The same provider with this token budget and `Retry-After` cap (`nhs_api.token_requests_per_minute`,
@@ -330,7 +339,7 @@ impl TokenProvider {
 
     /// Whether a usable token is held (always true in open-access mode); feeds `/readyz`.
     pub fn is_ready(&self) -> bool {
-        self.held.load(Ordering::Relaxed)
+        self.held.load(Ordering::Relaxed) || !*self.active.borrow()
     }
 
     /// A bearer token, minting one if none is held or the held one is past its refresh point.
@@ -463,12 +472,19 @@ impl TokenProvider {
 
     /// Refreshes the token in the background before it reaches its refresh point, until
     /// `cancel` fires. After a failure (or with the budget spent) it sleeps until the next
-    /// request is allowed; [`Self::bearer`] logs each failure.
+    /// request is allowed; [`Self::bearer`] logs each failure. Outside the submission window
+    /// ([`Self::set_active`] `false`) it requests nothing.
     pub async fn run_refresher(self: Arc<Self>, cancel: CancellationToken) {
         let Some(jwt) = &self.jwt else {
             return;
         };
+        let mut active = self.active.subscribe();
         loop {
+            // Outside the submission window: no token request until it opens.
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                woke = active.wait_for(|a| *a) => if woke.is_err() { return },
+            }
             let wake = {
                 let state = self.current.lock().await;
                 let due = state
@@ -484,6 +500,8 @@ impl TokenProvider {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep_until(wake) => {}
+                // Went inactive (the window closed): wait for the next opening instead.
+                _ = active.wait_for(|a| !*a) => continue,
             }
             // Failures are logged by `bearer` and set `not_before`, which the next round waits for.
             let _ = self.bearer().await;

@@ -36,6 +36,7 @@ pub mod kafka;
 pub mod mesh;
 pub mod nhs_api;
 pub mod rate_limit;
+pub mod schedule;
 pub mod settings;
 
 pub use batch::{BatchConfig, RawBatch, SubmissionMode};
@@ -54,6 +55,7 @@ pub const SECTIONS: &[Section] = &[
     MAPPING,
     HTTP,
     SHUTDOWN,
+    schedule::SECTION,
     mesh::SECTION,
 ];
 
@@ -107,6 +109,9 @@ pub struct RawConfig {
     /// Graceful shutdown.
     #[serde(default)]
     pub shutdown: RawShutdown,
+    /// When submissions run (`continuous`, or NHS England's daily window).
+    #[serde(default)]
+    pub schedule: crate::schedule::ScheduleConfig,
     /// DPS error notifications from MESH (optional; see `docs/dps-errors.md`).
     #[serde(default)]
     pub mesh: Option<mesh::RawMesh>,
@@ -282,6 +287,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The MESH poller, when `[mesh]` is configured.
     pub mesh: Option<mesh::MeshConfig>,
+    /// When submissions run (`[schedule]`).
+    pub schedule: crate::schedule::Schedule,
 }
 
 impl Config {
@@ -316,6 +323,8 @@ impl RawConfig {
                 mesh::ERRORS_TOPIC.key,
             )?;
         }
+        let schedule = schedule::validate(&self.schedule, &self.nhs_api.environment)?;
+        let environment = self.nhs_api.environment.clone();
         let pacing = self.nhs_api.pacing()?;
         let api = self.nhs_api.validate()?;
         let drain_timeout = Duration::from_secs(self.shutdown.drain_timeout_s);
@@ -332,11 +341,7 @@ impl RawConfig {
         {
             return Err(rate_limit::BURST.invalid());
         }
-        let mode = match self.batch.mode.as_str() {
-            batch::MODE_BATCH => SubmissionMode::Batch,
-            batch::MODE_SINGLE => SubmissionMode::Single,
-            _ => return Err(batch::MODE.invalid()),
-        };
+        let mode = batch::mode_for(self.batch.mode.as_deref(), &environment)?;
         if self.batch.linger_ms > 600_000 {
             return Err(batch::LINGER_MS.invalid());
         }
@@ -389,6 +394,7 @@ impl RawConfig {
             http_listen,
             drain_timeout,
             mesh,
+            schedule,
         })
     }
 }
@@ -408,7 +414,19 @@ mod tests {
         api_key_file = "/keys/api-key"
         private_key_file = "/keys/key.pem"
         kid = "int-1"
+        [batch]
+        mode = "batch"
     "#;
+
+    /// [`MINIMAL`] with `line` added to its `[section]` (a table of its own if it has none).
+    fn with_key(section: &str, line: &str) -> String {
+        let header = format!("[{section}]\n");
+        if MINIMAL.contains(&header) {
+            MINIMAL.replacen(&header, &format!("{header}{line}\n"), 1)
+        } else {
+            format!("{MINIMAL}\n{header}{line}\n")
+        }
+    }
 
     #[test]
     fn a_secret_where_its_path_belongs_is_refused_naming_the_key_but_not_the_secret() {
@@ -445,7 +463,7 @@ mod tests {
                 "batch.linger_ms",
             ),
         ] {
-            let text = format!("{MINIMAL}\n[{section}]\n{key} = {value}\n");
+            let text = with_key(section, &format!("{key} = {value}"));
             let err = Config::from_toml_str(&text).unwrap_err().to_string();
             assert!(err.contains(&format!("`{name}`")), "{name}: {err}");
         }
@@ -453,19 +471,49 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_their_name() {
-        let text = format!("{MINIMAL}\n[batch]\nmax_cals = 3\n");
+        let text = with_key("batch", "max_cals = 3");
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(err.contains("max_cals"), "{err}");
     }
 
     #[test]
     fn invalid_values_name_the_key_and_show_an_example() {
-        let text = format!("{MINIMAL}\n[batch]\nmode = \"bulk\"\n");
+        let text = MINIMAL.replace("mode = \"batch\"", "mode = \"bulk\"");
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(
             err.contains("`batch.mode`") && err.contains("e.g."),
             "{err}"
         );
+    }
+
+    #[test]
+    fn int_and_prod_refuse_a_left_out_batch_mode_saying_why_and_other_environments_default_it() {
+        let without = MINIMAL.replace("mode = \"batch\"", "");
+        for environment in ["int", "prod"] {
+            let text = without.replace(
+                "environment = \"int\"",
+                &format!("environment = \"{environment}\""),
+            );
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            for part in [
+                "`batch.mode` must be set",
+                &format!("`nhs_api.environment` is `{environment}`"),
+                "`batch`",
+                "`single`",
+                "does not publish",
+                "confirm it with NHS England during onboarding",
+            ] {
+                assert!(err.contains(part), "{environment}: no {part:?} in {err}");
+            }
+        }
+        let single = MINIMAL.replace("mode = \"batch\"", "mode = \"single\"");
+        let config = Config::from_toml_str(&single).unwrap();
+        assert_eq!(config.batch.mode, SubmissionMode::Single);
+        let sandbox = without
+            .replace("environment = \"int\"", "environment = \"sandbox\"")
+            .replace("kid = \"int-1\"", "");
+        let config = Config::from_toml_str(&sandbox).unwrap();
+        assert_eq!(config.batch.mode, SubmissionMode::Batch);
     }
 
     #[test]
@@ -573,6 +621,23 @@ mod tests {
             let without = examples_without(s.key);
             let mut with = without.clone();
             with.push((s.key, default));
+            if s.key == "schedule.mode" {
+                // Left out beside `schedule.window` it is refused outside `prod` rather than
+                // defaulted (schedule::config's tests), so the comparison does not apply.
+                continue;
+            }
+            if s.key.starts_with("schedule.") {
+                // `[schedule]` keeps an absent key absent (its default depends on
+                // `nhs_api.environment`); what counts is the validated schedule.
+                let schedule = |keys| Config::from_toml_str(&toml_of(keys)).unwrap().schedule;
+                assert_eq!(
+                    schedule(without),
+                    schedule(with),
+                    "`{}`: a left-out key is not `{default}`",
+                    s.key
+                );
+                continue;
+            }
             assert_eq!(
                 format!("{:?}", raw(&toml_of(without)).unwrap()),
                 format!("{:?}", raw(&toml_of(with)).unwrap()),

@@ -2,9 +2,13 @@
 //!
 //! `/livez` answers 200 while the runtime's heartbeat (ticked every second by a task of
 //! [`crate::app`]) is younger than 30 s: a wedged process gets restarted, a down dependency does
-//! not fail liveness. `/readyz` answers 200 only when partitions are assigned and a token is held
-//! (always held in open-access mode), 503 otherwise, with a JSON body saying which. `/metrics`
-//! is the Prometheus text format. Nothing here exposes patient data.
+//! not fail liveness. `/readyz` answers 200 only when partitions are assigned, a token is held
+//! (always held in open-access mode) and the API does not look misconfigured ([`ApiHealth`]),
+//! 503 otherwise, with a JSON body saying which. `/metrics` is the Prometheus text format.
+//! Nothing here exposes patient data.
+//!
+//! Layout: `health/api.rs` holds [`ApiHealth`], the misconfiguration state the submitter reports
+//! to.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,6 +26,10 @@ use crate::auth::TokenProvider;
 use crate::metrics::Metrics;
 use crate::offsets::Offsets;
 
+mod api;
+
+pub use api::{hint, shown_url, ApiHealth, Misconfiguration};
+
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct Health {
@@ -33,12 +41,14 @@ pub struct Health {
     pub tokens: Arc<TokenProvider>,
     /// Unix seconds of the last heartbeat.
     pub heartbeat: Arc<AtomicI64>,
+    /// Whether the API looks misconfigured (the submitter reports to it).
+    pub api: ApiHealth,
 }
 
 impl Health {
-    /// Partitions are assigned and a token is held.
+    /// Partitions are assigned, a token is held and the API does not look misconfigured.
     pub fn is_ready(&self) -> bool {
-        self.offsets.assigned() > 0 && self.tokens.is_ready()
+        self.offsets.assigned() > 0 && self.tokens.is_ready() && !self.api.is_misconfigured()
     }
 
     /// Records that the runtime is alive, and publishes readiness as a metric.
@@ -103,6 +113,11 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({"partitions_assigned": partitions, "token_held": token});
+    let misconfigured = h.api.current().map(|m| m.fault.as_str());
+    let body = serde_json::json!({
+        "partitions_assigned": partitions,
+        "token_held": token,
+        "api_misconfigured": misconfigured,
+    });
     (status, axum::Json(body))
 }

@@ -25,6 +25,7 @@
 //! | [`transform`] | the stage task: decode, map and serialize each record, or dead-letter it |
 //! | [`mapping`] | one CAD call → one deterministic ADS FHIR call Bundle, locally validated |
 //! | [`batcher`] | groups call bundles into submissions by count, bytes and linger; coalesces snapshots |
+//! | [`window`] | `[schedule]` window mode: opens and closes the source by NHS England's daily window, indexes the backlog, acks older snapshots `superseded` (the coalescer sits between transform and batcher) |
 //! | [`submitter`] | POSTs submissions through the [`rate_limit`] and [`auth`] token; retry classification |
 //! | [`auth`] | signed-JWT (RS512) client assertion and the one shared, refreshed access token |
 //! | [`rate_limit`] | the process-wide GCRA limiter; a 429 pauses every request for `Retry-After` |
@@ -37,13 +38,14 @@
 //! | [`keygen`], [`validate`] | the signing key pair and JWKS for onboarding, the `validate` command |
 //!
 //! | [`kafka`] | every librdkafka client setting in one place; the durable produce helper |
-//! | [`schedule`] | NHS England's submission window in UK time (IANA zones), an injectable clock, and the newest-snapshot index of a backlog (not yet wired into the pipeline) |
+//! | [`schedule`] | NHS England's submission window in UK time (IANA zones), an injectable clock, and the newest-snapshot index of a backlog |
 //!
 //! Imports run one way, domain ← base ← services ← stages ← MESH ← wiring (`tests/architecture.rs`
 //! checks it, with no import circle): the domain is [`cad`], [`mapping`], [`validate`],
 //! [`keygen`]; the base [`metrics`], [`offsets`], [`shutdown`], [`telemetry`], [`config`],
 //! [`kafka`], [`lag`], [`schedule`]; the services [`auth`], [`rate_limit`], [`health`]; the stages [`source`],
-//! [`transactions`], [`transform`], [`batcher`], [`submitter`], [`acker`], [`dead_letter`]; then
+//! [`transactions`], [`transform`], [`batcher`], [`submitter`], [`acker`], [`dead_letter`],
+//! [`window`]; then
 //! [`mesh`] and [`app`]. This crate depends on no other workspace member: the NHS emulator
 //! (`crates/nhs-emulator`) and the dev kit (`crates/devkit`) depend on it.
 //!
@@ -82,3 +84,4 @@ pub mod telemetry;
 pub mod transactions;
 pub mod transform;
 pub mod validate;
+pub mod window;

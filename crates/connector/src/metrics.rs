@@ -12,7 +12,8 @@
 //! meaning of every family, is `docs/metrics.md`; a test keeps the two in step.
 //!
 //! Layout: this file holds [`Metrics`], its registry and the pipeline's families;
-//! `metrics/labels.rs` the label enums; `metrics/mesh.rs` the MESH poller's families and methods.
+//! `metrics/labels.rs` the label enums; `metrics/mesh.rs` the MESH poller's families and methods; `metrics/schedule.rs` the
+//! submission schedule's.
 
 use std::time::Duration;
 
@@ -23,15 +24,18 @@ use prometheus::{
 
 mod labels;
 mod mesh;
+mod schedule;
 
 pub use labels::DeadLetterKind;
 
 use crate::mapping::AdsItem;
 pub use labels::{
-    AckOutcome, FlushReason, LeaseRole, Outcome, RebalanceKind, RequestOutcome, RetryReason,
-    StatusLabel, SubmitRejection, Task,
+    AckOutcome, ApiFault, FlushReason, LeaseRole, Outcome, RebalanceKind, RequestOutcome,
+    RetryReason, StatusLabel, SubmitRejection, Task,
 };
 use mesh::MeshMetrics;
+pub use schedule::ScheduleLabel;
+use schedule::ScheduleMetrics;
 
 /// The commit the binary was built from: `ADS_GIT_SHA` at build time, `unknown` without it.
 pub const GIT_SHA: &str = match option_env!("ADS_GIT_SHA") {
@@ -68,7 +72,10 @@ pub struct Metrics {
     last_success: IntGauge,
     consumer_lag: IntGaugeVec,
     ready: IntGauge,
+    api_misconfigured: IntGaugeVec,
+    api_misconfigured_responses: IntCounterVec,
     mesh: MeshMetrics,
+    schedule: ScheduleMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -137,6 +144,16 @@ impl Metrics {
             &["topic", "partition"],
         )
         .expect("valid metric");
+        let api_misconfigured = IntGaugeVec::new(
+            Opts::new(
+                "ads_connector_api_misconfigured",
+                "1 for the reason the NHS API looks misconfigured (submissions paused), else 0.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(api_misconfigured.clone()))
+            .expect("unique metric");
         r.register(Box::new(consumer_lag.clone()))
             .expect("unique metric");
         let metrics = Self {
@@ -271,9 +288,18 @@ impl Metrics {
             ready: gauge(
                 &r,
                 "ready",
-                "1 while /readyz answers 200 (partitions assigned and a token held), else 0.",
+                "1 while /readyz answers 200 (partitions assigned, a token held, the API not \
+                 misconfigured), else 0.",
+            ),
+            api_misconfigured,
+            api_misconfigured_responses: counter(
+                &r,
+                "api_misconfigured_responses_total",
+                "API answers that only a misconfiguration explains, by reason.",
+                &["reason"],
             ),
             mesh: MeshMetrics::new(&r),
+            schedule: ScheduleMetrics::new(&r),
             registry: r,
         };
         metrics.zero_known_series();
@@ -315,6 +341,11 @@ impl Metrics {
         }
         for item in AdsItem::ALL {
             self.ads_items_missing.with_label_values(&[item.as_str()]);
+        }
+        for fault in ApiFault::ALL {
+            self.api_misconfigured.with_label_values(&[fault.as_str()]);
+            self.api_misconfigured_responses
+                .with_label_values(&[fault.as_str()]);
         }
     }
 
@@ -454,6 +485,23 @@ impl Metrics {
     /// Whether `/readyz` answers 200 (set by every heartbeat).
     pub fn readiness(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+    }
+
+    /// The NHS API answered as only a misconfiguration explains (`fault`).
+    pub fn api_misconfigured_response(&self, fault: ApiFault) {
+        self.api_misconfigured_responses
+            .with_label_values(&[fault.as_str()])
+            .inc();
+    }
+
+    /// Whether the API is misconfigured and why: 1 for `fault`, 0 for every other reason (all 0
+    /// with `None`).
+    pub fn api_misconfigured(&self, fault: Option<ApiFault>) {
+        for each in ApiFault::ALL {
+            self.api_misconfigured
+                .with_label_values(&[each.as_str()])
+                .set(i64::from(Some(each) == fault));
+        }
     }
 
     /// Forgets a revoked partition's lag series.

@@ -114,6 +114,13 @@ impl OffsetTracker {
         })
     }
 
+    /// Whether `pos` belongs to its partition's current generation (the partition is still
+    /// assigned, and was not revoked and assigned again since the record was consumed).
+    pub fn is_current(&self, pos: &RecordPos) -> bool {
+        self.state(&pos.topic, pos.partition)
+            .is_some_and(|s| s.generation == pos.generation)
+    }
+
     /// Marks a record done. Returns the partition's new watermark if it moved forward.
     pub fn complete(&mut self, pos: &RecordPos) -> Option<i64> {
         let state = self.topics.get_mut(&*pos.topic)?.get_mut(&pos.partition)?;
@@ -200,9 +207,12 @@ impl OffsetTracker {
 #[derive(Clone, Default)]
 pub struct Offsets {
     tracker: Arc<Mutex<OffsetTracker>>,
-    /// Signalled whenever records are completed (see [`Offsets::drain`]).
+    /// Signalled whenever records are completed, and when the shutdown deadline is set (see
+    /// [`Offsets::drain`]).
     completed: Arc<Condvar>,
     store: Arc<OnceLock<Arc<dyn OffsetStore>>>,
+    /// The shutdown deadline ([`Offsets::shut_down_by`]): no revocation drain waits past it.
+    shutdown: Arc<OnceLock<Instant>>,
 }
 
 impl Offsets {
@@ -271,9 +281,34 @@ impl Offsets {
         self.lock().outstanding()
     }
 
+    /// See [`OffsetTracker::watermark`].
+    pub fn watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.lock().watermark(topic, partition)
+    }
+
+    /// See [`OffsetTracker::is_current`].
+    pub fn is_current(&self, pos: &RecordPos) -> bool {
+        self.lock().is_current(pos)
+    }
+
+    /// From now on no revocation drain ([`Offsets::drain`]) waits past `deadline`, one already
+    /// waiting included: shutdown has one deadline (`shutdown.drain_timeout_s`) for the
+    /// pipeline's drain, the revocations while it runs and the one when the consumer leaves the
+    /// group. Without it, leaving the group after a drain cut off at its deadline would wait
+    /// `kafka.revoke_drain_timeout_ms` more for records that can no longer finish. A second call
+    /// is ignored.
+    pub fn shut_down_by(&self, deadline: Instant) {
+        let _ = self.shutdown.set(deadline);
+        // Taking the lock orders this after a drain's check of the deadline and before its wait,
+        // so the wake-up cannot be lost.
+        drop(self.lock());
+        self.completed.notify_all();
+    }
+
     /// Blocks (this is for the rebalance callback, which is synchronous) until no record of
-    /// `partitions` is pending or `deadline` passes; returns each partition's committable
-    /// offset. Records still pending at the deadline are abandoned to the next owner.
+    /// `partitions` is pending or `deadline` (or the shutdown deadline, [`Offsets::shut_down_by`],
+    /// if earlier) passes; returns each partition's committable offset. Records still pending at
+    /// the deadline are abandoned to the next owner.
     pub fn drain(
         &self,
         partitions: &[(String, i32)],
@@ -282,6 +317,7 @@ impl Offsets {
         let mut tracker = self.lock();
         loop {
             let pending: usize = partitions.iter().map(|(t, p)| tracker.pending(t, *p)).sum();
+            let deadline = self.shutdown.get().map_or(deadline, |s| deadline.min(*s));
             let now = Instant::now();
             if pending == 0 || now >= deadline {
                 if pending > 0 {
@@ -398,6 +434,24 @@ mod tests {
         offsets.register("cad", 0, 3).unwrap();
         let marks = offsets.drain(&[("cad".into(), 0)], Instant::now());
         assert_eq!(marks, vec![("cad".to_string(), 0, 3)]);
+    }
+
+    #[test]
+    fn the_shutdown_deadline_cuts_short_a_drain_already_waiting_and_every_later_one() {
+        let offsets = Offsets::new();
+        offsets.assign("cad", 0);
+        offsets.register("cad", 0, 3).unwrap();
+        let far = Instant::now() + std::time::Duration::from_secs(30);
+        let waiting = {
+            let offsets = offsets.clone();
+            std::thread::spawn(move || offsets.drain(&[("cad".into(), 0)], far))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let started = Instant::now();
+        offsets.shut_down_by(Instant::now());
+        assert_eq!(waiting.join().unwrap(), vec![("cad".to_string(), 0, 3)]);
+        assert_eq!(offsets.drain(&[("cad".into(), 0)], far).len(), 1);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

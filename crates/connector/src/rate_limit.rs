@@ -11,8 +11,10 @@
 //! longer than [`LONG_WAIT`] is logged once, when it starts, with its length. Across replicas the
 //! application quota is shared without a coordinator: after every rebalance the source calls
 //! [`RateLimiter::set_share`] with the fraction of all input partitions this process owns, and
-//! the limiter is rebuilt for that share of the quota, so N pods together stay under it. Nothing
-//! here fails; the wait is reported to metrics.
+//! the limiter is rebuilt for that share of the quota, so N pods together stay under it. Outside
+//! the submission window (`[schedule]` in `window` mode) the window pass closes the limiter
+//! ([`RateLimiter::set_open`]): no request goes until it opens again, a submission already
+//! waiting included. Nothing here fails; the wait is reported to metrics.
 //!
 //! `Retry-After` (RFC 9110 §10.2.3) is delta-seconds or an HTTP-date (IMF-fixdate, and the
 //! obsolete RFC 850 and asctime forms recipients must accept). Delta-seconds too large for a
@@ -46,6 +48,8 @@ pub struct RateLimiter {
     paused_until: Mutex<Option<Instant>>,
     max_retry_after: Duration,
     metrics: Metrics,
+    /// `false` outside the submission window.
+    open: tokio::sync::watch::Sender<bool>,
 }
 
 /// The GCRA quota for `share` of the configured quota. GCRA lets through at most
@@ -78,7 +82,14 @@ impl RateLimiter {
             paused_until: Mutex::new(None),
             max_retry_after: Pacing::default().max_retry_after,
             metrics,
+            open: tokio::sync::watch::Sender::new(true),
         }
+    }
+
+    /// Opens (the submission window is open, or always in continuous mode) or closes the
+    /// limiter: while closed, [`Self::acquire`] lets no request go.
+    pub fn set_open(&self, open: bool) {
+        self.open.send_replace(open);
     }
 
     /// The same limiter with pauses capped at `max` (`nhs_api.request.max_retry_after_s`).
@@ -115,6 +126,33 @@ impl RateLimiter {
         let started = Instant::now();
         let mut span = None;
         loop {
+            self.until_open(&mut span).await;
+            self.take(&mut span).await;
+            // Closed while this request waited for the quota: it waits for the next window.
+            if *self.open.borrow() {
+                break;
+            }
+        }
+        let waited = started.elapsed();
+        if let Some(span) = span {
+            telemetry::rate_limit_waited(&span, waited);
+        }
+        self.metrics.rate_limited(waited);
+    }
+
+    /// Waits while the submission window is closed.
+    async fn until_open(&self, span: &mut Option<tracing::Span>) {
+        if *self.open.borrow() {
+            return;
+        }
+        span.get_or_insert_with(|| telemetry::rate_limit_span("schedule"));
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|o| *o).await;
+    }
+
+    /// Waits for any shared pause, then for the quota.
+    async fn take(&self, span: &mut Option<tracing::Span>) {
+        loop {
             let pause = *self
                 .paused_until
                 .lock()
@@ -136,11 +174,6 @@ impl RateLimiter {
             span.get_or_insert_with(|| telemetry::rate_limit_span("quota"));
             limiter.until_ready().await;
         }
-        let waited = started.elapsed();
-        if let Some(span) = span {
-            telemetry::rate_limit_waited(&span, waited);
-        }
-        self.metrics.rate_limited(waited);
     }
 
     /// Holds back every request for `wait` (a 429's `Retry-After`, or the backoff without one),

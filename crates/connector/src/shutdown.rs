@@ -1,7 +1,8 @@
 //! Shutdown: SIGTERM or Ctrl-C becomes one cancellation; a second signal exits at once.
 //!
 //! Only the source watches the cancellation token; the rest of the pipeline drains because its
-//! input closes (see [`crate::app`]). The drain is bounded by `shutdown.drain_timeout_s`, which
+//! input closes (see [`crate::app`]). The drain is bounded by `shutdown.drain_timeout_s` (one
+//! deadline for the drain and any partition revocation after the signal), which
 //! the configuration keeps below the consumer session timeout and which should be below the
 //! pod's `terminationGracePeriodSeconds`.
 

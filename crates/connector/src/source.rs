@@ -13,15 +13,25 @@
 //! stopped meanwhile) for the records of those partitions already in the pipeline to be acked or
 //! dead-lettered, commits their watermark (not in transactional mode), then forgets them;
 //! anything still in flight at the deadline can no longer move their offsets and is redelivered
-//! to the new owner (at-least-once). After every rebalance the rate limiter takes this consumer's share of all
+//! to the new owner (at-least-once); outside the submission window (window mode, records not
+//! flowing) it does not wait, since nothing held can complete before the next opening. After every rebalance the rate limiter takes this consumer's share of all
 //! input partitions. Shutdown: only this stage
 //! watches the cancellation token; it stops polling and drops its sender, and the rest of the
 //! pipeline drains behind it. Failures: consumer errors are logged and polling goes on
 //! (librdkafka reconnects by itself); a record of a partition no longer assigned is skipped.
+//!
+//! Pausing, without ever leaving the group: a partition is paused while the pipeline has been
+//! full for [`pause_after`] (backpressure), while the schedule stops the flow ([`set_flowing`]:
+//! `[schedule]` in `window` mode, outside the window), and while it is *held* (window mode: a
+//! partition assigned is held until [`release`]d, once the window pass has indexed its backlog;
+//! [`Rebalanced`] tells the pass of every assignment and revocation). The consumer keeps polling
+//! throughout, so `max.poll.interval.ms` never expires and rebalances are served. Records
+//! already taken from librdkafka when the flow stops are still handed on: they are the work in
+//! flight that finishes after a window closes.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{
@@ -51,6 +61,31 @@ pub enum SourceError {
 /// Told, after every rebalance, how many input partitions this consumer owns and how many there
 /// are in all (the application wires it to the rate limiter's share).
 pub type ShareListener = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+/// A partition: topic and number.
+pub type PartitionId = (String, i32);
+
+/// A rebalance, as the window pass hears of it (window mode only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebalanced {
+    /// These partitions were assigned; they stay held (paused) until [`release`]d.
+    Assigned(Vec<PartitionId>),
+    /// These partitions were revoked (their in-flight records drained first).
+    Revoked(Vec<PartitionId>),
+}
+
+/// Why partitions are paused; see the module header.
+#[derive(Debug, Default)]
+struct Pauses {
+    /// The pipeline has been full for `pause_after`.
+    backpressure: bool,
+    /// The schedule lets records flow (always, in continuous mode).
+    flowing: bool,
+    /// Window mode: assigned partitions not yet released by the window pass.
+    held: HashSet<PartitionId>,
+    /// What librdkafka has paused now.
+    paused: HashSet<PartitionId>,
+}
 
 /// One consumed record and where it came from.
 #[derive(Debug, Clone)]
@@ -99,9 +134,11 @@ pub struct SourceContext {
     transactional: bool,
     /// The pipeline was dropped without draining: revocations neither wait nor commit.
     abandoned: AtomicBool,
-    /// The source has paused every assigned partition (backpressure): partitions assigned
-    /// meanwhile are paused as they arrive.
-    paused: AtomicBool,
+    /// Backpressure, the schedule's flow and held partitions; partitions assigned meanwhile are
+    /// paused as they arrive when any of these says so.
+    pauses: Mutex<Pauses>,
+    /// Window mode: where rebalances are told, and new partitions are held.
+    window: Option<mpsc::UnboundedSender<Rebalanced>>,
 }
 
 impl ClientContext for SourceContext {
@@ -111,6 +148,58 @@ impl ClientContext for SourceContext {
 }
 
 impl SourceContext {
+    fn pauses(&self) -> std::sync::MutexGuard<'_, Pauses> {
+        self.pauses.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the source paused its partitions because the pipeline is full.
+    fn backpressured(&self) -> bool {
+        self.pauses().backpressure
+    }
+
+    /// Pauses and resumes the assigned partitions so that librdkafka's state matches
+    /// [`Pauses`]: a partition runs only when the pipeline has room, the schedule lets records
+    /// flow and it is not held. Each partition is paused or resumed only when its state changes
+    /// (a pause drops librdkafka's prefetched records, see [`consume`]).
+    fn apply_pauses<C: Consumer<Self>>(&self, consumer: &C) {
+        let assignment = match consumer.assignment() {
+            Ok(a) => a,
+            Err(error) => {
+                tracing::warn!(message = "Cannot read the assignment to pause or resume it.", %error);
+                return;
+            }
+        };
+        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        {
+            let mut p = self.pauses();
+            let stop_all = p.backpressure || !p.flowing;
+            for e in assignment.elements() {
+                let id = (e.topic().to_string(), e.partition());
+                let want = stop_all || p.held.contains(&id);
+                if want && !p.paused.contains(&id) {
+                    pause.add_partition(e.topic(), e.partition());
+                    p.paused.insert(id);
+                } else if !want && p.paused.contains(&id) {
+                    resume.add_partition(e.topic(), e.partition());
+                    p.paused.remove(&id);
+                }
+            }
+        }
+        for (list, pausing) in [(&pause, true), (&resume, false)] {
+            if list.count() == 0 {
+                continue;
+            }
+            let result = if pausing {
+                consumer.pause(list)
+            } else {
+                consumer.resume(list)
+            };
+            if let Err(error) = result {
+                tracing::warn!(message = "Cannot pause or resume partitions.", %error);
+            }
+        }
+    }
+
     /// From now on a revocation neither waits for records in flight nor commits: the pipeline
     /// behind this consumer was dropped without draining (`crate::app::Pipeline`'s `Drop`).
     pub fn abandon(&self) {
@@ -128,7 +217,14 @@ impl SourceContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        let deadline = Instant::now() + self.revoke_drain;
+        // Outside the submission window nothing in the pipeline can complete: commit what is
+        // done and let the new owner redeliver the rest (the window pass drops it as stale).
+        let wait = if self.pauses().flowing {
+            self.revoke_drain
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + wait;
         let wait = || self.offsets.drain(&partitions, deadline);
         // The callback runs on the task polling the consumer; let the runtime move other tasks
         // off this thread while it waits for them.
@@ -179,9 +275,22 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.drain_and_commit(consumer, tpl);
+            let mut revoked = Vec::with_capacity(tpl.count());
+            {
+                let mut p = self.pauses();
+                for e in tpl.elements() {
+                    let id = (e.topic().to_string(), e.partition());
+                    p.held.remove(&id);
+                    p.paused.remove(&id);
+                    revoked.push(id);
+                }
+            }
             for e in tpl.elements() {
                 self.offsets.revoke(e.topic(), e.partition());
                 self.metrics.forget_partition(e.topic(), e.partition());
+            }
+            if let Some(window) = &self.window {
+                let _ = window.send(Rebalanced::Revoked(revoked));
             }
             let assigned = self.offsets.assigned();
             self.metrics
@@ -197,13 +306,27 @@ impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                for e in tpl.elements() {
-                    self.offsets.assign(e.topic(), e.partition());
+                let assigned: Vec<PartitionId> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                for (topic, partition) in &assigned {
+                    self.offsets.assign(topic, *partition);
                 }
-                if self.paused.load(Ordering::Acquire) {
-                    if let Err(error) = consumer.pause(tpl) {
-                        tracing::warn!(message = "Cannot pause newly assigned partitions.", %error);
+                {
+                    let mut p = self.pauses();
+                    for id in &assigned {
+                        // A partition assigned again starts running; librdkafka resumes it.
+                        p.paused.remove(id);
+                        if self.window.is_some() {
+                            p.held.insert(id.clone());
+                        }
                     }
+                }
+                self.apply_pauses(consumer);
+                if let Some(window) = &self.window {
+                    let _ = window.send(Rebalanced::Assigned(assigned));
                 }
                 let assigned = self.offsets.assigned();
                 self.metrics
@@ -240,13 +363,16 @@ impl ConsumerContext for SourceContext {
 /// The consumer type of this connector.
 pub type CadConsumer = StreamConsumer<SourceContext>;
 
-/// Creates the consumer, subscribes it, and plugs its offset store into `offsets`.
+/// Creates the consumer, subscribes it, and plugs its offset store into `offsets`. With
+/// `window` (`[schedule]` in `window` mode) records do not flow until [`set_flowing`], every
+/// assigned partition is held until [`release`]d, and rebalances are told on `window`.
 pub fn subscribe(
     clients: &KafkaClients,
     cfg: &KafkaConfig,
     offsets: &Offsets,
     metrics: &Metrics,
     on_share: ShareListener,
+    window: Option<mpsc::UnboundedSender<Rebalanced>>,
 ) -> Result<Arc<CadConsumer>, SourceError> {
     let c = clients.source_consumer(cfg);
     let context = SourceContext {
@@ -257,7 +383,11 @@ pub fn subscribe(
         revoke_drain: cfg.revoke_drain_timeout,
         transactional: cfg.transactional_id.is_some(),
         abandoned: Default::default(),
-        paused: Default::default(),
+        pauses: Mutex::new(Pauses {
+            flowing: window.is_none(),
+            ..Pauses::default()
+        }),
+        window,
     };
     let consumer: Arc<CadConsumer> = Arc::new(c.create_with_context(context)?);
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
@@ -353,7 +483,7 @@ async fn consume(
         }
         if pending.is_empty() {
             set_paused(&consumer, false);
-        } else if !consumer.context().paused.load(Ordering::Acquire) {
+        } else if !consumer.context().backpressured() {
             // Full. A short stall (the API slower than the broker for a moment) is waited out
             // without polling, as librdkafka allows for `max.poll.interval.ms`; only a long one
             // (an outage) pauses the partitions. Pausing drops librdkafka's prefetched records
@@ -463,25 +593,64 @@ pub fn pause_after(properties: &std::collections::BTreeMap<String, String>) -> D
     Duration::from_millis(interval_ms / 4).min(Duration::from_secs(10))
 }
 
-/// Pauses (or resumes) every assigned partition, once per change of state.
+/// Pauses (or resumes) every assigned partition for backpressure, once per change of state.
 fn set_paused(consumer: &CadConsumer, paused: bool) {
     let context = consumer.context();
-    if context.paused.swap(paused, Ordering::AcqRel) == paused {
-        return;
-    }
-    let result = consumer.assignment().and_then(|assignment| {
-        if paused {
-            consumer.pause(&assignment)
-        } else {
-            consumer.resume(&assignment)
+    {
+        let mut p = context.pauses();
+        if p.backpressure == paused {
+            return;
         }
-    });
-    context.metrics.source_paused(paused);
-    match result {
-        Ok(()) if paused => tracing::debug!(message = "Pipeline full: partitions paused."),
-        Ok(()) => tracing::debug!(message = "Partitions resumed."),
-        Err(error) => tracing::warn!(message = "Cannot pause or resume partitions.", %error),
+        p.backpressure = paused;
     }
+    context.apply_pauses(consumer);
+    context.metrics.source_paused(paused);
+    if paused {
+        tracing::debug!(message = "Pipeline full: partitions paused.");
+    } else {
+        tracing::debug!(message = "Partitions resumed.");
+    }
+}
+
+/// Window mode: lets records flow (the window is open) or stops them (closed). Stopping pauses
+/// every assigned partition at once; records already taken from librdkafka still go on.
+pub fn set_flowing(consumer: &CadConsumer, flowing: bool) {
+    let context = consumer.context();
+    context.pauses().flowing = flowing;
+    context.apply_pauses(consumer);
+}
+
+/// Window mode: holds `partitions` (paused until [`release`]d), e.g. every assigned one when a
+/// window opens, until the window pass has indexed their backlog.
+pub fn hold(consumer: &CadConsumer, partitions: &[PartitionId]) {
+    let context = consumer.context();
+    context.pauses().held.extend(partitions.iter().cloned());
+    context.apply_pauses(consumer);
+}
+
+/// Window mode: `partitions` may run again (when records flow and the pipeline has room).
+pub fn release(consumer: &CadConsumer, partitions: &[PartitionId]) {
+    let context = consumer.context();
+    {
+        let mut p = context.pauses();
+        for id in partitions {
+            p.held.remove(id);
+        }
+    }
+    context.apply_pauses(consumer);
+}
+
+/// The partitions assigned to `consumer` now.
+pub fn assigned(consumer: &CadConsumer) -> Vec<PartitionId> {
+    consumer
+        .assignment()
+        .map(|a| {
+            a.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `00-<32 hex>-<16 hex>-<2 hex>`, as W3C Trace Context defines it.

@@ -1,7 +1,7 @@
 //! Submitter: POSTs each submission to `$process-message` and classifies the answer.
 //!
 //! Input: [`Batch`]es in order. Output: an [`AckWork`] to the acker for every accepted
-//! submission (200 with `{"message": id}` or `{"id": id}`), or one [`DeadLetter`] per source
+//! submission (2xx with `{"message": id}` or `{"id": id}`), or one [`DeadLetter`] per source
 //! record for a permanently refused one (other 4xx, or the retry budget spent). At most
 //! `max_in_flight` submissions are in flight; every request waits for the shared
 //! [`RateLimiter`] and carries the shared token. Ordering: batches are dispatched in arrival
@@ -14,7 +14,17 @@
 //! the limiter's `max_retry_after`); 401/403
 //! hand the token back and retry with a new one; other statuses dead-letter with the response
 //! body. While the API is down, batches wait here, the channels fill and consumption pauses:
-//! nothing is dropped unless `max_retry_duration_s` says so. No failure here is fatal.
+//! nothing is dropped unless `max_retry_duration_s` says so.
+//!
+//! Configuration faults stop the line, not the data. An answer only a wrong URL, path or
+//! credential explains (404, 405, any 3xx: redirects are never followed, see [`http_client`]; a
+//! 2xx without the API's id; a 401/403 again after a fresh token, or at all without
+//! authentication) marks the API misconfigured ([`ApiHealth`]): the submission is sent again
+//! with backoff, never dead-lettered, and its wait spends no retry budget; `/readyz` turns 503
+//! and `ads_connector_api_misconfigured` says why. A normal answer ends the pause and wakes every
+//! paused submission. The only fatal failure: with `nhs_api.misconfigured_exit_after_s`, a pause
+//! longer than that ends the stage with [`SubmitterError::Misconfigured`] (the process exits
+//! non-zero, committing nothing past the paused records).
 //!
 //! Layout: `submitter/classify.rs` holds the classification table ([`classify`]); this file the
 //! dispatch, the attempts loop and the per-call fence.
@@ -36,8 +46,10 @@ use crate::auth::TokenProvider;
 use crate::batcher::Batch;
 use crate::config::{ApiConfig, SubmissionMode};
 use crate::dead_letter::{DeadLetter, ErrorStage};
+use crate::health::{self, ApiHealth};
 use crate::metrics::{
-    DeadLetterKind, Metrics, RequestOutcome, RetryReason, StatusLabel, SubmitRejection, Task,
+    ApiFault, DeadLetterKind, Metrics, RequestOutcome, RetryReason, StatusLabel, SubmitRejection,
+    Task,
 };
 use crate::rate_limit::{parse_retry_after, RateLimiter};
 use crate::telemetry;
@@ -67,13 +79,42 @@ pub struct SubmitterOutput {
     pub dead_letters: mpsc::Sender<DeadLetter>,
 }
 
-/// The submitter's failures: none comes from the API (those are retried or dead-lettered).
+/// The submitter's failures: a bug, or a misconfiguration outlasting
+/// `nhs_api.misconfigured_exit_after_s` (other answers of the API are retried or dead-lettered).
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitterError {
     /// A submission task panicked (a bug). The message is the panic's, which never carries
     /// patient data: submissions hold only serialized bytes and ids.
     #[error("a submission task panicked: {0}")]
     Panic(String),
+    /// The API has looked misconfigured for longer than `nhs_api.misconfigured_exit_after_s`.
+    #[error(
+        "the NHS API at {url} has answered {status} ({reason}) for {seconds} s, longer than \
+         nhs_api.misconfigured_exit_after_s; stopping without committing past the waiting \
+         records: {hint}"
+    )]
+    Misconfigured {
+        /// The submission URL, without user info or query.
+        url: String,
+        /// The last status.
+        status: u16,
+        /// The reason's label value.
+        reason: &'static str,
+        /// How long the pause had lasted.
+        seconds: u64,
+        /// What to check.
+        hint: &'static str,
+    },
+}
+
+/// The HTTP client of the submitter and the token provider: `timeout` per request, and
+/// redirects never followed. A 3xx is a misconfiguration: following it would turn the POST into
+/// a GET or carry the token to another host.
+pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
 /// Leaves the fence for its keys when dropped.
@@ -141,14 +182,39 @@ pub struct Submitter {
     pub metrics: Metrics,
     /// The consumer group the `process` spans name.
     pub group: telemetry::ConsumerGroup,
+    /// Whether the API looks misconfigured, shared with `/readyz`.
+    pub api: ApiHealth,
 }
 
 impl Submitter {
     /// Runs until the batcher closes its output and every request in flight has finished.
     /// Each submission runs in a `process` span naming [`Self::group`]; that span goes along with
     /// its acks or dead letters. A submission task that panics (a bug) fails the stage with
-    /// [`SubmitterError::Panic`]: the pipeline stops loudly instead of waiting for ever.
+    /// [`SubmitterError::Panic`]: the pipeline stops loudly instead of waiting for ever. With
+    /// `nhs_api.misconfigured_exit_after_s`, a longer misconfiguration ends it with
+    /// [`SubmitterError::Misconfigured`]; the submissions in flight are dropped undelivered.
     pub async fn run(
+        self,
+        input: mpsc::Receiver<Batch>,
+        output: SubmitterOutput,
+    ) -> Result<(), SubmitterError> {
+        let api = self.api.clone();
+        let Some(limit) = self.config.misconfigured_exit_after else {
+            return self.dispatch(input, output).await;
+        };
+        tokio::select! {
+            result = self.dispatch(input, output) => result,
+            m = api.misconfigured_longer_than(limit) => Err(SubmitterError::Misconfigured {
+                url: api.url().to_string(),
+                status: m.status,
+                reason: m.fault.as_str(),
+                seconds: m.since.elapsed().as_secs(),
+                hint: health::hint(m.fault),
+            }),
+        }
+    }
+
+    async fn dispatch(
         self,
         mut input: mpsc::Receiver<Batch>,
         output: SubmitterOutput,
@@ -205,9 +271,14 @@ impl Submitter {
     pub async fn submit(&self, batch: &Batch) -> Submitted {
         let body = Bytes::from(batch.body(self.mode));
         let traceparent = batch_traceparent(batch);
-        let started = Instant::now();
+        // The retry budget counts from the last answer that was not a misconfiguration: a pause
+        // spends none of it, so no record is dead-lettered for a fault of the configuration.
+        let mut started = Instant::now();
         let mut backoff = Backoff::new(self.config.initial_backoff, self.config.max_backoff);
         let mut attempts = 0u32;
+        // Consecutive 401/403 answers: the first hands the token back and retries at once; one
+        // more, with the fresh token, is a misconfiguration (so is any without authentication).
+        let mut refused = 0u32;
         loop {
             attempts += 1;
             let (reason, after) = match self.tokens.bearer().await {
@@ -235,20 +306,31 @@ impl Submitter {
                         Attempt::Timeout => (StatusLabel::Timeout, 0),
                         Attempt::Transport => (StatusLabel::TransportError, 0),
                     };
-                    let action = classify(&attempt);
+                    let mut action = classify(&attempt);
+                    if action == Action::RefreshToken {
+                        refused += 1;
+                        if token.is_none() || refused > 1 {
+                            action = Action::Misconfigured(ApiFault::Unauthorized);
+                        }
+                    } else {
+                        refused = 0;
+                    }
                     let outcome = match &action {
                         Action::Accept(_) => RequestOutcome::Success,
                         Action::Reject { .. } => RequestOutcome::Rejected,
-                        Action::Retry { .. } | Action::RefreshToken => RequestOutcome::Retryable,
+                        Action::Retry { .. } | Action::RefreshToken | Action::Misconfigured(_) => {
+                            RequestOutcome::Retryable
+                        }
                     };
                     self.metrics.request_completed(label, outcome, took);
                     let success = outcome == RequestOutcome::Success;
                     telemetry::http_finished(&post, code, label.as_str(), success);
                     match action {
                         Action::Accept(api_id) => {
+                            self.api.answered_normally();
                             tracing::info!(message = "Submission accepted.", batch_id = %batch.id, calls = batch.calls.len(), attempts);
                             return Submitted::Accepted(Accepted {
-                                api_id,
+                                api_id: Some(api_id),
                                 http_status: code,
                                 attempts,
                                 submitted_at: chrono::Utc::now(),
@@ -256,6 +338,7 @@ impl Submitter {
                             });
                         }
                         Action::Reject { kind, message } => {
+                            self.api.answered_normally();
                             tracing::warn!(message = "Submission refused.", batch_id = %batch.id, status = code, kind = kind.as_str());
                             return Submitted::Rejected { kind, message };
                         }
@@ -263,13 +346,28 @@ impl Submitter {
                             if let Some(token) = &token {
                                 self.tokens.reject(token).await;
                             }
-                            // The first refusal retries at once with a new token; later ones back off.
-                            let after = if attempts == 1 {
-                                Duration::ZERO
-                            } else {
-                                jitter(backoff.current())
-                            };
-                            (RetryReason::Unauthorized, Some(after))
+                            // The first refusal retries at once with a new token.
+                            (RetryReason::Unauthorized, Some(Duration::ZERO))
+                        }
+                        Action::Misconfigured(fault) => {
+                            self.api.misconfigured(fault, code);
+                            if fault == ApiFault::Unauthorized {
+                                // The next probe carries a fresh token, so new credentials
+                                // (a rotated key file) end the pause without a restart.
+                                if let Some(token) = &token {
+                                    self.tokens.reject(token).await;
+                                }
+                            }
+                            let wait = jitter(backoff.current());
+                            tracing::debug!(message = "Submission paused: the API looks misconfigured.", batch_id = %batch.id, status = code, reason = fault.as_str(), attempts, wait_ms = wait.as_millis() as u64);
+                            // Another submission's normal answer ends the wait at once.
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = self.api.recovered() => {}
+                            }
+                            backoff.grow();
+                            started = Instant::now();
+                            continue;
                         }
                         Action::Retry { reason, after } => (reason, after),
                     }
@@ -280,6 +378,11 @@ impl Submitter {
                 self.limiter.pause_for(after.unwrap_or(backoff.current()));
             }
             let wait = after.unwrap_or_else(|| jitter(backoff.current()));
+            // While the API looks misconfigured (a token held back after refused ones, say), the
+            // wait is the configuration's fault: it spends no budget either.
+            if self.api.is_misconfigured() {
+                started = Instant::now();
+            }
             if let Some(budget) = self.config.max_retry_duration {
                 if started.elapsed() + wait > budget {
                     return Submitted::Rejected {

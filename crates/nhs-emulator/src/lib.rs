@@ -200,6 +200,12 @@ impl SandboxHandle {
         self.shared.calls()
     }
 
+    /// Every access token issued in the last day, expired ones included (tests look for them
+    /// where they must never appear, such as the connector's logs).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.issued_tokens()
+    }
+
     /// Puts `faults` in force from the next request on: the dice are reseeded and windows (storms,
     /// outages) restart from now. Requests already past their fault decision are unaffected.
     pub fn set_faults(&self, faults: FaultProfile) {

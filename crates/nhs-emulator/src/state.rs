@@ -159,6 +159,11 @@ impl Shared {
         self.lock().calls.clone()
     }
 
+    /// Every access token issued in the last day (expired ones included).
+    pub(crate) fn issued_tokens(&self) -> Vec<String> {
+        self.lock().tokens.keys().cloned().collect()
+    }
+
     pub(crate) fn is_jti_used(&self, client: &str, jti: &str) -> bool {
         self.lock()
             .used_jtis

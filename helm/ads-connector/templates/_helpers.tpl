@@ -110,6 +110,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (include "ads-connector.needsCredentials" .) (not .Values.config.nhs_api.kid) }}
 {{- fail "config.nhs_api.kid is required for the int and prod environments (and whenever token_url is set)" }}
 {{- end }}
+{{- if and (has .Values.config.nhs_api.environment (list "int" "prod")) (not .Values.config.batch.mode) }}
+{{- fail (printf "config.batch.mode must be set (batch or single) when config.nhs_api.environment is %s: NHS England does not publish how several calls are encoded in one POST; confirm it with NHS England during onboarding (docs/operations.md, go-live checklist)" .Values.config.nhs_api.environment) }}
+{{- end }}
 {{- if and (eq .Values.config.nhs_api.environment "custom") (not .Values.config.nhs_api.base_url) }}
 {{- fail "config.nhs_api.base_url is required when config.nhs_api.environment is custom" }}
 {{- end }}
@@ -143,6 +146,9 @@ paths where it mounts secrets).
 {{- if $tls.clientCert.existingSecret }}
 {{- $_ := set $props "ssl.certificate.location" (default (printf "%s/client/%s" $tls.mountPath $tls.clientCert.certKey) (get $props "ssl.certificate.location")) }}
 {{- $_ := set $props "ssl.key.location" (default (printf "%s/client/%s" $tls.mountPath $tls.clientCert.keyKey) (get $props "ssl.key.location")) }}
+{{- if $tls.clientCert.keyPasswordKey }}
+{{- $_ := set $kafka "ssl_key_password_file" (printf "%s/client/%s" $tls.mountPath $tls.clientCert.keyPasswordKey) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if not (hasKey $props "security.protocol") }}

@@ -3,12 +3,18 @@
 //! values, example, meaning). The checks (a known mode, a positive `max_calls`, `max_bytes` of at
 //! least 1024; `single` means one call per submission) run in
 //! [`RawConfig::validate`](super::RawConfig::validate).
+//!
+//! Go-live guard: NHS England does not publish how several calls are encoded in one POST, so
+//! `batch.mode` has no default for the `int` and `prod` environments ([`mode_for`]); the
+//! operator writes it once NHS England has confirmed it during onboarding
+//! (`docs/operations.md`, go-live checklist). `sandbox` and `custom` default to `batch`.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::settings::{Absent, Section, Setting};
+use super::ConfigError;
 
 /// `[batch]`
 pub const SECTION: Section = Section {
@@ -23,13 +29,21 @@ pub const MODE_SINGLE: &str = "single";
 /// `batch.mode`
 pub const MODE: Setting = Setting {
     key: "batch.mode",
-    default: Absent::Value(MODE_BATCH),
+    default: Absent::RequiredWhen(
+        "for `nhs_api.environment` `int` and `prod` (confirm the encoding with NHS England); \
+         `batch` otherwise",
+    ),
     prod_default: None,
     expected: "`batch` or `single`",
-    example: None,
+    example: Some(MODE_BATCH),
     meaning:
-        "`batch` (a FHIR `batch` Bundle of call Bundles per POST) or `single` (one call per POST)",
+        "`batch` (a FHIR `batch` Bundle of call Bundles per POST) or `single` (one call per POST). \
+         NHS England does not publish the encoding; confirm it during onboarding",
 };
+/// The environments where [`MODE`] must be written (the go-live guard).
+pub const MODE_REQUIRED_IN: [&str; 2] = ["int", "prod"];
+/// The mode of `sandbox` and `custom` when [`MODE`] is left out.
+const MODE_DEFAULT: &str = MODE_BATCH;
 /// `batch.max_calls`
 pub const MAX_CALLS: Setting = Setting {
     key: "batch.max_calls",
@@ -62,9 +76,9 @@ pub const LINGER_MS: Setting = Setting {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBatch {
-    /// [`MODE`]
-    #[serde(default = "default_batch_mode")]
-    pub mode: String,
+    /// [`MODE`]: `None` when left out, which only `sandbox` and `custom` accept ([`mode_for`]).
+    #[serde(default)]
+    pub mode: Option<String>,
     /// [`MAX_CALLS`]
     #[serde(default = "default_max_calls")]
     pub max_calls: usize,
@@ -76,9 +90,6 @@ pub struct RawBatch {
     pub linger_ms: u64,
 }
 
-fn default_batch_mode() -> String {
-    MODE.parsed_default()
-}
 fn default_max_calls() -> usize {
     MAX_CALLS.parsed_default()
 }
@@ -92,11 +103,37 @@ fn default_linger_ms() -> u64 {
 impl Default for RawBatch {
     fn default() -> Self {
         Self {
-            mode: default_batch_mode(),
+            mode: None,
             max_calls: default_max_calls(),
             max_bytes: default_max_bytes(),
             linger_ms: default_linger_ms(),
         }
+    }
+}
+
+/// The submission mode of `raw` (`batch.mode`) in `environment` (`nhs_api.environment`): as
+/// written, or `batch` when left out outside `int` and `prod`.
+///
+/// # Errors
+/// An unknown mode; a mode left out in `int` or `prod`, with why it must be written.
+pub fn mode_for(raw: Option<&str>, environment: &str) -> Result<SubmissionMode, ConfigError> {
+    let mode = match raw {
+        Some(mode) => mode,
+        None if MODE_REQUIRED_IN.contains(&environment) => {
+            return Err(MODE.error(format!(
+                "must be set when `nhs_api.environment` is `{environment}`: `{MODE_BATCH}` (a FHIR `batch` \
+                 Bundle of call Bundles per POST) or `{MODE_SINGLE}` (one call per POST). NHS \
+                 England does not publish how several calls are encoded in one POST; confirm it \
+                 with NHS England during onboarding (docs/operations.md, go-live checklist) and \
+                 write what they confirm"
+            )))
+        }
+        None => MODE_DEFAULT,
+    };
+    match mode {
+        MODE_BATCH => Ok(SubmissionMode::Batch),
+        MODE_SINGLE => Ok(SubmissionMode::Single),
+        _ => Err(MODE.invalid()),
     }
 }
 

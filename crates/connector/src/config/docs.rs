@@ -46,8 +46,8 @@ pub fn render(sections: &[Section], presets: &[Preset]) -> String {
          \x20 value: what a left-out key is; *none*: the feature is off. A default that depends on\n\
          \x20 `nhs_api.environment` says so: *from `nhs_api.environment`* (see\n\
          \x20 [Environments](#environments)), or *in `{PROD_ENVIRONMENT}`: …*.\n\
-         * **Values** are TOML, and a string is shown without its quotes: the default `batch` of\n\
-         \x20 `batch.mode` is written `mode = \"batch\"` under `[batch]`.\n"
+         * **Values** are TOML, and a string is shown without its quotes: the default `collection`\n\
+         \x20 of `mapping.bundle_type` is written `bundle_type = \"collection\"` under `[mapping]`.\n"
     );
     for section in sections {
         let _ = write!(

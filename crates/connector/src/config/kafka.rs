@@ -4,7 +4,8 @@
 //!
 //! Contract: the ack and dead-letter topics are non-empty and differ from each other and from
 //! every input topic; the revocation drain is below the session timeout; no secret sits in
-//! `properties` (the SASL password is a file path, read elsewhere); `transactional.id` comes only
+//! `properties` (the SASL password and the TLS key's password are file paths, read by
+//! `crate::kafka`); `transactional.id` comes only
 //! from `kafka.transactional_id`. Errors name the key and show an example.
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub const SECTION: Section = Section {
         TRANSACTIONAL_ID,
         PROPERTIES,
         SASL_PASSWORD_FILE,
+        SSL_KEY_PASSWORD_FILE,
     ],
 };
 /// `kafka.bootstrap_servers`
@@ -146,7 +148,7 @@ pub const PROPERTIES: Setting = Setting {
               (`enable.auto.offset.store`, `enable.auto.commit`, `isolation.level`, \
               `auto.offset.reset`, `group.id`, `acks`, `enable.idempotence`, `transactional.id`, \
               …) is refused, and so are secrets whatever their case (use \
-              `kafka.sasl_password_file`)",
+              `kafka.sasl_password_file` and `kafka.ssl_key_password_file`)",
 };
 /// `kafka.sasl_password_file`
 pub const SASL_PASSWORD_FILE: Setting = Setting {
@@ -156,6 +158,16 @@ pub const SASL_PASSWORD_FILE: Setting = Setting {
     expected: "a file path",
     example: Some("/var/run/secrets/kafka/password"),
     meaning: "file whose content becomes `sasl.password` (secret)",
+};
+/// `kafka.ssl_key_password_file`
+pub const SSL_KEY_PASSWORD_FILE: Setting = Setting {
+    key: "kafka.ssl_key_password_file",
+    default: Absent::Unset("none (the key of `ssl.key.location` is not encrypted)"),
+    prod_default: None,
+    expected: "a file path",
+    example: Some("/var/run/secrets/kafka/tls/key-password"),
+    meaning: "file whose content becomes `ssl.key.password` (secret): the password of an \
+              encrypted client key for mutual TLS (`ssl.key.location`)",
 };
 
 /// `[kafka]` as written: each field is the key of that name in [`SECTION`].
@@ -188,6 +200,9 @@ pub struct RawKafka {
     /// [`SASL_PASSWORD_FILE`]
     #[serde(default)]
     pub sasl_password_file: Option<PathBuf>,
+    /// [`SSL_KEY_PASSWORD_FILE`]
+    #[serde(default)]
+    pub ssl_key_password_file: Option<PathBuf>,
     /// [`TRANSACTIONAL_ID`]
     #[serde(default)]
     pub transactional_id: Option<String>,
@@ -230,6 +245,8 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// SASL password file.
     pub sasl_password_file: Option<PathBuf>,
+    /// The file of the client key's password (`ssl.key.password`).
+    pub ssl_key_password_file: Option<PathBuf>,
     /// The producer's `transactional.id`; `Some` means transactional mode.
     pub transactional_id: Option<String>,
 }
@@ -286,12 +303,15 @@ impl RawKafka {
             let lower = key.to_ascii_lowercase();
             if is_secret_property(&lower) {
                 // The example is where the secret goes instead.
+                let file = if lower.starts_with("ssl.") {
+                    SSL_KEY_PASSWORD_FILE
+                } else {
+                    SASL_PASSWORD_FILE
+                };
                 return Err(ConfigError::Invalid {
                     key: PROPERTIES.key,
-                    problem: format!(
-                        "must not carry the secret `{key}`; use kafka.sasl_password_file"
-                    ),
-                    example: SASL_PASSWORD_FILE.example(),
+                    problem: format!("must not carry the secret `{key}`; use {}", file.key),
+                    example: file.example(),
                 });
             }
             if !ALLOWED_PROPERTIES.contains(&key.as_str()) {
@@ -306,6 +326,9 @@ impl RawKafka {
         }
         if let Some(path) = &self.sasl_password_file {
             SASL_PASSWORD_FILE.secret_path(path)?;
+        }
+        if let Some(path) = &self.ssl_key_password_file {
+            SSL_KEY_PASSWORD_FILE.secret_path(path)?;
         }
         // The dead letter of a record at the limit must still fit the producer's limit.
         let producer_max = match self.properties.get("message.max.bytes") {
@@ -333,6 +356,7 @@ impl RawKafka {
             max_record_bytes: self.max_record_bytes,
             properties: self.properties,
             sasl_password_file: self.sasl_password_file,
+            ssl_key_password_file: self.ssl_key_password_file,
             transactional_id: self.transactional_id,
         })
     }
@@ -490,6 +514,33 @@ mod tests {
         );
         let err = Config::from_toml_str(&text).unwrap_err().to_string();
         assert!(err.contains("sasl_password_file"), "{err}");
+    }
+
+    #[test]
+    fn the_client_key_password_is_a_file_and_never_an_inline_property() {
+        let with = |line: &str| {
+            MINIMAL.replace(
+                "dead_letter_topic = \"ads.dlq\"",
+                &format!("dead_letter_topic = \"ads.dlq\"\n{line}"),
+            )
+        };
+        let err = Config::from_toml_str(&with("properties = { \"ssl.key.password\" = \"x\" }"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.ssl_key_password_file"), "{err}");
+        let c =
+            Config::from_toml_str(&with("ssl_key_password_file = \"/run/kafka/key-pw\"")).unwrap();
+        assert_eq!(
+            c.kafka.ssl_key_password_file.as_deref(),
+            Some(std::path::Path::new("/run/kafka/key-pw"))
+        );
+        let err = Config::from_toml_str(&with(
+            "ssl_key_password_file = \"-----BEGIN ENCRYPTED PRIVATE KEY-----\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("kafka.ssl_key_password_file"), "{err}");
+        assert!(!err.contains("BEGIN"), "{err}");
     }
 
     #[test]

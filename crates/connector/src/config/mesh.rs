@@ -472,6 +472,8 @@ mod tests {
         api_key_file = "/keys/api-key"
         private_key_file = "/keys/key.pem"
         kid = "int-1"
+        [batch]
+        mode = "batch"
     "#;
 
     const MESH: &str = r#"

@@ -3,9 +3,13 @@
 //! keys ([`SECTION`], [`REQUEST_SECTION`]) and the environments' URLs ([`PRESETS`]).
 //!
 //! Contract: an environment preset (`sandbox`, `int`, `prod`; nhs-api.md §1.2), or `custom` with
-//! explicit URLs, gives the submission URL for the chosen `paths`; a token URL turns on signed-JWT
-//! authentication, which then needs the API key file, the private key file and a `kid` (written
-//! here, or a `kid_file` beside the key, re-read with it: [`KeyId`]). The token endpoint's budget
+//! explicit URLs, gives the submission URL for the chosen `paths`; `auth` (`signed-jwt` or
+//! `none`, from the environment when absent) says how the client authenticates. Signed JWT needs
+//! a token URL, the API key file, the private key file and a `kid` (written here, or a
+//! `kid_file` beside the key, re-read with it: [`KeyId`]). No authentication is an explicit
+//! choice (`auth = "none"`, the default only of `sandbox`), never the result of a missing key:
+//! `custom` without `token_url` is refused unless it says `none`.
+//! `misconfigured_exit_after_s` bounds how long a misconfigured API may pause the submissions. The token endpoint's budget
 //! and the longest `Retry-After` wait are [`Pacing`]. Credentials stay file paths and nothing
 //! here reads them. Errors name the key and show an example.
 
@@ -28,6 +32,7 @@ pub const SECTION: Section = Section {
         ENVIRONMENT,
         PATHS,
         BASE_URL,
+        AUTH,
         TOKEN_URL,
         API_KEY_FILE,
         PRIVATE_KEY_FILE,
@@ -35,6 +40,7 @@ pub const SECTION: Section = Section {
         KID_FILE,
         TOKEN_REFRESH_FRACTION,
         TOKEN_REQUESTS_PER_MINUTE,
+        MISCONFIGURED_EXIT_AFTER_S,
     ],
 };
 /// `nhs_api.environment`
@@ -45,7 +51,23 @@ pub const ENVIRONMENT: Setting = Setting {
     expected: "`sandbox`, `int`, `prod` or `custom`",
     example: Some("int"),
     meaning: "the NHS environment: its URLs ([Environments](#environments)), or `custom` with \
-              `base_url` and `token_url`",
+              `base_url` and `token_url` (or `auth = \"none\"`)",
+};
+/// `nhs_api.auth` value: a token obtained with a signed JWT client assertion.
+pub const AUTH_SIGNED_JWT: &str = "signed-jwt";
+/// `nhs_api.auth` value: no authentication at all.
+pub const AUTH_NONE: &str = "none";
+/// `nhs_api.auth`
+pub const AUTH: Setting = Setting {
+    key: "nhs_api.auth",
+    default: Absent::Unset("from `nhs_api.environment`: `none` for `sandbox`, else `signed-jwt`"),
+    prod_default: None,
+    expected: "`signed-jwt` or `none`",
+    example: Some("signed-jwt"),
+    meaning: "`signed-jwt` (a token from `token_url`; needs the key files and the `kid`) or \
+              `none`: no authentication, an explicit choice for an open API (the public \
+              sandbox, a local emulator), refused for `int` and `prod`. `custom` without \
+              `token_url` must say `none`",
 };
 /// `nhs_api.paths` value: the platform's current paths.
 pub const PATHS_CURRENT: &str = "current";
@@ -78,8 +100,8 @@ pub const TOKEN_URL: Setting = Setting {
     prod_default: None,
     expected: "an http(s) URL with a host",
     example: Some("https://int.api.service.nhs.uk/oauth2/token"),
-    meaning: "token endpoint, also the JWT `aud`; none (`sandbox`, or `custom` without it) means \
-              open access",
+    meaning: "token endpoint, also the JWT `aud`; required by `signed-jwt` (`sandbox` has none: \
+              open access)",
 };
 /// `nhs_api.api_key_file`
 pub const API_KEY_FILE: Setting = Setting {
@@ -143,6 +165,18 @@ pub const TOKEN_REQUESTS_PER_MINUTE: Setting = Setting {
               300. A process needs one request per token lifetime (599 s); failures back off \
               (1 s doubling to 60 s, equal jitter) and a 429's `Retry-After` is honoured, below \
               this budget",
+};
+/// `nhs_api.misconfigured_exit_after_s`
+pub const MISCONFIGURED_EXIT_AFTER_S: Setting = Setting {
+    key: "nhs_api.misconfigured_exit_after_s",
+    default: Absent::Value("0"),
+    prod_default: None,
+    expected: "a number of seconds, `0` for never",
+    example: Some("1800"),
+    meaning: "exit non-zero once the API has looked misconfigured (404, 405, a redirect, a 2xx \
+              without the API's id, 401/403 with a fresh token) this long; `0` pauses until it \
+              answers normally and resumes by itself. Either way nothing is dead-lettered or \
+              committed for it (`docs/runbook.md`, AdsConnectorApiMisconfigured)",
 };
 /// `[nhs_api.request]`
 pub const REQUEST_SECTION: Section = Section {
@@ -228,6 +262,9 @@ pub struct RawNhsApi {
     /// [`BASE_URL`]
     #[serde(default)]
     pub base_url: Option<String>,
+    /// [`AUTH`]
+    #[serde(default)]
+    pub auth: Option<String>,
     /// [`TOKEN_URL`]
     #[serde(default)]
     pub token_url: Option<String>,
@@ -252,6 +289,9 @@ pub struct RawNhsApi {
     /// [`TOKEN_REQUESTS_PER_MINUTE`]
     #[serde(default = "default_token_rpm")]
     pub token_requests_per_minute: u32,
+    /// [`MISCONFIGURED_EXIT_AFTER_S`]
+    #[serde(default = "default_misconfigured_exit_after_s")]
+    pub misconfigured_exit_after_s: u64,
 }
 
 /// `[nhs_api.request]` as written: each field is the key of that name in [`REQUEST_SECTION`].
@@ -304,6 +344,9 @@ fn default_token_rpm() -> u32 {
 }
 fn default_max_retry_after_s() -> u64 {
     MAX_RETRY_AFTER_S.parsed_default()
+}
+fn default_misconfigured_exit_after_s() -> u64 {
+    MISCONFIGURED_EXIT_AFTER_S.parsed_default()
 }
 
 impl Default for RawRequest {
@@ -396,6 +439,8 @@ pub struct ApiConfig {
     pub max_backoff: Duration,
     /// Retry budget; `None` retries forever.
     pub max_retry_duration: Option<Duration>,
+    /// Exit after the API has looked misconfigured this long; `None` waits for it to recover.
+    pub misconfigured_exit_after: Option<Duration>,
 }
 
 /// One NHS environment's URLs for one `nhs_api.paths` (nhs-api.md §1.2).
@@ -510,9 +555,35 @@ impl RawNhsApi {
             (None, Some((_, Some(url)))) => Some(parse_url(TOKEN_URL, url)?),
             _ => None,
         };
-        let auth = match token_url {
-            None => AuthConfig::None,
-            Some(token_url) => {
+        // No authentication only when chosen: written, or the default of an open preset.
+        let signed_jwt = match self.auth.as_deref() {
+            Some(AUTH_SIGNED_JWT) => true,
+            Some(AUTH_NONE) => false,
+            Some(_) => return Err(AUTH.invalid()),
+            None => !matches!(preset, Some((_, None))),
+        };
+        let auth = match (signed_jwt, token_url) {
+            (false, _) if matches!(preset, Some((_, Some(_)))) => {
+                return Err(AUTH.error(format!(
+                    "cannot be `none` with environment `{}`, whose API needs signed-JWT \
+                     authentication",
+                    self.environment
+                )));
+            }
+            (false, Some(_)) if self.token_url.is_some() => {
+                return Err(AUTH.error(
+                    "is `none` but nhs_api.token_url is set: remove one (`signed-jwt` uses the \
+                     token URL)",
+                ));
+            }
+            (false, _) => AuthConfig::None,
+            (true, None) => {
+                return Err(TOKEN_URL.error(
+                    "is required for signed-JWT authentication (for an API without \
+                     authentication, set nhs_api.auth = \"none\")",
+                ));
+            }
+            (true, Some(token_url)) => {
                 let required = |setting: Setting| {
                     move || setting.error("is required for signed-JWT authentication")
                 };
@@ -564,6 +635,8 @@ impl RawNhsApi {
             max_backoff: Duration::from_millis(r.max_backoff_ms),
             max_retry_duration: (r.max_retry_duration_s > 0)
                 .then(|| Duration::from_secs(r.max_retry_duration_s)),
+            misconfigured_exit_after: (self.misconfigured_exit_after_s > 0)
+                .then(|| Duration::from_secs(self.misconfigured_exit_after_s)),
         })
     }
 }
@@ -692,6 +765,77 @@ mod tests {
         }
         let text = "\n[nhs_api.request]\nmax_retry_after_s = 30";
         assert_eq!(raw(text).unwrap().max_retry_after, Duration::from_secs(30));
+    }
+
+    const CUSTOM_OPEN: &str = r#"
+            [kafka]
+            bootstrap_servers = "k:9092"
+            topics = ["t"]
+            ack_topic = "a"
+            dead_letter_topic = "d"
+            [nhs_api]
+            environment = "custom"
+            base_url = "http://emulator:9100/ambulance-data-submission"
+        "#;
+
+    #[test]
+    fn custom_without_a_token_url_is_refused_unless_auth_is_none() {
+        let err = Config::from_toml_str(CUSTOM_OPEN).unwrap_err().to_string();
+        assert!(
+            err.contains("nhs_api.token_url") && err.contains("auth = \"none\""),
+            "{err}"
+        );
+        let open = format!("{CUSTOM_OPEN}auth = \"none\"\n");
+        let c = Config::from_toml_str(&open).unwrap();
+        assert!(matches!(c.api.auth, AuthConfig::None));
+    }
+
+    #[test]
+    fn auth_none_is_refused_where_the_api_needs_a_token() {
+        for (text, key) in [
+            (
+                MINIMAL.replace("kid = \"int-1\"", "kid = \"int-1\"\nauth = \"none\""),
+                "int",
+            ),
+            (
+                format!("{CUSTOM_OPEN}auth = \"none\"\ntoken_url = \"https://t.example/token\"\n"),
+                "token_url",
+            ),
+            (format!("{CUSTOM_OPEN}auth = \"open\"\n"), "signed-jwt"),
+        ] {
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains("nhs_api.auth") && err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_sandbox_is_open_by_default_and_signed_jwt_there_needs_a_token_url() {
+        let sandbox = CUSTOM_OPEN
+            .replace("environment = \"custom\"", "environment = \"sandbox\"")
+            .replace(
+                "base_url = \"http://emulator:9100/ambulance-data-submission\"",
+                "",
+            );
+        let c = Config::from_toml_str(&sandbox).unwrap();
+        assert!(matches!(c.api.auth, AuthConfig::None));
+        let jwt = format!("{sandbox}auth = \"signed-jwt\"\n");
+        let err = Config::from_toml_str(&jwt).unwrap_err().to_string();
+        assert!(err.contains("nhs_api.token_url"), "{err}");
+    }
+
+    #[test]
+    fn the_misconfiguration_exit_is_off_by_default_and_set_in_seconds() {
+        let c = Config::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(c.api.misconfigured_exit_after, None);
+        let text = MINIMAL.replace(
+            "kid = \"int-1\"",
+            "kid = \"int-1\"\nmisconfigured_exit_after_s = 1800",
+        );
+        let c = Config::from_toml_str(&text).unwrap();
+        assert_eq!(
+            c.api.misconfigured_exit_after,
+            Some(Duration::from_secs(1800))
+        );
     }
 
     fn toml_from(text: &str) -> crate::config::RawConfig {

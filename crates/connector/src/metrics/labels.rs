@@ -295,6 +295,45 @@ impl SubmitRejection {
     }
 }
 
+/// Why the NHS API looks misconfigured: the `reason` of `ads_connector_api_misconfigured`. Each
+/// is an answer only a wrong URL, path or credential explains; while one holds, submissions pause
+/// (nothing is dead-lettered or committed) and are retried until the API answers normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiFault {
+    /// 404: no API at this URL.
+    NotFound,
+    /// 405: the URL does not take a POST.
+    MethodNotAllowed,
+    /// Any 3xx: the URL redirects, and redirects are never followed.
+    Redirect,
+    /// A 2xx without the API's submission id: not the API's answer.
+    NoSubmissionId,
+    /// 401 or 403 again with a fresh token, or at all without authentication.
+    Unauthorized,
+}
+
+impl ApiFault {
+    /// Every value.
+    pub const ALL: [Self; 5] = [
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Redirect,
+        Self::NoSubmissionId,
+        Self::Unauthorized,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Redirect => "redirect",
+            Self::NoSubmissionId => "no_submission_id",
+            Self::Unauthorized => "unauthorized",
+        }
+    }
+}
+
 /// The kind of a dead letter: the `ads-error-kind` header and the `reason` label of
 /// `ads_connector_dead_letters_total` (and, for decode and mapping kinds, of
 /// `ads_connector_records_invalid_total`). One closed set, so every value exists at zero.
@@ -362,11 +401,15 @@ pub enum Task {
     DeadLetters,
     /// The MESH poller.
     MeshPoller,
+    /// The window pass's coalescing stage (`[schedule]` in `window` mode).
+    Coalescer,
+    /// The window pass's controller (`[schedule]` in `window` mode).
+    WindowPass,
 }
 
 impl Task {
     /// Every value.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Source,
         Self::Transform,
         Self::Batcher,
@@ -375,6 +418,8 @@ impl Task {
         Self::Acker,
         Self::DeadLetters,
         Self::MeshPoller,
+        Self::Coalescer,
+        Self::WindowPass,
     ];
 
     /// Label value.
@@ -388,6 +433,8 @@ impl Task {
             Self::Acker => "acker",
             Self::DeadLetters => "dead_letters",
             Self::MeshPoller => "mesh_poller",
+            Self::Coalescer => "coalescer",
+            Self::WindowPass => "window_pass",
         }
     }
 }

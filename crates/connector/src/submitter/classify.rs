@@ -1,20 +1,22 @@
 //! The submitter's retry classification as data: one attempt's result ([`Attempt`]) → what to
 //! do next ([`Action`]). Input: a response (status, `Retry-After`, body) or a transport failure.
-//! Output: accept (with the submission id of a 200 body), retry (with the reason and any wait),
-//! refresh the token, or reject (a bounded kind and a message with the body's first KiB, which
-//! the API fills with protocol errors, never patient data). Pure: no I/O, no clock.
+//! Output: accept (with the submission id of a 2xx body), retry (with the reason and any wait),
+//! refresh the token, pause as misconfigured (404, 405, any 3xx, a 2xx without the API's id:
+//! answers only a wrong URL or path explains, never the records' fault), or reject (a bounded
+//! kind and a message with the body's first KiB, which the API fills with protocol errors, never
+//! patient data). Pure: no I/O, no clock.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::metrics::{RetryReason, SubmitRejection};
+use crate::metrics::{ApiFault, RetryReason, SubmitRejection};
 
 /// What to do after one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Accepted, with the API's id if the body had one.
-    Accept(Option<String>),
+    /// Accepted, with the API's submission id.
+    Accept(String),
     /// Try again, after `after` if the server said so.
     Retry {
         /// Why.
@@ -24,6 +26,9 @@ pub enum Action {
     },
     /// Drop the token and try again with a fresh one.
     RefreshToken,
+    /// The answer only a misconfiguration explains: the submission waits and is sent again
+    /// (never dead-lettered) until the API answers normally.
+    Misconfigured(ApiFault),
     /// Permanent: dead-letter the records.
     Reject {
         /// Why.
@@ -67,7 +72,13 @@ pub fn classify(attempt: &Attempt) -> Action {
             retry_after,
             body,
         } => match *status {
-            200..=299 => Action::Accept(api_id(body)),
+            200..=299 => match api_id(body) {
+                Some(id) => Action::Accept(id),
+                None => Action::Misconfigured(ApiFault::NoSubmissionId),
+            },
+            300..=399 => Action::Misconfigured(ApiFault::Redirect),
+            404 => Action::Misconfigured(ApiFault::NotFound),
+            405 => Action::Misconfigured(ApiFault::MethodNotAllowed),
             401 | 403 => Action::RefreshToken,
             429 => Action::Retry {
                 reason: RetryReason::Status429,
@@ -96,11 +107,12 @@ fn reject(kind: SubmitRejection, status: u16, body: &Bytes) -> Action {
     }
 }
 
-/// The submission id in a 200 body: `{"message": id}` (the spec) or `{"id": id}` (seen live).
+/// The submission id in a 200 body: `{"message": id}` (the spec) or `{"id": id}` (seen live),
+/// a non-empty string or a number.
 fn api_id(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     ["message", "id"].iter().find_map(|k| match &v[*k] {
-        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     })
@@ -126,13 +138,52 @@ mod tests {
                 None,
                 r#"{"message":"6eeec54e-3d39-4bc4-a1d9-57615d258fpq"}"#
             )),
-            Action::Accept(Some("6eeec54e-3d39-4bc4-a1d9-57615d258fpq".into()))
+            Action::Accept("6eeec54e-3d39-4bc4-a1d9-57615d258fpq".into())
         );
         assert_eq!(
             classify(&response(200, None, r#"{"id":"abc"}"#)),
-            Action::Accept(Some("abc".into()))
+            Action::Accept("abc".into())
         );
-        assert_eq!(classify(&response(200, None, "")), Action::Accept(None));
+    }
+
+    #[test]
+    fn a_2xx_without_the_api_s_id_is_a_misconfiguration_not_an_acceptance() {
+        for body in [
+            "",
+            "<html>Sign in</html>",
+            "{}",
+            r#"{"message":""}"#,
+            r#"{"id":null}"#,
+        ] {
+            assert_eq!(
+                classify(&response(200, None, body)),
+                Action::Misconfigured(ApiFault::NoSubmissionId),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            classify(&response(204, None, "")),
+            Action::Misconfigured(ApiFault::NoSubmissionId)
+        );
+    }
+
+    #[test]
+    fn not_found_method_not_allowed_and_redirects_are_misconfigurations() {
+        assert_eq!(
+            classify(&response(404, None, "Server Not Found")),
+            Action::Misconfigured(ApiFault::NotFound)
+        );
+        assert_eq!(
+            classify(&response(405, None, "")),
+            Action::Misconfigured(ApiFault::MethodNotAllowed)
+        );
+        for status in [300, 301, 302, 303, 307, 308] {
+            assert_eq!(
+                classify(&response(status, None, "")),
+                Action::Misconfigured(ApiFault::Redirect),
+                "{status}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,566 @@
+//! Window: NHS England's daily submission window (`[schedule]` in `window` mode), run over the
+//! Kafka backlog so that only the newest snapshot of each call is POSTed.
+//!
+//! NHS England, "Flowing ADS data" (digital.nhs.uk): "The data items are to flow daily between
+//! 3am and 6am", and "the latest submission overwrites the last … there is no need to re-submit
+//! an open item as the next submission will correct it by default".
+//!
+//! Two stages:
+//!
+//! * [`WindowPass`] drives the source by the [`Schedule`] and its [`Clock`]. Input: the source's
+//!   [`Rebalanced`] events. Output: the source's flow ([`source::set_flowing`], [`source::hold`],
+//!   [`source::release`]), the shared [`Indexes`], the token provider's activity and the
+//!   schedule metrics. Outside the window (*waiting*) records do not flow, no token is requested,
+//!   the consumer keeps polling (group membership and committed position kept) and Kafka holds
+//!   the backlog. When the window opens, every assigned partition is held while a first pass
+//!   reads its backlog, from the committed offset to the high watermark seen at the opening, with
+//!   a consumer of its own that joins no group and commits nothing; each record is decoded and
+//!   mapped exactly as the transform does, and a valid one is recorded in a [`NewestIndex`] (call
+//!   key → newest `snapshot_at` and its offset: about 66 bytes a call, capped at
+//!   [`INDEX_MEMORY_PER_PARTITION`]). The partition is then released and the second pass is the
+//!   ordinary pipeline. A partition assigned while the window is open is held and indexed the
+//!   same way before it runs. At closing time the flow stops (`on_overrun = "stop"`: no record
+//!   is handed on after it, and what was already handed on finishes, *draining*), or, with
+//!   `"continue"`, goes on until the backlog indexed at the opening is done. A window that
+//!   closes with backlog left counts in `ads_connector_schedule_windows_unfinished_total`.
+//! * [`Coalescer`] sits between the transform and the batcher. Input: mapped calls in partition
+//!   order. Output: the calls to submit, to the batcher, and, for a call whose index says a newer
+//!   snapshot of it is in the backlog, a [`SupersededRecord`] to the acker (ack outcome
+//!   `superseded`, naming the offset of the newer record) instead of a POST. Records the index
+//!   does not cover (arrived after the opening, a partition whose first pass failed, an index
+//!   past its memory cap) are submitted as in continuous mode: coalescing saves POSTs, never a
+//!   record.
+//!
+//! Ordering and guarantees: the source and the rest of the pipeline are unchanged, so every
+//! consumed record still ends as one ack or one dead letter before its offset is committed, and
+//! the per-call fence still holds. A superseded record is acked before its newer snapshot is
+//! POSTed; the newer one sits at a higher offset (or was handed on earlier), so a crash between
+//! the two redelivers the newer one, never loses it. Failures: a first pass that fails (the
+//! broker, a timeout) leaves that partition without an index, logged; nothing here is fatal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::SupersededRecord;
+use crate::auth::TokenProvider;
+use crate::batcher::MappedCall;
+use crate::mapping::MappingOptions;
+use crate::metrics::{Metrics, ScheduleLabel};
+use crate::offsets::{Offsets, RecordPos};
+use crate::rate_limit::RateLimiter;
+use crate::schedule::{
+    sleep_until, Clock, NewestIndex, OnOverrun, Schedule, ScheduleState, Verdict, Wake,
+};
+use crate::source::{self, CadConsumer, Envelope, PartitionId, Rebalanced};
+use crate::transform::{self, Transformed};
+
+/// The most heap one partition's newest-snapshot index may use (about a million calls); past it
+/// the index covers the offsets read so far and later records are submitted uncoalesced.
+pub const INDEX_MEMORY_PER_PARTITION: usize = 64 * 1024 * 1024;
+
+/// How long the first pass waits for the broker without a record before giving up a partition.
+const SCAN_IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// How often the pass looks at the backlog's progress while the window is open or draining.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Timeout of each broker request of the pass (committed offsets, watermarks).
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first pass's result for each partition, shared by [`WindowPass`] and [`Coalescer`].
+#[derive(Clone, Default)]
+pub struct Indexes(Arc<Mutex<HashMap<PartitionId, NewestIndex>>>);
+
+impl Indexes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionId, NewestIndex>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The verdict for the record at `pos`, a snapshot of `call_key` taken at `snapshot_at`;
+    /// then every record of the partition up to `pos` is forgotten (the second pass reads in
+    /// order), and the partition's index is dropped once its whole range is passed.
+    fn verdict(&self, pos: &RecordPos, call_key: &[u8], snapshot_at: DateTime<Utc>) -> Verdict {
+        let mut indexes = self.lock();
+        let id = (pos.topic.to_string(), pos.partition);
+        let Some(index) = indexes.get_mut(&id) else {
+            return Verdict::Unknown;
+        };
+        let verdict = index.verdict(call_key, snapshot_at.timestamp_micros(), pos.offset);
+        index.forget_through(pos.offset);
+        if index.range().is_none_or(|(_, last)| pos.offset >= last) {
+            indexes.remove(&id);
+        }
+        verdict
+    }
+
+    fn install(&self, id: PartitionId, index: NewestIndex) {
+        self.lock().insert(id, index);
+    }
+
+    fn remove(&self, id: &PartitionId) {
+        self.lock().remove(id);
+    }
+
+    /// Heap bytes held by every index (the memory the pass costs).
+    pub fn memory_bytes(&self) -> usize {
+        self.lock().values().map(NewestIndex::memory_bytes).sum()
+    }
+}
+
+/// The coalescing stage; see the module header.
+pub struct Coalescer {
+    /// The first pass's indexes.
+    pub indexes: Indexes,
+    /// Open (`true`) while records may go on to be submitted: the [`WindowPass`] closes it at
+    /// closing time, so no new submission starts after the window.
+    pub gate: tokio::sync::watch::Receiver<bool>,
+    /// Which records are still this consumer's (a record of a partition revoked since it was
+    /// consumed is dropped here: its offset is not committed, and its new owner has it).
+    pub offsets: Offsets,
+    /// Shutdown while the gate is closed: records held here are left uncommitted (redelivered)
+    /// instead of waiting for the next window.
+    pub cancel: CancellationToken,
+}
+
+/// Where the coalescer sends its records.
+pub struct CoalescerOutput {
+    /// Calls to submit, to the batcher.
+    pub mapped: mpsc::Sender<MappedCall>,
+    /// Records a newer snapshot replaces, to the acker.
+    pub superseded: mpsc::Sender<SupersededRecord>,
+}
+
+impl Coalescer {
+    /// Runs until the input closes (or shutdown while the gate is closed), then drops both
+    /// senders.
+    pub async fn run(mut self, mut input: mpsc::Receiver<MappedCall>, output: CoalescerOutput) {
+        while let Some(call) = input.recv().await {
+            if !*self.gate.borrow() {
+                tokio::select! {
+                    opened = self.gate.wait_for(|open| *open) => if opened.is_err() { return },
+                    () = self.cancel.cancelled() => return,
+                }
+            }
+            if !self.offsets.is_current(&call.envelope.pos) {
+                tracing::debug!(
+                    message = "Record of a revoked partition dropped; its new owner has it."
+                );
+                continue;
+            }
+            let verdict = self.indexes.verdict(
+                &call.envelope.pos,
+                call.call_key.as_bytes(),
+                call.snapshot_at,
+            );
+            let sent = match verdict {
+                Verdict::Superseded { by_offset } => output
+                    .superseded
+                    .send(SupersededRecord {
+                        envelope: call.envelope,
+                        call_id: call.call_id,
+                        provider_ods: call.provider_ods,
+                        bundle_id: call.bundle_id,
+                        by_offset,
+                    })
+                    .await
+                    .is_ok(),
+                Verdict::Submit | Verdict::Unknown => output.mapped.send(call).await.is_ok(),
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+}
+
+/// What the first pass needs to read a partition's backlog.
+#[derive(Clone)]
+pub struct Scanner {
+    /// The source's consumer settings (bootstrap, security, isolation level); the pass joins
+    /// no group and commits nothing.
+    pub consumer: ClientConfig,
+    /// How records are mapped: the same as the transform.
+    pub options: MappingOptions,
+    /// `kafka.max_record_bytes`: larger records are dead-lettered, never indexed.
+    pub max_record_bytes: usize,
+    /// Heap cap of each partition's index.
+    pub memory_limit: usize,
+}
+
+/// One partition's first pass.
+#[derive(Debug)]
+pub struct Scanned {
+    /// Call key → newest snapshot, over the records read.
+    pub index: NewestIndex,
+    /// Records read.
+    pub records: u64,
+    /// First offset of the backlog (the committed position).
+    pub from: i64,
+    /// One past the last offset of the backlog (the high watermark at the opening).
+    pub to: i64,
+}
+
+/// Why a first pass gave up a partition (its records are then submitted uncoalesced).
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The broker refused a request of the pass.
+    #[error("the broker refused the window pass's read: {0}")]
+    Kafka(#[from] KafkaError),
+    /// No record came for [`SCAN_IDLE_LIMIT`] before the end of the backlog.
+    #[error("no record for {0:?} before the end of the backlog")]
+    Stalled(Duration),
+    /// The pass panicked (a bug).
+    #[error("the window pass panicked: {0}")]
+    Panicked(String),
+}
+
+impl Scanner {
+    /// Reads `topic`/`partition` from `from` up to `to` (exclusive) and indexes every record that
+    /// maps. Blocking: run it on a blocking thread.
+    pub fn scan(&self, id: &PartitionId, from: i64, to: i64) -> Result<Scanned, ScanError> {
+        let mut index = NewestIndex::with_memory_limit(self.memory_limit);
+        let mut records = 0u64;
+        if from >= to {
+            return Ok(Scanned {
+                index,
+                records,
+                from,
+                to,
+            });
+        }
+        let consumer: BaseConsumer = self.consumer.create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&id.0, id.1, Offset::Offset(from))?;
+        consumer.assign(&tpl)?;
+        let topic: Arc<str> = Arc::from(id.0.as_str());
+        let mut idle_since = Instant::now();
+        loop {
+            let message = match consumer.poll(Duration::from_millis(200)) {
+                None => {
+                    if idle_since.elapsed() >= SCAN_IDLE_LIMIT {
+                        return Err(ScanError::Stalled(SCAN_IDLE_LIMIT));
+                    }
+                    continue;
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(error)) => {
+                    // librdkafka reports transient broker errors here and retries by itself.
+                    tracing::debug!(message = "Window pass read error; retrying.", %error);
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            idle_since = Instant::now();
+            let offset = message.offset();
+            if offset >= to {
+                break;
+            }
+            records += 1;
+            let (key, payload) = (message.key(), message.payload());
+            let bytes = key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len);
+            if bytes <= self.max_record_bytes {
+                let envelope = Envelope {
+                    pos: RecordPos {
+                        topic: topic.clone(),
+                        partition: id.1,
+                        offset,
+                        generation: 0,
+                    },
+                    key: None,
+                    payload: payload.map(<[u8]>::to_vec),
+                    headers: Vec::new(),
+                    timestamp_ms: None,
+                    traceparent: None,
+                    oversize: None,
+                };
+                if let Transformed::Mapped(call) = transform::transform(envelope, &self.options) {
+                    let micros = call.snapshot_at.timestamp_micros();
+                    match index.observe(call.call_key.as_bytes(), micros, offset) {
+                        Ok(()) | Err(crate::schedule::ObserveError::KeyTooLong { .. }) => {}
+                        Err(error) => {
+                            tracing::warn!(
+                                message = "Window pass index full; later records of the partition are submitted uncoalesced.",
+                                topic = %id.0, partition = id.1, %error
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+            if offset + 1 >= to {
+                break;
+            }
+        }
+        Ok(Scanned {
+            index,
+            records,
+            from,
+            to,
+        })
+    }
+}
+
+/// The window controller; see the module header.
+pub struct WindowPass {
+    /// When submissions may run (`Schedule::Window`).
+    pub schedule: Schedule,
+    /// The clock it is timed by (the system's, or a manual one in tests and the demo).
+    pub clock: Arc<dyn Clock>,
+    /// The first pass.
+    pub scanner: Scanner,
+    /// Where the indexes go.
+    pub indexes: Indexes,
+    /// Which records are done (the backlog's progress).
+    pub offsets: Offsets,
+    /// Opens and closes the [`Coalescer`]'s gate.
+    pub gate: tokio::sync::watch::Sender<bool>,
+    /// Told to stop requesting tokens outside the window.
+    pub tokens: Arc<TokenProvider>,
+    /// Closed outside the window: no request goes, one already waiting for it included.
+    pub limiter: Arc<RateLimiter>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Ends the pass (the pipeline is shutting down).
+    pub cancel: CancellationToken,
+}
+
+/// A partition's backlog as indexed at the opening: done when its watermark reaches `to`.
+struct Backlog {
+    from: i64,
+    to: i64,
+}
+
+impl WindowPass {
+    /// Runs until `cancel`; `input` carries the source's rebalances, `output` is the source's
+    /// consumer, whose flow it drives.
+    pub async fn run(
+        self,
+        mut input: mpsc::UnboundedReceiver<Rebalanced>,
+        output: Arc<CadConsumer>,
+    ) {
+        let Schedule::Window { on_overrun, .. } = self.schedule else {
+            return;
+        };
+        loop {
+            let now = self.clock.now();
+            match self.schedule.state_at(now) {
+                ScheduleState::Always => return,
+                ScheduleState::Closed { opens_at } => {
+                    source::set_flowing(&output, false);
+                    self.gate.send_replace(false);
+                    self.limiter.set_open(false);
+                    self.tokens.set_active(false);
+                    self.metrics
+                        .schedule_state(ScheduleLabel::Waiting, Some(opens_at.timestamp()));
+                    tracing::info!(
+                        message = "Submission window closed; waiting for the next opening.",
+                        opens_at = %opens_at
+                    );
+                    // Rebalances while waiting need nothing: partitions are held as they come,
+                    // and every assigned one is indexed at the opening.
+                    let wait = sleep_until(self.clock.as_ref(), opens_at, &self.cancel);
+                    tokio::pin!(wait);
+                    loop {
+                        tokio::select! {
+                            wake = &mut wait => {
+                                if wake == Wake::Cancelled {
+                                    return;
+                                }
+                                break;
+                            }
+                            event = input.recv() => match event {
+                                Some(Rebalanced::Revoked(ids)) => ids.iter().for_each(|id| self.indexes.remove(id)),
+                                Some(Rebalanced::Assigned(_)) => {}
+                                None => return,
+                            },
+                        }
+                    }
+                }
+                ScheduleState::Open { closes_at } => {
+                    if !self.open(closes_at, on_overrun, &mut input, &output).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One window, from its opening to the end of its drain. `false` when cancelled.
+    async fn open(
+        &self,
+        closes_at: DateTime<Utc>,
+        on_overrun: OnOverrun,
+        input: &mut mpsc::UnboundedReceiver<Rebalanced>,
+        consumer: &Arc<CadConsumer>,
+    ) -> bool {
+        let opened = Instant::now();
+        self.metrics.schedule_state(ScheduleLabel::Open, None);
+        self.tokens.set_active(true);
+        self.limiter.set_open(true);
+        tracing::info!(message = "Submission window open.", closes_at = %closes_at);
+        let assigned = source::assigned(consumer);
+        source::hold(consumer, &assigned);
+        source::set_flowing(consumer, true);
+        // Records held since the last closing go on once their partition is indexed again:
+        // the index is installed before the partition is released, and they come first.
+        let mut backlogs: HashMap<PartitionId, Backlog> = HashMap::new();
+        let (records, calls) = self.index(consumer, &assigned, &mut backlogs).await;
+        self.gate.send_replace(true);
+        self.metrics.schedule_backlog_at_opening(records, calls);
+        tracing::info!(
+            message = "Window backlog indexed.",
+            partitions = assigned.len(),
+            records,
+            calls
+        );
+        let mut drained = false;
+        let mut closing = false;
+        let deadline = sleep_until(self.clock.as_ref(), closes_at, &self.cancel);
+        tokio::pin!(deadline);
+        loop {
+            if !drained && self.backlog_left(&backlogs) == 0 {
+                drained = true;
+                self.metrics.schedule_drained(opened.elapsed().as_secs());
+                tracing::info!(
+                    message = "Window backlog sent.",
+                    seconds = opened.elapsed().as_secs()
+                );
+            }
+            if closing && (on_overrun == OnOverrun::Stop || drained) {
+                break;
+            }
+            tokio::select! {
+                wake = &mut deadline, if !closing => {
+                    if wake == Wake::Cancelled {
+                        return false;
+                    }
+                    closing = true;
+                    if on_overrun == OnOverrun::Continue && !drained {
+                        self.metrics.schedule_state(ScheduleLabel::Draining, None);
+                        tracing::info!(message = "Submission window closed; on_overrun = continue: sending the rest of the backlog.");
+                    }
+                }
+                event = input.recv() => match event {
+                    Some(Rebalanced::Assigned(ids)) => {
+                        let fresh: Vec<PartitionId> =
+                            ids.into_iter().filter(|id| !backlogs.contains_key(id)).collect();
+                        self.index(consumer, &fresh, &mut backlogs).await;
+                    }
+                    Some(Rebalanced::Revoked(ids)) => {
+                        for id in &ids {
+                            self.indexes.remove(id);
+                            backlogs.remove(id);
+                        }
+                    }
+                    None => return false,
+                },
+                () = tokio::time::sleep(PROGRESS_EVERY) => {}
+                () = self.cancel.cancelled() => return false,
+            }
+        }
+        // Closing: no record is consumed or goes on to the batcher, and no request is sent, from
+        // now; requests already sent finish (a submission waiting for the limiter, or to retry,
+        // waits for the next window).
+        source::set_flowing(consumer, false);
+        self.gate.send_replace(false);
+        self.limiter.set_open(false);
+        let left = self.backlog_left(&backlogs);
+        self.metrics.schedule_closed(left);
+        if left > 0 {
+            tracing::warn!(
+                message = "Submission window closed before its backlog was sent; the rest waits for the next window.",
+                records_left = left
+            );
+        }
+        for id in backlogs.keys() {
+            self.indexes.remove(id);
+        }
+        true
+    }
+
+    /// Records of the backlogs indexed at the opening that are not yet done.
+    fn backlog_left(&self, backlogs: &HashMap<PartitionId, Backlog>) -> u64 {
+        backlogs
+            .iter()
+            .map(|((topic, partition), b)| {
+                let done = self.offsets.watermark(topic, *partition).unwrap_or(b.from);
+                u64::try_from(b.to - done).unwrap_or(0)
+            })
+            .sum()
+    }
+
+    /// Reads the backlog of `ids` (held), installs their indexes, releases them; returns the
+    /// records read and distinct calls found.
+    async fn index(
+        &self,
+        consumer: &Arc<CadConsumer>,
+        ids: &[PartitionId],
+        backlogs: &mut HashMap<PartitionId, Backlog>,
+    ) -> (u64, u64) {
+        let (mut records, mut calls) = (0, 0);
+        for id in ids {
+            let bounds = {
+                let (consumer, id) = (consumer.clone(), id.clone());
+                tokio::task::spawn_blocking(move || backlog_bounds(&consumer, &id)).await
+            };
+            let scanned = match bounds {
+                Ok(Ok((from, to))) => {
+                    let (scanner, id) = (self.scanner.clone(), id.clone());
+                    tokio::task::spawn_blocking(move || scanner.scan(&id, from, to))
+                        .await
+                        .unwrap_or_else(|join| Err(ScanError::Panicked(join.to_string())))
+                }
+                Ok(Err(error)) => Err(ScanError::Kafka(error)),
+                Err(join) => Err(ScanError::Panicked(join.to_string())),
+            };
+            match scanned {
+                Ok(s) => {
+                    records += s.records;
+                    calls += s.index.len() as u64;
+                    backlogs.insert(
+                        id.clone(),
+                        Backlog {
+                            from: s.from,
+                            to: s.to,
+                        },
+                    );
+                    self.indexes.install(id.clone(), s.index);
+                }
+                Err(error) => tracing::warn!(
+                    message = "Window pass could not index a partition; its records are submitted uncoalesced.",
+                    topic = %id.0, partition = id.1, %error
+                ),
+            }
+            source::release(consumer, std::slice::from_ref(id));
+        }
+        (records, calls)
+    }
+}
+
+/// The backlog of a partition: from its committed offset (the low watermark when there is none,
+/// or when retention deleted it) to its high watermark now.
+fn backlog_bounds(consumer: &CadConsumer, id: &PartitionId) -> Result<(i64, i64), KafkaError> {
+    let (low, high) = consumer.fetch_watermarks(&id.0, id.1, BROKER_TIMEOUT)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&id.0, id.1);
+    let committed = consumer.committed_offsets(tpl, BROKER_TIMEOUT)?;
+    let from = committed
+        .find_partition(&id.0, id.1)
+        .and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .unwrap_or(low)
+        .max(low);
+    Ok((from, high))
+}
