@@ -134,6 +134,14 @@ fn real_main() -> Result<ExitCode> {
                 config.api.submit_url,
                 config.kafka.topics.len()
             );
+            println!("schedule: {}", config.schedule.describe());
+            if config.schedule.window().is_some() {
+                println!(
+                    "schedule: Kafka holds the backlog between windows; keep each source topic's \
+                     retention.ms at least {} hours (start-up warns when the broker reports less)",
+                    ads_connector::window::MIN_RETENTION.as_secs() / 3600
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Sandbox {

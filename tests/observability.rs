@@ -158,7 +158,8 @@ fn the_dashboard_follows_the_grafana_conventions() {
             "Acks and dead letters",
             "Process",
             "DPS errors (MESH)",
-            "Data quality"
+            "Data quality",
+            "Submission schedule"
         ]
     );
     let panels: Vec<&serde_json::Value> = d["panels"]

@@ -443,3 +443,40 @@ async fn records_that_arrive_while_the_window_is_open_are_submitted_too() {
     cancel.cancel();
     pipeline.finish().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_demo_on_a_simulated_clock_sends_nothing_before_the_opening_and_each_call_once()
+{
+    let summary = ads_devkit::demo::run(ads_devkit::demo::DemoArgs {
+        calls: 1500,
+        schedule: Some("window".into()),
+        key_bits: 2048,
+        quiet: true,
+        ..ads_devkit::demo::DemoArgs::default()
+    })
+    .await
+    .unwrap();
+    let window = summary.window.clone().expect("window figures");
+    assert_eq!(summary.lost, 0, "{summary:?}");
+    assert_eq!(summary.duplicates, 0, "{summary:?}");
+    assert_eq!(
+        (window.posts_before_opening, window.tokens_before_opening),
+        (0, 0),
+        "{summary:?}"
+    );
+    assert_eq!(window.calls_posted_more_than_once, 0, "{summary:?}");
+    // Several snapshots a call: most records are acked superseded, each by the window pass.
+    assert!(summary.superseded * 2 > summary.produced, "{summary:?}");
+    assert_eq!(window.coalesced, summary.superseded, "{summary:?}");
+    // Every call with a valid snapshot was POSTed once (a call whose only snapshots were
+    // truncated has none).
+    assert!(
+        summary.calls_received <= summary.distinct_calls,
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.acked,
+        summary.calls_received + summary.superseded,
+        "{summary:?}"
+    );
+}

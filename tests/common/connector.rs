@@ -67,6 +67,9 @@ pub fn connector_log_dir() -> PathBuf {
 /// `command` at `ADS_LOG=trace` in `format`, its standard output and error both written to
 /// `log` (created afresh).
 fn logged(mut command: Command, format: LogFormat, log: &Path) -> Command {
+    // A new file, not the old one truncated: a connector a previous run left behind (killed
+    // test) keeps writing to the old one, never into this run's log.
+    let _ = std::fs::remove_file(log);
     let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     command
         .env("ADS_LOG", "trace")

@@ -297,6 +297,10 @@ impl Pipeline {
                 metrics: metrics.clone(),
                 cancel: cancel.clone(),
             };
+            tokio::spawn(window::warn_on_short_retention(
+                kafka.base(),
+                config.kafka.topics.clone(),
+            ));
             let driven = consumer.clone();
             stages.spawn(Task::WindowPass, async move {
                 pass.run(rebalances_rx, driven).await;

@@ -68,6 +68,69 @@ use crate::transform::{self, Transformed};
 /// the index covers the offsets read so far and later records are submitted uncoalesced.
 pub const INDEX_MEMORY_PER_PARTITION: usize = 64 * 1024 * 1024;
 
+/// The shortest source-topic retention window mode is safe with: the records of a day wait up
+/// to a day for the window, and a window that is missed (an outage from 03:00 to 06:00) makes
+/// them wait one more day. Kafka's own default is 7 days.
+pub const MIN_RETENTION: Duration = Duration::from_secs(48 * 3600);
+
+/// What is wrong with a topic's `retention.ms` for window mode, if anything (`-1` is forever).
+pub fn retention_problem(topic: &str, retention_ms: i64) -> Option<String> {
+    let min_ms = MIN_RETENTION.as_millis() as i64;
+    (retention_ms >= 0 && retention_ms < min_ms).then(|| {
+        format!(
+            "topic {topic} keeps records {} hours (retention.ms {retention_ms}); in window mode \
+             the backlog waits up to a day, two if a window is missed: set retention.ms to at \
+             least {min_ms} ({} hours)",
+            retention_ms / 3_600_000,
+            min_ms / 3_600_000
+        )
+    })
+}
+
+/// Asks the broker for the source topics' `retention.ms` and logs a warning for each one
+/// shorter than [`MIN_RETENTION`] ([`retention_problem`]). A broker that cannot say (no
+/// DescribeConfigs) is logged at info level and nothing else happens.
+pub async fn warn_on_short_retention(admin: ClientConfig, topics: Vec<String>) {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let client: AdminClient<DefaultClientContext> = match admin.create() {
+        Ok(c) => c,
+        Err(error) => {
+            tracing::info!(message = "Cannot check the source topics' retention.", %error);
+            return;
+        }
+    };
+    let specifiers: Vec<ResourceSpecifier> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let options = AdminOptions::new().request_timeout(Some(BROKER_TIMEOUT));
+    let results = match client.describe_configs(&specifiers, &options).await {
+        Ok(results) => results,
+        Err(error) => {
+            tracing::info!(message = "Cannot check the source topics' retention.", %error);
+            return;
+        }
+    };
+    for (topic, result) in topics.iter().zip(results) {
+        let retention = result.ok().and_then(|resource| {
+            resource
+                .get("retention.ms")
+                .and_then(|entry| entry.value.as_deref())
+                .and_then(|v| v.parse::<i64>().ok())
+        });
+        match retention {
+            Some(ms) => {
+                if let Some(problem) = retention_problem(topic, ms) {
+                    tracing::warn!(message = "Source topic retention too short for window mode.", %problem);
+                }
+            }
+            None => tracing::info!(
+                message = "The broker did not report a source topic's retention.ms.",
+                topic = %topic
+            ),
+        }
+    }
+}
+
 /// How long the first pass waits for the broker without a record before giving up a partition.
 const SCAN_IDLE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -563,4 +626,20 @@ fn backlog_bounds(consumer: &CadConsumer, id: &PartitionId) -> Result<(i64, i64)
         .unwrap_or(low)
         .max(low);
     Ok((from, high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_shorter_than_two_days_is_a_problem_and_forever_is_not() {
+        assert!(retention_problem("cad", 24 * 3_600_000).is_some());
+        let text = retention_problem("cad", 3_600_000).unwrap();
+        assert!(text.contains("topic cad keeps records 1 hours"), "{text}");
+        assert!(text.contains("at least 172800000 (48 hours)"), "{text}");
+        assert_eq!(retention_problem("cad", 48 * 3_600_000), None);
+        assert_eq!(retention_problem("cad", 7 * 24 * 3_600_000), None);
+        assert_eq!(retention_problem("cad", -1), None);
+    }
 }

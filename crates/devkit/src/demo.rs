@@ -7,12 +7,19 @@
 //! record has an ack or a dead letter *as read back from the ack and dead-letter topics*, then
 //! drains and prints a summary. `lost` counts produced records with neither; it must be 0.
 //!
+//! `--schedule window` runs NHS England's daily window (`[schedule]`, 03:00-06:00 UK time) on a
+//! simulated clock: a day's records (most of them later snapshots of earlier calls) are produced
+//! while the clock stands a minute before the opening, the demo checks that nothing was POSTed
+//! and no token requested, moves the clock to the opening, and reports the POSTs made, the
+//! records acked `superseded` and `lost` (0). Nothing sleeps until 03:00.
+//!
 //! Layout: this file holds the options and the orchestration ([`run`]); `demo/produce.rs` makes
 //! and produces the records; `demo/read_back.rs` reads the ack and dead-letter topics back (and
 //! times a plain consumer for `--measure-raw`); `demo/summary.rs` the [`Summary`], its figures
 //! and its printing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -24,6 +31,7 @@ use ads_connector::app::Pipeline;
 use ads_connector::config::Config;
 use ads_connector::keygen;
 use ads_connector::metrics::Metrics;
+use ads_connector::schedule::{Clock, ManualClock};
 use nhs_emulator as sandbox;
 
 pub mod dps_errors;
@@ -33,7 +41,7 @@ mod summary;
 
 use produce::produce;
 use read_back::{raw_consume_rate, read_back};
-pub use summary::{ordering_violations, Summary};
+pub use summary::{ordering_violations, Summary, WindowFigures};
 use summary::{percentile, print_summary};
 
 const CAD_TOPIC: &str = "cad.calls";
@@ -85,6 +93,10 @@ pub struct DemoArgs {
     /// down and up, the token endpoint failing for a while) or a sandbox fault spec.
     #[arg(long)]
     pub faults: Option<String>,
+    /// `continuous` (records are submitted as they arrive) or `window` (NHS England's daily
+    /// window on a simulated clock: a day's backlog, then only the newest snapshot of each call).
+    #[arg(long, value_name = "MODE")]
+    pub schedule: Option<String>,
     /// Share of new calls naming a well-formed but unregistered provider ODS code: the API
     /// accepts them, the sandbox's DPS rejects them over its MESH emulation, and the connector's
     /// MESH poller publishes them to the errors topic (`docs/dps-errors.md`).
@@ -107,6 +119,7 @@ impl Default for DemoArgs {
             quiet: true,
             faults: None,
             dps_errors: None,
+            schedule: None,
             requests_per_minute: 1800,
             measure_raw: false,
         }
@@ -114,9 +127,26 @@ impl Default for DemoArgs {
 }
 
 /// Runs the demo; see the module header.
-pub async fn run(args: DemoArgs) -> Result<Summary> {
+pub async fn run(mut args: DemoArgs) -> Result<Summary> {
     let work = tempfile::tempdir().context("cannot create a temporary directory")?;
     let chaos = args.faults.as_deref() == Some("chaos");
+    let window = match args.schedule.as_deref() {
+        None | Some("continuous") => false,
+        Some("window") if chaos => {
+            anyhow::bail!("--schedule window does not run with --faults chaos")
+        }
+        Some("window") => true,
+        Some(other) => anyhow::bail!("--schedule {other}: must be `continuous` or `window`"),
+    };
+    if window {
+        // A day's backlog: most records are later snapshots of calls already in it.
+        args.update_ratio = args.update_ratio.max(0.75);
+    }
+    let schedule_section = if window {
+        "[schedule]\nmode = \"window\"\nwindow = \"03:00-06:00\"\ntimezone = \"Europe/London\""
+    } else {
+        ""
+    };
     let faults = match args.faults.as_deref() {
         None => sandbox::FaultProfile::default(),
         Some(spec) => sandbox::FaultProfile::parse(spec)
@@ -195,6 +225,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
             listen = "{listen}"
             [shutdown]
             drain_timeout_s = 8
+            {schedule_section}
             {mesh_section}
             "#,
             base = sandbox.api_base_url(),
@@ -209,7 +240,19 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
     let metrics = Metrics::new();
     let cancel = CancellationToken::new();
     let config = Config::from_toml_str(&config_text(&args.metrics_listen))?;
-    let pipeline = Pipeline::start(config, metrics.clone(), cancel.clone()).await?;
+    // Window mode: a simulated clock a minute before the next opening.
+    let opens_at = config.schedule.next_opening(chrono::Utc::now());
+    let clock = ManualClock::new(
+        opens_at.map_or_else(chrono::Utc::now, |t| t - chrono::TimeDelta::minutes(1)),
+    );
+    let schedule = config.schedule.describe_at(clock.now());
+    let pipeline = Pipeline::start_with_clock(
+        config,
+        metrics.clone(),
+        cancel.clone(),
+        Arc::new(clock.clone()),
+    )
+    .await?;
     if !args.quiet {
         eprintln!(
             "metrics: http://{}/metrics (while the demo runs)",
@@ -234,13 +277,34 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         )
         .expect("valid template"),
     );
+    // Window mode: the whole day's backlog waits for the opening; nothing may be sent before it.
+    let mut window_figures = None;
+    let mut produced_early = None;
+    if let Some(opens_at) = opens_at {
+        produced_early = Some(produce(&bootstrap, &args, Duration::ZERO).await?);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = sandbox.stats();
+        window_figures = Some(WindowFigures {
+            schedule,
+            posts_before_opening: before.submissions_accepted,
+            tokens_before_opening: before.tokens_issued,
+            coalesced: 0,
+            calls_posted_more_than_once: 0,
+        });
+        clock.set(opens_at);
+    }
     let started = Instant::now();
     let pace = if chaos {
         Duration::from_secs(8)
     } else {
         Duration::ZERO
     };
-    let produce = produce(&bootstrap, &args, pace);
+    let produce = async {
+        match produced_early {
+            Some(counts) => Ok(counts),
+            None => produce(&bootstrap, &args, pace).await,
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
     let read = tokio::task::spawn_blocking({
         let (bootstrap, progress, expected) =
@@ -257,6 +321,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
     } else {
         (produce.await?, None)
     };
+    let (produced, distinct_calls) = produced;
     let tally = read.await??;
     let dps = match args.dps_errors {
         Some(_) => {
@@ -311,6 +376,13 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
         dps_errors_correlated: dps.correlated,
         raw_consume_records_per_s: raw,
         throughput_ratio: raw.map(|r| produced as f64 / elapsed.as_secs_f64() / r),
+        distinct_calls,
+        superseded: tally.superseded,
+        window: window_figures.map(|w| WindowFigures {
+            coalesced: metrics.schedule_coalesced_total(),
+            calls_posted_more_than_once: posted_more_than_once(&received),
+            ..w
+        }),
     };
     if !args.quiet {
         if let Some(report) = &chaos_report {
@@ -323,4 +395,13 @@ pub async fn run(args: DemoArgs) -> Result<Summary> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(summary)
+}
+
+/// Calls the API received more than once.
+fn posted_more_than_once(received: &[sandbox::ReceivedCall]) -> u64 {
+    let mut posts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for call in received {
+        *posts.entry(call.call_id.as_str()).or_default() += 1;
+    }
+    posts.values().filter(|&&n| n > 1).count() as u64
 }

@@ -15,7 +15,12 @@ use super::{DemoArgs, CAD_TOPIC};
 use crate::generate::{self, Generator};
 use ads_connector::kafka::produce_all;
 
-pub(super) async fn produce(bootstrap: &str, args: &DemoArgs, pace: Duration) -> Result<u64> {
+/// Produces the demo's records; returns how many, and how many distinct calls they hold.
+pub(super) async fn produce(
+    bootstrap: &str,
+    args: &DemoArgs,
+    pace: Duration,
+) -> Result<(u64, u64)> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("socket.nagle.disable", "true")
@@ -69,5 +74,5 @@ pub(super) async fn produce(bootstrap: &str, args: &DemoArgs, pace: Duration) ->
         produce_all(&producer, prepared).await?;
         tokio::time::sleep(pace / slices as u32).await;
     }
-    Ok(records.len() as u64)
+    Ok((records.len() as u64, calls.len() as u64))
 }

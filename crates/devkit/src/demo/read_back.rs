@@ -19,6 +19,8 @@ pub(super) struct Tally {
     pub(super) dead: HashMap<(i32, i64), u32>,
     pub(super) duplicates: u64,
     pub(super) latencies_ms: Vec<f64>,
+    /// Acks with outcome `superseded`.
+    pub(super) superseded: u64,
 }
 
 /// Reads the ack and dead-letter topics from the start until `expected` source records are
@@ -50,6 +52,9 @@ pub(super) fn read_back(
             let ack: serde_json::Value =
                 serde_json::from_slice(message.payload().unwrap_or_default())?;
             let src = &ack["source"];
+            if ack["outcome"] == "superseded" {
+                tally.superseded += 1;
+            }
             if let (Some(ts), Some(sent)) = (
                 src["timestamp_ms"].as_i64(),
                 message.timestamp().to_millis(),

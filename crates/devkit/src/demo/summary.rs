@@ -43,12 +43,34 @@ pub struct Summary {
     pub dps_errors_published: u64,
     /// Of which correlated to their ack.
     pub dps_errors_correlated: u64,
+    /// Distinct calls among the records produced.
+    pub distinct_calls: u64,
+    /// Acks with outcome `superseded` (a newer snapshot of the call replaced the record).
+    pub superseded: u64,
+    /// `--schedule window`: the simulated window's figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowFigures>,
     /// A plain consumer's rate on the same topic and cluster (`--measure-raw`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_consume_records_per_s: Option<f64>,
     /// `records_per_s / raw_consume_records_per_s`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput_ratio: Option<f64>,
+}
+
+/// What `--schedule window` measured on its simulated clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowFigures {
+    /// The schedule, as `check-config` prints it at the start of the simulated day.
+    pub schedule: String,
+    /// POSTs made before the simulated opening (must be 0).
+    pub posts_before_opening: u64,
+    /// Token requests made before the simulated opening (must be 0).
+    pub tokens_before_opening: u64,
+    /// Records acked `superseded` by the window pass, without a POST of their own.
+    pub coalesced: u64,
+    /// Calls the API received more than once (must be 0 without faults).
+    pub calls_posted_more_than_once: u64,
 }
 
 /// Times the API received an older snapshot of a call after a newer one (an equal one is a
@@ -95,6 +117,11 @@ pub(super) fn print_summary(s: &Summary) {
     println!("  lost            {:>8}", s.lost);
     println!("  duplicates      {:>8}", s.duplicates);
     println!("  order violations{:>8}", s.ordering_violations);
+    println!("  distinct calls  {:>8}", s.distinct_calls);
+    println!(
+        "  superseded      {:>8}  (acked: a newer snapshot of the call replaced them)",
+        s.superseded
+    );
     println!(
         "  calls received  {:>8}  (by the sandbox API)",
         s.calls_received
@@ -106,6 +133,21 @@ pub(super) fn print_summary(s: &Summary) {
         s.p50_ms
     );
     println!("  latency p99     {:>8.1} ms", s.p99_ms);
+    if let Some(w) = &s.window {
+        println!("  schedule        {}", w.schedule);
+        println!(
+            "  before opening  {:>8}  POSTs, {} token requests",
+            w.posts_before_opening, w.tokens_before_opening
+        );
+        println!(
+            "  coalesced       {:>8}  records acked superseded by the window pass, no POST",
+            w.coalesced
+        );
+        println!(
+            "  posted twice    {:>8}  calls the API received more than once",
+            w.calls_posted_more_than_once
+        );
+    }
     if s.dps_rejected > 0 || s.dps_errors_published > 0 {
         println!(
             "  DPS rejections  {:>8}  (by the sandbox, after acceptance)",
