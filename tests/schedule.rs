@@ -480,3 +480,44 @@ async fn the_window_demo_on_a_simulated_clock_sends_nothing_before_the_opening_a
         "{summary:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_on_overrun_continue_a_pass_begun_in_the_window_drains_its_backlog_after_closing_time()
+{
+    let names = Names::new("window-continue");
+    let broker = Broker::mock(1, &names.topics(2));
+    let bootstrap = broker.bootstrap();
+    let sandbox = auth_sandbox().await;
+    let produced = produce_snapshots(&bootstrap, &names.cad, 60, 3, 61, 0).await;
+    let config = connector_config(
+        &bootstrap,
+        &names,
+        &sandbox,
+        SLOW_BATCH,
+        &format!("{WINDOW}\non_overrun = \"continue\"\n{SLOW}"),
+    );
+    let clock = ManualClock::new(utc("2026-12-02T05:59:00Z"));
+    let metrics = Metrics::new();
+    let (pipeline, cancel) = start_pipeline_at(config, metrics.clone(), clock.clone()).await;
+    assert!(
+        until(Duration::from_secs(60), || sandbox
+            .handle
+            .stats()
+            .calls_received
+            >= 10)
+        .await
+    );
+    // Closing time passes mid-backlog: the pass goes on, and the backlog is sent in full.
+    clock.set(utc("2026-12-02T06:00:00Z"));
+    let (acks, dead) = read_outcomes(&bootstrap, &names, &produced, Duration::from_secs(120));
+    assert_newest_snapshot_of_each_call_posted_once(&produced, &acks, &dead, &sandbox);
+    assert!(
+        metrics
+            .encode()
+            .contains("ads_connector_schedule_windows_unfinished_total 0"),
+        "a drained window is not unfinished"
+    );
+    cancel.cancel();
+    pipeline.finish().await.unwrap();
+    assert_committed_at_end(&bootstrap, &names.group, &names.cad, &produced);
+}

@@ -486,13 +486,17 @@ impl WindowPass {
             records,
             calls
         );
-        let mut drained = false;
+        let (mut records, mut calls) = (records, calls);
+        let mut reported = false;
         let mut closing = false;
         let deadline = sleep_until(self.clock.as_ref(), closes_at, &self.cancel);
         tokio::pin!(deadline);
         loop {
-            if !drained && self.backlog_left(&backlogs) == 0 {
-                drained = true;
+            // Drained: every partition indexed so far has sent its backlog. Before the first
+            // assignment there is nothing to drain, and nothing to wait for either.
+            let drained = self.backlog_left(&backlogs) == 0;
+            if drained && !backlogs.is_empty() && !reported {
+                reported = true;
                 self.metrics.schedule_drained(opened.elapsed().as_secs());
                 tracing::info!(
                     message = "Window backlog sent.",
@@ -517,7 +521,10 @@ impl WindowPass {
                     Some(Rebalanced::Assigned(ids)) => {
                         let fresh: Vec<PartitionId> =
                             ids.into_iter().filter(|id| !backlogs.contains_key(id)).collect();
-                        self.index(consumer, &fresh, &mut backlogs).await;
+                        let (more_records, more_calls) =
+                            self.index(consumer, &fresh, &mut backlogs).await;
+                        (records, calls) = (records + more_records, calls + more_calls);
+                        self.metrics.schedule_backlog_at_opening(records, calls);
                     }
                     Some(Rebalanced::Revoked(ids)) => {
                         for id in &ids {
@@ -631,6 +638,126 @@ fn backlog_bounds(consumer: &CadConsumer, id: &PartitionId) -> Result<(i64, i64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn call(offsets: &Offsets, offset: i64, key: &str, minute: u32) -> MappedCall {
+        let pos = offsets.register("cad", 0, offset).expect("assigned");
+        MappedCall {
+            envelope: Envelope {
+                pos,
+                key: Some(key.as_bytes().to_vec()),
+                payload: None,
+                headers: Vec::new(),
+                timestamp_ms: None,
+                traceparent: None,
+                oversize: None,
+            },
+            call_key: format!("RX6/{key}"),
+            call_id: key.to_string(),
+            provider_ods: "RX6".into(),
+            bundle_id: uuid::Uuid::nil(),
+            snapshot_at: DateTime::parse_from_rfc3339(&format!("2026-12-01T10:{minute:02}:00Z"))
+                .unwrap()
+                .with_timezone(&Utc),
+            bytes: Vec::new(),
+            missing_at_close: Vec::new(),
+        }
+    }
+
+    struct Stage {
+        input: mpsc::Sender<MappedCall>,
+        mapped: mpsc::Receiver<MappedCall>,
+        superseded: mpsc::Receiver<SupersededRecord>,
+        gate: tokio::sync::watch::Sender<bool>,
+    }
+
+    fn start(indexes: Indexes, offsets: Offsets) -> Stage {
+        let (input, input_rx) = mpsc::channel(16);
+        let (mapped_tx, mapped) = mpsc::channel(16);
+        let (superseded_tx, superseded) = mpsc::channel(16);
+        let (gate, gate_rx) = tokio::sync::watch::channel(false);
+        let coalescer = Coalescer {
+            indexes,
+            gate: gate_rx,
+            offsets,
+            cancel: CancellationToken::new(),
+        };
+        let output = CoalescerOutput {
+            mapped: mapped_tx,
+            superseded: superseded_tx,
+        };
+        tokio::spawn(coalescer.run(input_rx, output));
+        Stage {
+            input,
+            mapped,
+            superseded,
+            gate,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_coalescer_holds_records_while_the_gate_is_closed_and_then_sends_only_the_newest_snapshot(
+    ) {
+        let offsets = Offsets::new();
+        offsets.assign("cad", 0);
+        // The first pass saw call A at offsets 0 (10:00) and 2 (10:05), call B at offset 1.
+        let mut index = NewestIndex::new();
+        let micros = |minute: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-12-01T10:{minute:02}:00Z"))
+                .unwrap()
+                .timestamp_micros()
+        };
+        index.observe(b"RX6/A", micros(0), 0).unwrap();
+        index.observe(b"RX6/B", micros(1), 1).unwrap();
+        index.observe(b"RX6/A", micros(5), 2).unwrap();
+        let indexes = Indexes::default();
+        indexes.install(("cad".into(), 0), index);
+        let mut stage = start(indexes.clone(), offsets.clone());
+
+        stage.input.send(call(&offsets, 0, "A", 0)).await.unwrap();
+        stage.input.send(call(&offsets, 1, "B", 1)).await.unwrap();
+        stage.input.send(call(&offsets, 2, "A", 5)).await.unwrap();
+        tokio::task::yield_now().await;
+        assert!(
+            stage.mapped.try_recv().is_err(),
+            "nothing goes on while the gate is closed"
+        );
+        assert!(stage.superseded.try_recv().is_err());
+
+        stage.gate.send_replace(true);
+        let old = stage.superseded.recv().await.unwrap();
+        assert_eq!((old.envelope.pos.offset, old.by_offset), (0, 2));
+        let sent: Vec<i64> = [
+            stage.mapped.recv().await.unwrap(),
+            stage.mapped.recv().await.unwrap(),
+        ]
+        .iter()
+        .map(|c| c.envelope.pos.offset)
+        .collect();
+        assert_eq!(sent, [1, 2]);
+        assert!(stage.superseded.try_recv().is_err());
+        // The whole range is passed: the index is given back.
+        assert_eq!(indexes.memory_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_record_of_a_partition_revoked_since_it_was_consumed_is_dropped_not_sent() {
+        let offsets = Offsets::new();
+        offsets.assign("cad", 0);
+        let stale = call(&offsets, 0, "A", 0);
+        // Revoked and assigned again (another generation): its new owner has the record.
+        offsets.revoke("cad", 0);
+        offsets.assign("cad", 0);
+        let current = call(&offsets, 1, "B", 1);
+        let mut stage = start(Indexes::default(), offsets.clone());
+        stage.gate.send_replace(true);
+        stage.input.send(stale).await.unwrap();
+        stage.input.send(current).await.unwrap();
+        let sent = stage.mapped.recv().await.unwrap();
+        assert_eq!(sent.envelope.pos.offset, 1);
+        drop(stage.input);
+        assert!(stage.mapped.recv().await.is_none());
+        assert!(stage.superseded.recv().await.is_none());
+    }
 
     #[test]
     fn retention_shorter_than_two_days_is_a_problem_and_forever_is_not() {
