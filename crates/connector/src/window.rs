@@ -131,6 +131,10 @@ pub async fn warn_on_short_retention(admin: ClientConfig, topics: Vec<String>) {
     }
 }
 
+/// Past the high watermark seen at the opening, this long without a record ends a first pass
+/// (when the broker sends no end-of-partition).
+const SCAN_QUIET_END: Duration = Duration::from_secs(2);
+
 /// How long the first pass waits for the broker without a record before giving up a partition.
 const SCAN_IDLE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -288,20 +292,23 @@ pub enum ScanError {
 }
 
 impl Scanner {
-    /// Reads `topic`/`partition` from `from` up to `to` (exclusive) and indexes every record that
-    /// maps. Blocking: run it on a blocking thread.
+    /// Reads `topic`/`partition` from `from` to its end (at least `to`, the high watermark at the
+    /// opening) and indexes every record that maps. Blocking: run it on a blocking thread.
     pub fn scan(&self, id: &PartitionId, from: i64, to: i64) -> Result<Scanned, ScanError> {
         let mut index = NewestIndex::with_memory_limit(self.memory_limit);
         let mut records = 0u64;
-        if from >= to {
-            return Ok(Scanned {
-                index,
-                records,
-                from,
-                to,
-            });
-        }
-        let consumer: BaseConsumer = self.consumer.create()?;
+        // The end is where the broker's fetch answers say the log ends (librdkafka's partition
+        // EOF), at least `to`: a broker whose ListOffsets lags its log (Tansu 0.6) would
+        // otherwise cut the backlog short. Without an EOF, a quiet spell past `to` ends it.
+        let mut end = from;
+        let consumer: BaseConsumer = self
+            .consumer
+            .clone()
+            // Reads by `assign`, joins no group, stores and commits nothing.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .create()?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&id.0, id.1, Offset::Offset(from))?;
         consumer.assign(&tpl)?;
@@ -310,6 +317,9 @@ impl Scanner {
         loop {
             let message = match consumer.poll(Duration::from_millis(200)) {
                 None => {
+                    if end >= to && idle_since.elapsed() >= SCAN_QUIET_END {
+                        break;
+                    }
                     if idle_since.elapsed() >= SCAN_IDLE_LIMIT {
                         return Err(ScanError::Stalled(SCAN_IDLE_LIMIT));
                     }
@@ -325,9 +335,7 @@ impl Scanner {
             };
             idle_since = Instant::now();
             let offset = message.offset();
-            if offset >= to {
-                break;
-            }
+            end = offset + 1;
             records += 1;
             let (key, payload) = (message.key(), message.payload());
             let bytes = key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len);
@@ -360,15 +368,12 @@ impl Scanner {
                     }
                 }
             }
-            if offset + 1 >= to {
-                break;
-            }
         }
         Ok(Scanned {
             index,
             records,
             from,
-            to,
+            to: end.max(to),
         })
     }
 }
