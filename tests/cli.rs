@@ -105,6 +105,58 @@ fn check_config_refuses_int_and_prod_without_batch_mode_saying_why_and_defaults_
 }
 
 #[test]
+fn check_config_prints_the_schedule_prod_defaulting_to_nhs_englands_window_with_its_next_opening() {
+    let check = |env: &[(&str, &str)]| {
+        let (_dir, path) = write_config(CONFIG);
+        let out = bin()
+            .arg("check-config")
+            .arg("--config")
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    let int = check(&[]);
+    assert!(int.contains("schedule: continuous"), "{int}");
+    let prod = check(&[("ADS__NHS_API__ENVIRONMENT", "prod")]);
+    assert!(
+        prod.contains(
+            "schedule: window 03:00-06:00 Europe/London, on_overrun stop (next opening 20"
+        ),
+        "{prod}"
+    );
+    // The next opening is in UTC (03:00 GMT or 02:00 UTC in summer time) and the retention the
+    // window needs is named.
+    assert!(prod.contains(":00:00Z, 03:00 "), "{prod}");
+    assert!(prod.contains("retention.ms at least 48 hours"), "{prod}");
+    // A window can be asked for anywhere, and a bad one names the key.
+    let custom = check(&[
+        ("ADS__SCHEDULE__MODE", "window"),
+        ("ADS__SCHEDULE__WINDOW", "22:00-02:00"),
+    ]);
+    assert!(
+        custom.contains("schedule: window 22:00-02:00 Europe/London"),
+        "{custom}"
+    );
+    let (_dir, path) = write_config(CONFIG);
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .env("ADS__SCHEDULE__TIMEZONE", "BST")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("`schedule.mode` must be set when `schedule.timezone` is"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn environment_variables_override_the_file() {
     let (_dir, path) = write_config(CONFIG);
     let out = bin()

@@ -615,3 +615,57 @@ async fn measure_token_requests_per_minute() {
         eprintln!("MEASURE {faults} warm={warm}: {n} token requests in the first minute");
     }
 }
+
+/// Issue 15's figure: three replicas (pipelines of one consumer group, records waiting for
+/// every one of them) through a token endpoint outage, token requests counted per minute at the
+/// sandbox; printed, and each minute must stay under the platform's 300 a minute.
+/// `ADS_MEASURE_MINUTES` (default 30) sets the length: `ADS_MEASURE_MINUTES=30 cargo test --test
+/// token_rules measure_three_replicas -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, 30 minutes long"]
+async fn measure_three_replicas_through_a_token_endpoint_outage() {
+    use ads_connector::metrics::Metrics as PipelineMetrics;
+    let minutes: u64 = std::env::var("ADS_MEASURE_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let names = common::Names::new("token-outage-3");
+    let broker = common::Broker::mock(1, &names.topics(6));
+    let bootstrap = broker.bootstrap();
+    let sandbox = common::auth_sandbox().await;
+    sandbox
+        .handle
+        .set_faults(FaultProfile::parse("token_outage=1").unwrap());
+    common::produce_calls(&bootstrap, &names.cad, 600, 3, 0).await;
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let config = common::connector_config(&bootstrap, &names, &sandbox, "", "");
+        replicas.push(common::start_pipeline(config, PipelineMetrics::new()).await);
+    }
+    let requests = |s: SandboxStats| {
+        s.tokens_issued + s.token_errors + s.token_outage_refusals + s.token_outage_resets
+    };
+    let mut per_minute = Vec::new();
+    let mut before = requests(sandbox.handle.stats());
+    for minute in 1..=minutes {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let now = requests(sandbox.handle.stats());
+        per_minute.push(now - before);
+        eprintln!(
+            "MEASURE minute {minute}: {} token requests (3 replicas)",
+            now - before
+        );
+        before = now;
+    }
+    let max = per_minute.iter().copied().max().unwrap_or(0);
+    let total: u64 = per_minute.iter().sum();
+    eprintln!(
+        "MEASURE {minutes} minutes, 3 replicas: {total} token requests, at most {max} in a minute \
+         (platform limit 300)"
+    );
+    assert!(max < 300, "{per_minute:?}");
+    for (pipeline, cancel) in replicas {
+        cancel.cancel();
+        let _ = pipeline.finish().await;
+    }
+}
