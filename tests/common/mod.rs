@@ -12,6 +12,7 @@
 //! - [`outcomes`]: the connector's delivery invariants over what was produced and what came out;
 //! - [`connector`]: the pipeline in-process and the `ads-connector` binary;
 //! - [`mesh`]: MESH client configurations and `[mesh]` sections;
+//! - [`hostile`]: the hostile records of `tests/fixtures/hostile/` and their dead-letter kinds;
 //! - [`otlp`]: a local OTLP/HTTP traces endpoint.
 //!
 //! Everything but `otlp` is re-exported here, so `use common::*;` brings the whole kit.
@@ -22,6 +23,7 @@ pub mod batch;
 pub mod config;
 pub mod connector;
 pub mod env;
+pub mod hostile;
 pub mod kafka;
 pub mod keys;
 pub mod mesh;
@@ -32,5 +34,6 @@ pub mod sandbox;
 // A binary that uses none of a module's helpers would otherwise warn about its re-export.
 #[allow(unused_imports)]
 pub use self::{
-    batch::*, config::*, connector::*, env::*, kafka::*, keys::*, mesh::*, outcomes::*, sandbox::*,
+    batch::*, config::*, connector::*, env::*, hostile::*, kafka::*, keys::*, mesh::*, outcomes::*,
+    sandbox::*,
 };

@@ -19,7 +19,10 @@
 //! at `nhs_api.request.max_retry_after_s`). A caller that needs a token meanwhile gets the current
 //! one if it is still valid, or [`AuthError::HeldBack`] at once, without a request. So a failing
 //! endpoint sees a handful of requests in the first minute and about one a minute after, however
-//! many submissions are waiting.
+//! many submissions are waiting. One exception ends the backoff early: the API refusing the
+//! current token (401/403, [`TokenProvider::reject`]) shows the platform answers again after an
+//! outage, so the replacement is requested at once (still within the budget, and never before a
+//! token endpoint's own `Retry-After`).
 //!
 //! `expires_in` (a string on the platform, `"599"`; a number is accepted too) is read without
 //! panicking whatever it holds: fractions are cut to whole seconds, a lifetime above
@@ -190,6 +193,35 @@ fn token_lifetime(expires_in: Option<&Value>) -> Result<(Duration, bool), AuthEr
     Ok((Duration::from_secs(seconds.floor() as u64), false))
 }
 
+/// A 200 answer of the token endpoint: the access token, its lifetime and whether that was cut
+/// to [`MAX_TOKEN_LIFETIME`]; or [`AuthError::BadResponse`] saying what is wrong with it. Pure,
+/// never panics whatever the body holds (`crate::fuzz::token_response` checks it).
+pub(crate) fn read_token(body: &[u8]) -> Result<(String, Duration, bool), AuthError> {
+    let parsed: TokenResponse =
+        serde_json::from_slice(body).map_err(|e| AuthError::BadResponse(e.to_string()))?;
+    if parsed.access_token.is_empty() {
+        return Err(AuthError::BadResponse("access_token is empty".into()));
+    }
+    let (lifetime, cut) = token_lifetime(parsed.expires_in.as_ref())?;
+    Ok((parsed.access_token, lifetime, cut))
+}
+
+/// Any other answer of the token endpoint: [`AuthError::Refused`] with the OAuth `error` and
+/// `error_description` of its body, when it has them. Pure, never panics.
+pub(crate) fn refusal(status: u16, body: &[u8]) -> AuthError {
+    let err: OAuthError = serde_json::from_slice(body).unwrap_or_default();
+    let (error, description) = if err.error.is_empty() {
+        ("(no OAuth error body)".to_string(), String::new())
+    } else {
+        (err.error, err.error_description)
+    };
+    AuthError::Refused {
+        status,
+        error,
+        description,
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct OAuthError {
     #[serde(default)]
@@ -242,6 +274,8 @@ struct State {
     not_before: Option<Instant>,
     /// Why `not_before` is set, for [`AuthError::HeldBack`].
     held_back_by: String,
+    /// `not_before` is only the failure backoff (not a `Retry-After`, not the budget).
+    backoff_only: bool,
 }
 
 /// A failed token request, with the answer's `Retry-After` when it had one.
@@ -368,6 +402,7 @@ impl TokenProvider {
                 Ok(()) => None,
                 Err(wait) => {
                     state.not_before = Some(later(now, wait));
+                    state.backoff_only = false;
                     state.held_back_by = format!(
                         "token request budget of {} a minute spent",
                         self.budget.requests_per_minute()
@@ -442,6 +477,7 @@ impl TokenProvider {
             _ => (backoff, "backoff"),
         };
         state.not_before = Some(later(now, wait));
+        state.backoff_only = reason == "backoff";
         state.held_back_by = format!("the last one failed: {}", failed.error);
         if wait > LONG_WAIT {
             tracing::warn!(
@@ -462,11 +498,17 @@ impl TokenProvider {
     }
 
     /// The API refused `token` (401/403): drop it so the next call mints a new one (within the
-    /// budget and after any backoff).
+    /// budget and after any `Retry-After`). The refusal is the platform answering, so the failure
+    /// backoff of earlier token requests (during an outage, say) ends: re-authenticating after
+    /// the outage does not wait for it.
     pub async fn reject(&self, token: &str) {
         let mut state = self.current.lock().await;
         if state.token.as_ref().is_some_and(|t| &*t.value == token) {
             state.token = None;
+            if state.backoff_only && state.not_before.is_some() {
+                state.not_before = None;
+                state.backoff_only = false;
+            }
         }
     }
 
@@ -582,32 +624,17 @@ impl TokenProvider {
         telemetry::http_finished(&post, status, label, status == 200);
         drop(post);
         if status != 200 {
-            let err: OAuthError = serde_json::from_slice(&body).unwrap_or_default();
-            let (error, description) = if err.error.is_empty() {
-                ("(no OAuth error body)".to_string(), String::new())
-            } else {
-                (err.error, err.error_description)
-            };
             let retry_after = retry_after.and_then(|value| {
                 parse_retry_after(&value, SystemTime::now())
                     .inspect_err(|e| tracing::warn!(message = "Retry-After ignored.", error = %e))
                     .ok()
             });
             return Err(Failed {
-                error: AuthError::Refused {
-                    status,
-                    error,
-                    description,
-                },
+                error: refusal(status, &body),
                 retry_after,
             });
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| Failed::from(AuthError::BadResponse(e.to_string())))?;
-        if parsed.access_token.is_empty() {
-            return Err(AuthError::BadResponse("access_token is empty".into()).into());
-        }
-        let (lifetime, cut) = token_lifetime(parsed.expires_in.as_ref())?;
+        let (access_token, lifetime, cut) = read_token(&body)?;
         if cut {
             tracing::warn!(
                 message = "Token lifetime cut to the maximum.",
@@ -615,7 +642,7 @@ impl TokenProvider {
             );
         }
         Ok(Token {
-            value: Arc::from(parsed.access_token),
+            value: Arc::from(access_token),
             obtained,
             lifetime,
         })
@@ -865,5 +892,47 @@ mod tests {
         assert!(error.is_transient());
         assert_eq!(error.kind(), "held_back");
         assert!(error.to_string().contains("30 s"), "{error}");
+    }
+
+    /// A provider for an unreachable token URL holding the token `t`, with three failed
+    /// refreshes behind it and the next request held back a minute by `backoff_only`'s cause.
+    async fn after_failed_refreshes(backoff_only: bool) -> TokenProvider {
+        let auth = AuthConfig::SignedJwt {
+            token_url: Url::parse("http://127.0.0.1:9/oauth2/token").unwrap(),
+            api_key_file: "/nonexistent/api-key".into(),
+            private_key_file: "/nonexistent/key.pem".into(),
+            kid: "k".into(),
+            refresh_fraction: 0.75,
+        };
+        let provider = TokenProvider::new(&auth, reqwest::Client::new(), Metrics::new());
+        {
+            let mut state = provider.current.lock().await;
+            state.token = Some(Token {
+                value: "t".into(),
+                obtained: Instant::now(),
+                lifetime: Duration::from_secs(599),
+            });
+            state.failures = 3;
+            state.not_before = Some(Instant::now() + Duration::from_secs(60));
+            state.backoff_only = backoff_only;
+        }
+        provider
+    }
+
+    #[tokio::test]
+    async fn the_api_refusing_the_token_ends_the_failure_backoff_but_not_a_retry_after() {
+        let provider = after_failed_refreshes(true).await;
+        // Another token than the held one: nothing changes.
+        provider.reject("other").await;
+        assert!(provider.current.lock().await.not_before.is_some());
+        provider.reject("t").await;
+        let state = provider.current.lock().await;
+        assert!(state.token.is_none());
+        assert!(state.not_before.is_none(), "re-authenticates at once");
+
+        // A token endpoint's Retry-After (or the budget) is kept.
+        let provider = after_failed_refreshes(false).await;
+        provider.reject("t").await;
+        assert!(provider.current.lock().await.not_before.is_some());
     }
 }

@@ -175,7 +175,7 @@ impl DeadLetterProducer {
 
 /// The record's headers (its `traceparent` replaced by `traceparent` when there is one), plus
 /// the reason headers.
-fn headers(d: &DeadLetter, traceparent: Option<&str>) -> OwnedHeaders {
+pub(crate) fn headers(d: &DeadLetter, traceparent: Option<&str>) -> OwnedHeaders {
     let partition = d.envelope.pos.partition.to_string();
     let offset = d.envelope.pos.offset.to_string();
     let size = d.envelope.oversize.as_ref().map(|o| o.bytes.to_string());

@@ -28,7 +28,7 @@ use crate::offsets::Offsets;
 
 mod api;
 
-pub use api::{hint, shown_url, ApiHealth, Misconfiguration};
+pub use api::{hint, shown_url, ApiHealth, Misconfiguration, Resumed, PROBE_INTERVAL};
 
 /// What the endpoints read.
 #[derive(Clone)]

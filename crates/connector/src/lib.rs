@@ -46,8 +46,10 @@
 //! [`kafka`], [`lag`], [`schedule`]; the services [`auth`], [`rate_limit`], [`health`]; the stages [`source`],
 //! [`transactions`], [`transform`], [`batcher`], [`submitter`], [`acker`], [`dead_letter`],
 //! [`window`]; then
-//! [`mesh`] and [`app`]. This crate depends on no other workspace member: the NHS emulator
-//! (`crates/nhs-emulator`) and the dev kit (`crates/devkit`) depend on it.
+//! [`mesh`] and [`app`]; the hidden `fuzz` module (the fuzz harnesses of `tests/fuzz.rs` and
+//! `fuzz/`) sits above them all and nothing imports it. This crate depends on no other
+//! workspace member: the NHS emulator (`crates/nhs-emulator`) and the dev kit
+//! (`crates/devkit`) depend on it.
 //!
 //! Every stage is a struct built from its dependencies with `run(self, input, output)`, and its
 //! file opens with its contract: input, output, ordering, ack guarantee, failures.
@@ -66,6 +68,9 @@ pub mod cad;
 pub mod config;
 pub mod conformance;
 pub mod dead_letter;
+// The fuzz harnesses of `tests/fuzz.rs` and `fuzz/` (not API; above every layer).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod health;
 pub mod kafka;
 pub mod keygen;

@@ -2,19 +2,31 @@
 //!
 //! Input: [`Batch`]es in order. Output: an [`AckWork`] to the acker for every accepted
 //! submission (2xx with `{"message": id}` or `{"id": id}`), or one [`DeadLetter`] per source
-//! record for a permanently refused one (other 4xx, or the retry budget spent). At most
-//! `max_in_flight` submissions are in flight; every request waits for the shared
-//! [`RateLimiter`] and carries the shared token. Ordering: batches are dispatched in arrival
-//! (so per-partition) order, and a per-call fence holds back a batch while any call in it has an
-//! older snapshot in flight or retrying, so a newer snapshot never reaches the API before an
-//! older one. Retry classification is data
+//! record for a permanently refused one (other 4xx, or the retry budget spent). As many
+//! submissions are in flight as using the quota at the API's latency needs
+//! ([`RateLimiter::in_flight_limit`]: quota × latency with a margin, never more than
+//! `max_in_flight`); every request waits for the shared [`RateLimiter`], which stays the ceiling
+//! (more in flight never means more requests than the quota), and carries the shared token.
+//! Ordering: batches are dispatched in arrival (so per-partition) order, and a per-call fence
+//! holds back a batch while any call in it has an older snapshot in flight or retrying, so a
+//! newer snapshot never reaches the API before an older one. Each call's snapshots take turns in
+//! arrival order; a held batch waits in its own task (keeping its place in flight), and the
+//! batches behind it that share no call go past it: with dozens in flight at a high latency, one
+//! update held for a second would otherwise idle the whole quota for that second (82.6 % of the
+//! quota at 1 s, measured, instead of 99 %). Retry classification is data
 //! ([`classify`]): 429, 408 and 5xx except 501, timeouts and connection errors retry with capped
 //! exponential backoff ([`Backoff`]) and equal jitter ([`equal_jitter`]); a 429's `Retry-After` pauses the whole limiter
 //! (`Retry-After` is delta-seconds or an HTTP-date, capped at `nhs_api.request.max_retry_after_s`,
 //! the limiter's `max_retry_after`); 401/403
 //! hand the token back and retry with a new one; other statuses dead-letter with the response
 //! body. While the API is down, batches wait here, the channels fill and consumption pauses:
-//! nothing is dropped unless `max_retry_duration_s` says so.
+//! nothing is dropped unless `max_retry_duration_s` says so. Recovery is fast whatever the
+//! backoff had grown to: a transient failure marks the API failing ([`ApiHealth::failed`]), one
+//! waiting submission a couple of seconds probes it, and the first normal answer wakes every
+//! submission waiting to retry and restarts its backoff ([`ApiHealth::wait_to_retry`]); they go
+//! out through the limiter, at the quota's pace. A submission waiting for a token retries when the
+//! token provider next allows a request, not after its own backoff, and a 401/403 of the API (the
+//! platform answers again) ends the token provider's failure backoff ([`TokenProvider::reject`]).
 //!
 //! Configuration faults stop the line, not the data. An answer only a wrong URL, path or
 //! credential explains (404, 405, any 3xx: redirects are never followed, see [`http_client`]; a
@@ -29,24 +41,24 @@
 //! Layout: `submitter/classify.rs` holds the classification table ([`classify`]); this file the
 //! dispatch, the attempts loop and the per-call fence.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
 use crate::acker::{Accepted, AckWork};
-use crate::auth::TokenProvider;
+use crate::auth::{AuthError, TokenProvider};
 use crate::batcher::Batch;
 use crate::config::{ApiConfig, SubmissionMode};
 use crate::dead_letter::{DeadLetter, ErrorStage};
-use crate::health::{self, ApiHealth};
+use crate::health::{self, ApiHealth, Resumed};
 use crate::metrics::{
     ApiFault, DeadLetterKind, Metrics, RequestOutcome, RetryReason, StatusLabel, SubmitRejection,
     Task,
@@ -117,7 +129,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Leaves the fence for its keys when dropped.
+/// Ends a batch's turn at the fence for its keys when dropped.
 struct FenceGuard {
     fence: Arc<CallFence>,
     keys: Vec<String>,
@@ -220,13 +232,17 @@ impl Submitter {
         output: SubmitterOutput,
     ) -> Result<(), SubmitterError> {
         let this = Arc::new(self);
-        let permits = Arc::new(Semaphore::new(this.config.max_in_flight));
+        let in_flight = Arc::new(InFlight::default());
         let fence = Arc::new(CallFence::default());
         let mut tasks = JoinSet::new();
         while let Some(batch) = input.recv().await {
             let keys: Vec<String> = batch.calls.iter().map(|c| c.call_key.clone()).collect();
-            fence.enter(&keys).await;
-            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            // Takes the batch's turn for each of its calls now, in arrival order; it waits for
+            // the turn in its own task, so later batches of other calls are not held behind it.
+            let turn = fence.reserve(&keys);
+            let permit = in_flight
+                .enter(|| this.limiter.in_flight_limit(this.config.max_in_flight))
+                .await;
             let (this2, acks, dead) = (
                 this.clone(),
                 output.acks.clone(),
@@ -239,7 +255,9 @@ impl Submitter {
                 keys,
             };
             let span = batch.process_span(&this.group);
+            let fence = fence.clone();
             tasks.spawn(async move {
+                fence.wait_turn(&turn).await;
                 let outcome = this2.submit(&batch).instrument(span.clone()).await;
                 drop(guard);
                 drop(permit);
@@ -284,7 +302,15 @@ impl Submitter {
             let (reason, after) = match self.tokens.bearer().await {
                 Err(error) => {
                     tracing::warn!(message = "No access token; the submission waits.", %error);
-                    (RetryReason::Token, None)
+                    // Held back: try again when the provider may request one if that comes
+                    // before this submission's own backoff, which may have grown long meanwhile.
+                    let after = match &error {
+                        AuthError::HeldBack { wait, .. } => {
+                            Some((*wait).min(jitter(backoff.current())))
+                        }
+                        _ => None,
+                    };
+                    (RetryReason::Token, after)
                 }
                 Ok(token) => {
                     self.limiter.acquire().await;
@@ -325,6 +351,10 @@ impl Submitter {
                     self.metrics.request_completed(label, outcome, took);
                     let success = outcome == RequestOutcome::Success;
                     telemetry::http_finished(&post, code, label.as_str(), success);
+                    if matches!(action, Action::Accept(_) | Action::Reject { .. }) {
+                        // The API's own answer: its time sizes the requests in flight.
+                        self.limiter.observe_latency(took);
+                    }
                     match action {
                         Action::Accept(api_id) => {
                             self.api.answered_normally();
@@ -369,7 +399,14 @@ impl Submitter {
                             started = Instant::now();
                             continue;
                         }
-                        Action::Retry { reason, after } => (reason, after),
+                        Action::Retry { reason, after } => {
+                            if reason != RetryReason::Status429 {
+                                // 429 is the quota speaking (the limiter pauses); the rest is an
+                                // outage that a normal answer ends.
+                                self.api.failed();
+                            }
+                            (reason, after)
+                        }
                     }
                 }
             };
@@ -396,8 +433,13 @@ impl Submitter {
                 }
             }
             tracing::warn!(message = "Submission will be retried.", batch_id = %batch.id, reason = reason.as_str(), attempts, wait_ms = wait.as_millis() as u64);
-            tokio::time::sleep(wait).await;
-            backoff.grow();
+            match self.api.wait_to_retry(wait).await {
+                // The API is back: a later failure backs off from the start again.
+                Resumed::Recovered => {
+                    backoff = Backoff::new(self.config.initial_backoff, self.config.max_backoff);
+                }
+                Resumed::Waited | Resumed::Probe => backoff.grow(),
+            }
         }
     }
 
@@ -444,25 +486,99 @@ impl Submitter {
     }
 }
 
-/// The calls with a snapshot in flight or retrying.
+/// Submissions in flight, under a limit that moves with the API's latency.
 #[derive(Default)]
-pub struct CallFence {
-    in_flight: Mutex<HashSet<String>>,
+struct InFlight {
+    count: Mutex<usize>,
     left: Notify,
 }
+
+/// A slower API raises the limit without a submission leaving (the latency is observed before
+/// the submission ends, so this is a backstop): the limit is read again this often.
+const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(100);
+
+impl InFlight {
+    /// Waits until fewer than `limit()` submissions are in flight, then counts one more until
+    /// the guard is dropped.
+    async fn enter(self: &Arc<Self>, limit: impl Fn() -> usize) -> InFlightGuard {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            // Registered before the check, so a submission leaving in between is not missed.
+            left.as_mut().enable();
+            {
+                let mut count = self.count.lock().expect("in-flight lock poisoned");
+                if *count < limit() {
+                    *count += 1;
+                    return InFlightGuard(self.clone());
+                }
+            }
+            let _ = tokio::time::timeout(IN_FLIGHT_RECHECK, left).await;
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        *self.count.lock().expect("in-flight lock poisoned")
+    }
+}
+
+/// One submission in flight; leaves when dropped.
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        *self.0.count.lock().expect("in-flight lock poisoned") -= 1;
+        self.0.left.notify_waiters();
+    }
+}
+
+/// Per-call turns: the snapshots of one call go to the API one at a time, in arrival order.
+#[derive(Default)]
+pub struct CallFence {
+    /// Per call with a snapshot in flight or waiting: (turns handed out, turns finished).
+    turns: Mutex<HashMap<String, (u64, u64)>>,
+    left: Notify,
+}
+
+/// A batch's place in the queue of each of its calls ([`CallFence::reserve`]).
+#[derive(Debug)]
+pub struct FenceTurn(Vec<(String, u64)>);
 
 impl CallFence {
     /// Waits until none of `keys` is in flight, then marks them all in flight.
     pub async fn enter(&self, keys: &[String]) {
+        let turn = self.reserve(keys);
+        self.wait_turn(&turn).await;
+    }
+
+    /// Queues a batch of `keys` behind every earlier batch sharing a call with it; does not
+    /// wait. Every reserved turn must end with [`Self::leave`] (the dispatch's guard does it
+    /// however the task ends), or the call's later snapshots wait for ever.
+    pub fn reserve(&self, keys: &[String]) -> FenceTurn {
+        let mut turns = self.turns.lock().expect("fence lock poisoned");
+        FenceTurn(
+            keys.iter()
+                .map(|k| {
+                    let (issued, _) = turns.entry(k.clone()).or_insert((0, 0));
+                    *issued += 1;
+                    (k.clone(), *issued - 1)
+                })
+                .collect(),
+        )
+    }
+
+    /// Waits until every earlier batch sharing a call with `turn` has left.
+    pub async fn wait_turn(&self, turn: &FenceTurn) {
         loop {
             let left = self.left.notified();
             tokio::pin!(left);
             // Register for the wake-up before checking, so a `leave` in between is not missed.
             left.as_mut().enable();
             {
-                let mut in_flight = self.in_flight.lock().expect("fence lock poisoned");
-                if keys.iter().all(|k| !in_flight.contains(k)) {
-                    in_flight.extend(keys.iter().cloned());
+                let turns = self.turns.lock().expect("fence lock poisoned");
+                let due = |(k, t): &(String, u64)| turns.get(k).is_some_and(|(_, f)| f == t);
+                if turn.0.iter().all(due) {
                     return;
                 }
             }
@@ -470,19 +586,24 @@ impl CallFence {
         }
     }
 
-    /// Marks `keys` no longer in flight.
+    /// Ends the current turn of each of `keys` (the batch in flight for them is done).
     pub fn leave(&self, keys: &[String]) {
-        let mut in_flight = self.in_flight.lock().expect("fence lock poisoned");
+        let mut turns = self.turns.lock().expect("fence lock poisoned");
         for k in keys {
-            in_flight.remove(k);
+            if let Some((issued, finished)) = turns.get_mut(k) {
+                *finished += 1;
+                if finished == issued {
+                    turns.remove(k);
+                }
+            }
         }
-        drop(in_flight);
+        drop(turns);
         self.left.notify_waiters();
     }
 
-    /// Calls in flight.
+    /// Calls with a snapshot in flight or waiting for its turn.
     pub fn len(&self) -> usize {
-        self.in_flight.lock().expect("fence lock poisoned").len()
+        self.turns.lock().expect("fence lock poisoned").len()
     }
 
     /// Whether no call is in flight.
@@ -563,6 +684,77 @@ mod tests {
         fence.leave(&["RX6/1".into(), "RX6/2".into()]);
         waiting.await.unwrap();
         assert_eq!(fence.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_held_batch_waits_alone_and_each_call_keeps_its_snapshots_in_order() {
+        let fence = Arc::new(CallFence::default());
+        let keys = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        // Arrival order: A1 (call A), A2 (call A again), B1 (call B), A3 with B2 (both again).
+        let a1 = fence.reserve(&keys(&["A"]));
+        let a2 = fence.reserve(&keys(&["A"]));
+        let b1 = fence.reserve(&keys(&["B"]));
+        let a3b2 = fence.reserve(&keys(&["A", "B"]));
+        let (tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        for (name, turn) in [("A2", a2), ("A3B2", a3b2)] {
+            let (fence, tx) = (fence.clone(), tx.clone());
+            tokio::spawn(async move {
+                fence.wait_turn(&turn).await;
+                tx.send(name).unwrap();
+            });
+        }
+        fence.wait_turn(&a1).await;
+        // B1 goes while A2 waits behind A1: the held batch does not hold the others.
+        fence.wait_turn(&b1).await;
+        tokio::task::yield_now().await;
+        assert!(order.try_recv().is_err(), "A2 and A3B2 wait");
+        fence.leave(&keys(&["A"]));
+        assert_eq!(order.recv().await, Some("A2"));
+        fence.leave(&keys(&["B"]));
+        tokio::task::yield_now().await;
+        assert!(order.try_recv().is_err(), "A3B2 waits for A2 too");
+        fence.leave(&keys(&["A"]));
+        assert_eq!(order.recv().await, Some("A3B2"));
+        fence.leave(&keys(&["A", "B"]));
+        assert!(fence.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn submissions_in_flight_never_exceed_the_limit_and_more_go_once_it_rises() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let gate = Arc::new(InFlight::default());
+        let limit = Arc::new(AtomicUsize::new(2));
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let l = limit.clone();
+            held.push(gate.enter(move || l.load(Ordering::Relaxed)).await);
+        }
+        let third = {
+            let (gate, l) = (gate.clone(), limit.clone());
+            tokio::spawn(async move { gate.enter(move || l.load(Ordering::Relaxed)).await })
+        };
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!third.is_finished(), "two in flight is the limit");
+        assert_eq!(gate.len(), 2);
+        // The API got slower: the limit rises and the waiting submission goes without any
+        // other leaving.
+        limit.store(3, Ordering::Relaxed);
+        tokio::time::advance(IN_FLIGHT_RECHECK).await;
+        held.push(third.await.unwrap());
+        assert_eq!(gate.len(), 3);
+        // Faster again: nobody is cut off, but no new one goes until the count is under it.
+        limit.store(1, Ordering::Relaxed);
+        let fourth = {
+            let (gate, l) = (gate.clone(), limit.clone());
+            tokio::spawn(async move { gate.enter(move || l.load(Ordering::Relaxed)).await })
+        };
+        held.pop();
+        held.pop();
+        tokio::time::advance(IN_FLIGHT_RECHECK).await;
+        assert!(!fourth.is_finished(), "one in flight is the new limit");
+        held.pop();
+        let _fourth = fourth.await.unwrap();
+        assert_eq!(gate.len(), 1);
     }
 
     #[test]

@@ -9,7 +9,17 @@
 //! or changes (status, reason, what to check, and the submission URL without user info, query or
 //! fragment: never a token or key) and one line when it ends. Waiters are woken on recovery
 //! ([`ApiHealth::recovered`]), so paused submissions resume at once.
+//!
+//! The same wake-up ends outages. [`ApiHealth::failed`] records a transient failure (5xx, 408, a
+//! timeout, no connection); the next normal answer after one logs that the API answers again and
+//! wakes every submission waiting in its retry backoff ([`ApiHealth::wait_to_retry`]), however
+//! long that backoff had grown, so a backlog resumes within seconds of the API's return instead of
+//! after the longest backoff. While the API fails, one waiting submission a [`PROBE_INTERVAL`]
+//! (one per process, not one per submission) is let go early as the probe that finds out. The
+//! woken submissions still wait for the rate limiter, which lets them go at the quota's pace:
+//! no thundering herd.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,9 +46,27 @@ pub struct ApiHealth {
     inner: Arc<Inner>,
 }
 
+/// While the API fails, how often one waiting submission is let go early to probe it.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why [`ApiHealth::wait_to_retry`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// The whole wait passed.
+    Waited,
+    /// A normal answer after failures (or the end of a misconfiguration): the API is back.
+    Recovered,
+    /// The API is failing and this submission is the probe.
+    Probe,
+}
+
 struct Inner {
     state: Mutex<Option<Misconfiguration>>,
     recovered: Notify,
+    /// A transient failure since the last normal answer.
+    failing: AtomicBool,
+    /// While failing: when the next probe may go.
+    next_probe: Mutex<Option<Instant>>,
     metrics: Metrics,
     url: String,
 }
@@ -86,6 +114,8 @@ impl ApiHealth {
             inner: Arc::new(Inner {
                 state: Mutex::new(None),
                 recovered: Notify::new(),
+                failing: AtomicBool::new(false),
+                next_probe: Mutex::new(None),
                 metrics,
                 url: shown_url(submit_url),
             }),
@@ -135,6 +165,80 @@ impl ApiHealth {
             );
             inner.recovered.notify_waiters();
         }
+        if inner.failing.swap(false, Ordering::AcqRel) {
+            *inner.next_probe.lock().expect("api health lock poisoned") = None;
+            tracing::info!(
+                message = "The NHS API answers again; submissions waiting to retry resume.",
+                url = %inner.url,
+            );
+            inner.recovered.notify_waiters();
+        }
+    }
+
+    /// The API failed transiently (5xx, 408, a timeout, no connection): submissions waiting to
+    /// retry are woken by the next normal answer, and one a [`PROBE_INTERVAL`] probes meanwhile.
+    pub fn failed(&self) {
+        if !self.inner.failing.swap(true, Ordering::AcqRel) {
+            *self
+                .inner
+                .next_probe
+                .lock()
+                .expect("api health lock poisoned") = Some(Instant::now() + PROBE_INTERVAL);
+        }
+    }
+
+    /// Whether the API has failed transiently since its last normal answer.
+    pub fn is_failing(&self) -> bool {
+        self.inner.failing.load(Ordering::Acquire)
+    }
+
+    /// A retry's wait: `wait`, cut short when the API answers normally again (to any
+    /// submission), or, while it fails, when this submission is picked as the probe (at most one
+    /// a [`PROBE_INTERVAL`] in the process).
+    pub async fn wait_to_retry(&self, wait: Duration) -> Resumed {
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.inner.recovered.notified();
+            tokio::pin!(notified);
+            // Registered before reading the probe slot, so a recovery in between is not missed.
+            notified.as_mut().enable();
+            let probe = if self.is_failing() {
+                *self
+                    .inner
+                    .next_probe
+                    .lock()
+                    .expect("api health lock poisoned")
+            } else {
+                None
+            };
+            let until = probe.map_or(deadline, |p| p.min(deadline));
+            tokio::select! {
+                _ = &mut notified => return Resumed::Recovered,
+                _ = tokio::time::sleep_until(until) => {
+                    if probe.is_some_and(|p| p < deadline) && self.claim_probe(probe) {
+                        return Resumed::Probe;
+                    }
+                    if Instant::now() >= deadline {
+                        return Resumed::Waited;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the probe slot `at` if no other submission has: the next one is a
+    /// [`PROBE_INTERVAL`] later.
+    fn claim_probe(&self, at: Option<Instant>) -> bool {
+        let mut next = self
+            .inner
+            .next_probe
+            .lock()
+            .expect("api health lock poisoned");
+        if *next != at || !self.is_failing() {
+            return false;
+        }
+        *next = Some(Instant::now() + PROBE_INTERVAL);
+        true
     }
 
     /// The current fault, if any.
@@ -237,6 +341,79 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    /// Spawns `n` submissions waiting `wait` to retry; their results as they come.
+    fn waiting(
+        api: &ApiHealth,
+        n: usize,
+        wait: Duration,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<Resumed> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..n {
+            let (api, tx) = (api.clone(), tx.clone());
+            tokio::spawn(async move {
+                let _ = tx.send(api.wait_to_retry(wait).await);
+            });
+        }
+        rx
+    }
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_normal_answer_after_failures_wakes_every_submission_waiting_to_retry() {
+        let (api, _) = health();
+        api.failed();
+        let mut woken = waiting(&api, 50, Duration::from_secs(60));
+        settle().await;
+        assert!(woken.is_empty(), "nobody wakes before the API answers");
+        let started = Instant::now();
+        api.answered_normally();
+        for _ in 0..50 {
+            assert_eq!(woken.recv().await, Some(Resumed::Recovered));
+        }
+        assert!(started.elapsed() < PROBE_INTERVAL, "woken, not timed out");
+        assert!(!api.is_failing());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_the_api_fails_one_waiting_submission_probes_per_interval() {
+        let (api, _) = health();
+        api.failed();
+        let mut woken = waiting(&api, 20, Duration::from_secs(60));
+        settle().await;
+        for round in 1..=3 {
+            tokio::time::advance(PROBE_INTERVAL).await;
+            settle().await;
+            assert_eq!(woken.recv().await, Some(Resumed::Probe), "round {round}");
+            assert!(woken.is_empty(), "only one probe in round {round}");
+        }
+        // Another failure does not move the schedule; the API coming back wakes the rest.
+        api.failed();
+        api.answered_normally();
+        for _ in 0..17 {
+            assert_eq!(woken.recv().await, Some(Resumed::Recovered));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_failures_a_retry_waits_its_whole_backoff() {
+        let (api, _) = health();
+        let mut woken = waiting(&api, 3, Duration::from_secs(10));
+        // Normal answers of other submissions do not cut a wait short unless the API had failed.
+        api.answered_normally();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        settle().await;
+        assert!(woken.is_empty());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for _ in 0..3 {
+            assert_eq!(woken.recv().await, Some(Resumed::Waited));
+        }
     }
 
     #[tokio::test(start_paused = true)]

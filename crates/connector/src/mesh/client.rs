@@ -33,9 +33,11 @@ use crate::config::mesh::{MeshConfig, SecretFileError};
 mod decode;
 mod error;
 
-use decode::{chunk_body, chunk_total, gunzip, GZIP_MAGIC};
+use decode::{chunk_body, GZIP_MAGIC};
+pub(crate) use decode::{chunk_total, gunzip};
+use error::transport;
 pub use error::MeshError;
-use error::{error_description, transport};
+pub(crate) use error::{error_description, MAX_DESCRIPTION};
 
 /// The MESH API version we speak.
 pub const MESH_V2: &str = "application/vnd.mesh.v2+json";
@@ -126,21 +128,68 @@ impl std::fmt::Debug for MeshMessage {
     }
 }
 
+/// One page of an inbox listing.
 #[derive(Deserialize)]
-struct InboxPage {
-    messages: Vec<String>,
+pub(crate) struct InboxPage {
+    /// Message ids.
+    pub(crate) messages: Vec<String>,
     #[serde(default)]
-    links: InboxLinks,
+    pub(crate) links: InboxLinks,
 }
 
+/// An inbox page's links.
 #[derive(Deserialize, Default)]
-struct InboxLinks {
-    next: Option<String>,
+pub(crate) struct InboxLinks {
+    /// The next page, while more remain.
+    pub(crate) next: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Count {
     count: u64,
+}
+
+/// `operation`'s JSON answer `bytes` as a `T`, or [`MeshError::Protocol`].
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    operation: &'static str,
+    bytes: &[u8],
+) -> Result<T, MeshError> {
+    serde_json::from_slice(bytes).map_err(|e| MeshError::Protocol {
+        operation,
+        detail: e.to_string(),
+    })
+}
+
+/// One inbox page: its message ids and its `links.next`.
+pub(crate) fn read_inbox_page(body: &[u8]) -> Result<InboxPage, MeshError> {
+    parse_json("list", body)
+}
+
+/// The `count` of a `…/count` answer.
+pub(crate) fn read_count(body: &[u8]) -> Result<u64, MeshError> {
+    parse_json::<Count>("count", body).map(|c| c.count)
+}
+
+/// The URL of an inbox page's `links.next`. MESH answers a path (`/messageexchange/…`): it goes
+/// under the configured base URL `root` (which may carry a path prefix); an absolute link is
+/// taken as is, and refused unless it points at `root`'s origin.
+pub(crate) fn next_page_url(root: &Url, next: &str) -> Result<Url, MeshError> {
+    let next = if next.starts_with('/') {
+        format!("{}{next}", root.as_str().trim_end_matches('/'))
+    } else {
+        next.to_owned()
+    };
+    let url = Url::parse(&next).map_err(|e| MeshError::Protocol {
+        operation: "list",
+        detail: format!("bad links.next: {e}"),
+    })?;
+    if url.origin() != root.origin() {
+        return Err(MeshError::Protocol {
+            operation: "list",
+            detail: "links.next points at another host".into(),
+        });
+    }
+    Ok(url)
 }
 
 /// A MESH API client for one mailbox.
@@ -232,10 +281,7 @@ impl MeshClient {
         response: reqwest::Response,
     ) -> Result<T, MeshError> {
         let bytes = response.bytes().await.map_err(transport)?;
-        serde_json::from_slice(&bytes).map_err(|e| MeshError::Protocol {
-            operation,
-            detail: e.to_string(),
-        })
+        parse_json(operation, &bytes)
     }
 
     /// `POST /messageexchange/{mailbox}`: checks the credentials (and tells MESH who we are).
@@ -288,7 +334,7 @@ impl MeshClient {
         let mut followed = HashSet::new();
         for page_number in 1..=MAX_INBOX_PAGES {
             let response = self.send("list", request).await?;
-            let page = Self::json::<InboxPage>("list", response).await?;
+            let page = read_inbox_page(&response.bytes().await.map_err(transport)?)?;
             for id in page.messages {
                 if seen.insert(id.clone()) {
                     ids.push(id);
@@ -307,23 +353,7 @@ impl MeshClient {
                 );
                 break;
             }
-            // MESH answers a path (`/messageexchange/…`): it goes under the configured base URL
-            // (which may carry a path prefix); an absolute link is taken as is.
-            let next = if next.starts_with('/') {
-                format!("{}{next}", self.root.as_str().trim_end_matches('/'))
-            } else {
-                next
-            };
-            let url = Url::parse(&next).map_err(|e| MeshError::Protocol {
-                operation: "list",
-                detail: format!("bad links.next: {e}"),
-            })?;
-            if url.origin() != self.root.origin() {
-                return Err(MeshError::Protocol {
-                    operation: "list",
-                    detail: "links.next points at another host".into(),
-                });
-            }
+            let url = next_page_url(&self.root, &next)?;
             request = self
                 .http
                 .get(url)

@@ -164,12 +164,14 @@ pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) -> bo
         .filter(|(_, res)| res["resourceType"] == "Encounter")
         .collect();
 
-    // Closed: the call ended, and every Encounter that saw a vehicle mobilised has it clear or
-    // stood down, or (no vehicle sent) the Communication is `stopped` (ADS4 stop code).
+    // Closed: the call ended, and every Encounter that saw a vehicle has it clear or stood
+    // down, or (no vehicle sent) the Communication is `stopped` (ADS4 stop code). Any response
+    // time shows a vehicle, not only `time-resource-mobilised`: a response may arrive on scene
+    // with its mobilised time not (yet) recorded, and it is not done until clear or stood down.
     let mobilised: Vec<_> = encounters
         .iter()
         .map(|(_, e)| typed_codes(e))
-        .filter(|codes| codes.contains("time-resource-mobilised"))
+        .filter(|codes| codes.iter().any(|c| !c.starts_with("time-call")))
         .collect();
     let responses_done = if mobilised.is_empty() {
         communication["status"] == "stopped"

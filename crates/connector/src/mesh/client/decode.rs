@@ -10,7 +10,7 @@ use reqwest::header::HeaderMap;
 use super::error::transport;
 use super::{MeshError, MAX_DECODED_BYTES};
 
-pub(super) fn chunk_total(headers: &HeaderMap) -> Result<u32, MeshError> {
+pub(crate) fn chunk_total(headers: &HeaderMap) -> Result<u32, MeshError> {
     let Some(range) = headers.get("mex-chunk-range") else {
         return Ok(1);
     };
@@ -56,7 +56,7 @@ fn too_large() -> MeshError {
 }
 
 /// Gunzips `data` (every gzip member), refusing more than `limit` decoded bytes.
-pub(super) fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, MeshError> {
+pub(crate) fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, MeshError> {
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(data)
         .take(limit as u64 + 1)

@@ -96,7 +96,7 @@ pub const MAX_DESCRIPTION: usize = 200;
 
 /// MESH's reason in an error body: `errorDescription` (v1, and the emulator's), else the first
 /// `detail[].msg` (v2, `mesh-sandbox`'s `MeshErrorV2`); printable characters only, bounded.
-pub(super) fn error_description(body: &[u8]) -> Option<String> {
+pub(crate) fn error_description(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let text = value
         .get("errorDescription")
