@@ -1,5 +1,6 @@
-//! Whether the NHS API looks misconfigured: one [`ApiHealth`], shared by the submitter (which
-//! reports every answer) and `/readyz` (which turns 503 while it holds).
+//! Whether the NHS API looks misconfigured, or is failing: one [`ApiHealth`], shared by the
+//! submitter (which reports every answer) and `/readyz` (which turns 503 while it is
+//! misconfigured).
 //!
 //! Input: the submitter's classified answers, [`ApiHealth::misconfigured`] for an answer only a
 //! wrong URL, path or credential explains ([`ApiFault`]) and [`ApiHealth::answered_normally`] for
