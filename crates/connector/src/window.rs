@@ -131,6 +131,9 @@ pub async fn warn_on_short_retention(admin: ClientConfig, topics: Vec<String>) {
     }
 }
 
+/// librdkafka's prefetch of the first pass's reader (`queued.max.messages.kbytes`).
+const SCAN_PREFETCH_KIB: &str = "8192";
+
 /// Past the high watermark seen at the opening, this long without a record ends a first pass
 /// (when the broker sends no end-of-partition).
 const SCAN_QUIET_END: Duration = Duration::from_secs(2);
@@ -250,6 +253,23 @@ impl Coalescer {
     }
 }
 
+/// The first pass's client callbacks: the end of a partition is what the pass waits for, not an
+/// error (librdkafka also reports it as a client-wide error event, which its default context
+/// would log at ERROR level on every pass).
+struct ScanContext;
+
+impl rdkafka::ClientContext for ScanContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_)
+            | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF) => {}
+            error => tracing::warn!(message = "Window pass reader error.", %error, reason),
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ScanContext {}
+
 /// What the first pass needs to read a partition's backlog.
 #[derive(Clone)]
 pub struct Scanner {
@@ -301,14 +321,17 @@ impl Scanner {
         // EOF), at least `to`: a broker whose ListOffsets lags its log (Tansu 0.6) would
         // otherwise cut the backlog short. Without an EOF, a quiet spell past `to` ends it.
         let mut end = from;
-        let consumer: BaseConsumer = self
+        let consumer: BaseConsumer<ScanContext> = self
             .consumer
             .clone()
             // Reads by `assign`, joins no group, stores and commits nothing.
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
-            .create()?;
+            // One partition at a time, read once: a small prefetch is enough, and the
+            // pass must not add the source's whole prefetch budget to the process.
+            .set("queued.max.messages.kbytes", SCAN_PREFETCH_KIB)
+            .create_with_context(ScanContext)?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&id.0, id.1, Offset::Offset(from))?;
         consumer.assign(&tpl)?;
