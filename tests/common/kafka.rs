@@ -296,7 +296,16 @@ impl CallSource {
     }
 
     pub async fn produce(&mut self, bootstrap: &str, topic: &str, n: usize) -> Vec<Produced> {
-        let producer = producer(bootstrap);
+        self.produce_through(&producer(bootstrap), topic, n).await
+    }
+
+    /// [`Self::produce`] through `producer` (a transactional one, say).
+    pub async fn produce_through(
+        &mut self,
+        producer: &FutureProducer,
+        topic: &str,
+        n: usize,
+    ) -> Vec<Produced> {
         let mut out = Vec::with_capacity(n);
         let mut pending = Vec::new();
         for _ in 0..n {

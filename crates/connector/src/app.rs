@@ -10,7 +10,10 @@
 //! there is no such commit: offsets are committed only inside the transactions of the acker and
 //! the dead-letter stage, and a transaction a cut-off stage left open is aborted. A stage that
 //! fails fatally (the producer cannot deliver, a transaction fails) cancels the pipeline; the
-//! process then exits non-zero without committing past it.
+//! process then exits non-zero without committing past it. At start-up the ack and dead-letter
+//! topics must exist (the broker's metadata is asked; a missing one stops the start, naming
+//! it); while running, an output topic that disappears is such a fatal failure
+//! ([`crate::kafka::OutputTopics`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,7 +34,7 @@ use crate::batcher::Batcher;
 use crate::config::Config;
 use crate::dead_letter::DeadLetterProducer;
 use crate::health::{self, ApiHealth, Health};
-use crate::kafka::{KafkaClientError, KafkaClients, ProduceError};
+use crate::kafka::{KafkaClientError, KafkaClients, OutputTopics, ProduceError};
 use crate::metrics::{Metrics, Outcome, ScheduleLabel, Task};
 use crate::offsets::Offsets;
 use crate::rate_limit::RateLimiter;
@@ -174,6 +177,34 @@ impl Pipeline {
                 task: Task::Source,
                 message: e.to_string(),
             })??;
+        // The output topics must exist: the producer never creates them, and a write to a
+        // topic that does not exist may be acknowledged and dropped (Tansu 0.6). Refused
+        // here, before anything is consumed, naming the topic.
+        let outputs = vec![
+            ("kafka.ack_topic", config.kafka.ack_topic.clone()),
+            (
+                "kafka.dead_letter_topic",
+                config.kafka.dead_letter_topic.clone(),
+            ),
+        ];
+        let topics = OutputTopics::new(kafka.source_consumer(&config.kafka), outputs)
+            .map_err(AppError::Producer)?;
+        let probe = topics.clone();
+        match tokio::task::spawn_blocking(move || probe.check(None))
+            .await
+            .map_err(|e| AppError::Panic {
+                task: Task::Source,
+                message: e.to_string(),
+            })? {
+            Ok(()) => {}
+            Err(error @ ProduceError::TopicMissing { .. }) => return Err(error.into()),
+            // Brokers that do not answer are not a fault of the configuration: every write is
+            // checked again before its offsets are stored.
+            Err(error) => tracing::warn!(
+                message = "Cannot check that the output topics exist; starting anyway.",
+                %error
+            ),
+        }
         let share = limiter.clone();
         let on_share: source::ShareListener =
             Arc::new(move |owned, total| share.set_share(owned, total));
@@ -228,6 +259,7 @@ impl Pipeline {
             producer,
             transactions: transactions.clone(),
             offsets,
+            topics,
         };
         let mut stages = Stages::new(metrics.clone());
 
@@ -238,11 +270,11 @@ impl Pipeline {
             max_record_bytes: config.kafka.max_record_bytes,
             pause_after: source::pause_after(&config.kafka.properties),
             metrics: metrics.clone(),
+            gaps: source::gaps::GapProbe::new(kafka.source_consumer(&config.kafka)),
             cancel: cancel.clone(),
         };
         stages.spawn(Task::Source, async move {
-            source.run(consumer_in, records_tx).await;
-            Ok(())
+            Ok(source.run(consumer_in, records_tx).await?)
         });
 
         // 2. Transform: decode, map, serialize; invalid records to the dead-letter stage.

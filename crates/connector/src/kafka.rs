@@ -5,15 +5,19 @@
 //! SASL password file is read once, here), which hands out the configuration of each client the
 //! connector creates: the source's consumer group, the producer of acks and dead letters (plain
 //! or transactional), and the MESH poller's readers and lease consumer. [`produce_all`] writes a
-//! set of records and returns only when the broker has acknowledged every one.
+//! set of records and returns only when the broker has acknowledged every one; [`OutputTopics`]
+//! then proves the topics written to still exist (a broker may acknowledge a write to a deleted
+//! topic and drop it), and at start-up that they exist at all. The producer never creates a
+//! topic.
 //!
 //! Failures: a secret file that cannot be read is [`KafkaClientError::Secret`] (fatal: a fault
 //! of the configuration); so is a broker that refuses the connector's SASL credentials or TLS
 //! ([`KafkaClientError::Refused`], found at start-up by [`KafkaClients::check_security`]
 //! instead of librdkafka retrying for ever); a write the broker does not acknowledge is
-//! [`ProduceError`] (fatal for the pipeline: nothing past it is committed).
+//! [`ProduceError`] (fatal for the pipeline: nothing past it is committed), and so is an output
+//! topic that does not exist or disappears ([`ProduceError::TopicMissing`], naming it).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -51,10 +55,52 @@ pub enum KafkaClientError {
     Client(KafkaError),
 }
 
-/// The producer could not deliver (fatal for the pipeline).
+/// Acks, dead letters or DPS error records could not be written durably (fatal for the
+/// pipeline: nothing past the write is committed).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot deliver to Kafka: {0}")]
-pub struct ProduceError(#[from] pub KafkaError);
+pub enum ProduceError {
+    /// The producer could not deliver, or a transaction failed.
+    #[error("cannot deliver to Kafka: {0}")]
+    Delivery(#[from] KafkaError),
+    /// An output topic does not exist: at start-up, or it disappeared while the connector ran
+    /// (see [`OutputTopics`]). Writes to it may have been acknowledged by the broker and
+    /// dropped, so nothing written after the last check that found it is committed.
+    #[error(
+        "the output topic `{topic}` (`{key}`) does not exist on the broker ({reason}); the \
+         connector never creates its output topics and commits nothing past a write it cannot \
+         prove landed: create the topic and restart"
+    )]
+    TopicMissing {
+        /// The configuration key naming the topic (`kafka.ack_topic`, …).
+        key: &'static str,
+        /// The topic.
+        topic: String,
+        /// What the broker's metadata said.
+        reason: String,
+    },
+}
+
+impl ProduceError {
+    /// As librdkafka's error (a missing topic is its `UnknownTopicOrPartition`).
+    pub fn kafka_error(&self) -> KafkaError {
+        match self {
+            Self::Delivery(error) => error.clone(),
+            Self::TopicMissing { .. } => {
+                KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition)
+            }
+        }
+    }
+}
+
+/// Kilobytes of records the source's consumer fetches ahead of the pipeline
+/// (`queued.max.messages.kbytes`, librdkafka's default 65536 for the one queue of a consumer
+/// group): about 4,500 records of 1.8 kB, a second of the connector's fastest pace and many fetch
+/// round trips. librdkafka also lowers `fetch.max.bytes` (50 MB by default) to it unless that is
+/// set, so one fetch response is no larger: the consumer holds at most about twice this, 16 MiB,
+/// whatever the backlog (it was 64 MiB and more, the largest part of the connector's memory while
+/// it drained a backlog). The window pass's reader has a budget of its own of the same size. The
+/// operator's `kafka.properties` can still set it.
+pub const PREFETCH_KBYTES: usize = 8192;
 
 /// The configuration of every Kafka client of the process; see the module header.
 #[derive(Clone)]
@@ -187,6 +233,8 @@ impl KafkaClients {
             )
             // Tansu and other brokers hold fetches for fetch.wait.max.ms when a partition is idle.
             .set("fetch.wait.max.ms", "50")
+            // The memory budget of the records librdkafka fetches ahead (see [`PREFETCH_KBYTES`]).
+            .set("queued.max.messages.kbytes", PREFETCH_KBYTES.to_string())
             // Statistics feed the per-partition consumer lag gauge (crate::lag).
             .set("statistics.interval.ms", "5000");
         // The operator's properties win over the defaults above, as they always have.
@@ -202,7 +250,11 @@ impl KafkaClients {
         let mut c = self.base();
         c.set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "5");
+            .set("linger.ms", "5")
+            // A deleted output topic must fail loudly, never come back empty and unnoticed
+            // (librdkafka's producers ask brokers with `auto.create.topics.enable` to create
+            // the topics they write to by default).
+            .set("allow.auto.create.topics", "false");
         if let Some(id) = transactional_id {
             c.set("transactional.id", id);
         }
@@ -277,6 +329,148 @@ fn is_refusal(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// How long one metadata request of [`OutputTopics`] may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often [`OutputTopics::confirm`] asks again while the brokers do not answer.
+const METADATA_RETRY: Duration = Duration::from_millis(500);
+
+/// The output topics (acks, dead letters), and proof that they still exist.
+///
+/// A broker can acknowledge a write to a topic that no longer exists and drop it: Tansu 0.6
+/// does, for a topic deleted while the connector runs (its delivery reports carry offsets
+/// counted from 0 again, and nothing is readable); and librdkafka's mock cluster keeps
+/// acknowledging writes to a topic whose metadata says it is unknown. A delivery report alone
+/// does not prove an ack landed, so before the offsets of a write are stored,
+/// [`OutputTopics::confirm`] checks the broker's metadata for the topic with a request that
+/// started after the write was acknowledged. The checks are shared: one request in flight at a
+/// time confirms every write acknowledged before it started. A topic the metadata does not
+/// know is [`ProduceError::TopicMissing`] (fatal); a broker that does not answer is asked
+/// again until it does (as a write waits for a broker that is down).
+#[derive(Clone)]
+pub struct OutputTopics {
+    inner: Arc<OutputTopicsInner>,
+}
+
+struct OutputTopicsInner {
+    /// A consumer-type client that joins no group: its metadata requests never ask the broker
+    /// to create a topic (`allow.auto.create.topics` is false for consumers).
+    client: BaseConsumer,
+    /// Each output topic and the configuration key that names it.
+    topics: Vec<(&'static str, String)>,
+    /// When the last check that found each topic started.
+    confirmed: tokio::sync::Mutex<std::collections::HashMap<String, Instant>>,
+}
+
+impl OutputTopics {
+    /// The output topics, `(configuration key, topic)`; creates the client that checks them
+    /// from `consumer`, the source consumer's settings (so the operator's consumer properties
+    /// are valid together); it subscribes to nothing and commits nothing.
+    pub fn new(
+        consumer: ClientConfig,
+        topics: Vec<(&'static str, String)>,
+    ) -> Result<Self, KafkaError> {
+        let mut config = consumer;
+        let client: BaseConsumer = config
+            .set("enable.auto.commit", "false")
+            .set("allow.auto.create.topics", "false")
+            .create()?;
+        Ok(Self {
+            inner: Arc::new(OutputTopicsInner {
+                client,
+                topics,
+                confirmed: Default::default(),
+            }),
+        })
+    }
+
+    /// Asks the broker's metadata for each of `topics` (each output topic when `None`).
+    /// Blocks. `Err(TopicMissing)` names the first topic the broker does not know;
+    /// `Err(Delivery)` is a broker that did not answer.
+    pub fn check(&self, topics: Option<&[&str]>) -> Result<(), ProduceError> {
+        for (key, topic) in &self.inner.topics {
+            if topics.is_some_and(|t| !t.contains(&topic.as_str())) {
+                continue;
+            }
+            let metadata = self
+                .inner
+                .client
+                .fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+            let known = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map(|t| (t.error(), t.partitions().len()));
+            let reason = match known {
+                Some((None, n)) if n > 0 => continue,
+                Some((Some(error), _)) => RDKafkaErrorCode::from(error).to_string(),
+                Some((None, _)) => "it has no partitions".to_string(),
+                None => "the broker's metadata does not list it".to_string(),
+            };
+            return Err(ProduceError::TopicMissing {
+                key,
+                topic: topic.clone(),
+                reason,
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns once each of `topics` was found by a metadata request that started at or after
+    /// `delivered_at` (the time the writes to it were acknowledged); see the type's doc.
+    pub async fn confirm(
+        &self,
+        topics: &[&str],
+        delivered_at: Instant,
+    ) -> Result<(), ProduceError> {
+        let mut confirmed = self.inner.confirmed.lock().await;
+        let stale: Vec<String> = topics
+            .iter()
+            .filter(|t| confirmed.get(**t).is_none_or(|at| *at < delivered_at))
+            .map(|t| t.to_string())
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut warned: Option<Instant> = None;
+        loop {
+            let started = Instant::now();
+            let (this, asked) = (self.clone(), stale.clone());
+            let checked = tokio::task::spawn_blocking(move || {
+                let asked: Vec<&str> = asked.iter().map(String::as_str).collect();
+                this.check(Some(&asked))
+            })
+            .await
+            .map_err(|_| ProduceError::Delivery(KafkaError::Canceled))?;
+            match checked {
+                Ok(()) => {
+                    for topic in stale {
+                        confirmed.insert(topic, started);
+                    }
+                    return Ok(());
+                }
+                Err(error @ ProduceError::TopicMissing { .. }) => {
+                    tracing::error!(
+                        message = "An output topic disappeared; stopping without committing past the writes to it.",
+                        %error
+                    );
+                    return Err(error);
+                }
+                Err(error) => {
+                    // Logged once, then every minute while it lasts.
+                    if warned.is_none_or(|w| w.elapsed() >= Duration::from_secs(60)) {
+                        tracing::warn!(
+                            message = "Cannot read the output topics' metadata; offsets wait.",
+                            %error
+                        );
+                        warned = Some(Instant::now());
+                    }
+                    tokio::time::sleep(METADATA_RETRY).await;
+                }
+            }
+        }
+    }
+}
+
 /// Enqueues every record, then waits for every delivery report. Waits and retries while the
 /// producer's local queue is full.
 pub async fn produce_all<'a>(
@@ -295,15 +489,15 @@ pub async fn produce_all<'a>(
                     record = r;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((error, _)) => return Err(ProduceError(error)),
+                Err((error, _)) => return Err(ProduceError::Delivery(error)),
             }
         }
     }
     for delivery in deliveries {
         match delivery.await {
             Ok(Ok(_)) => {}
-            Ok(Err((error, _))) => return Err(ProduceError(error)),
-            Err(_cancelled) => return Err(ProduceError(KafkaError::Canceled)),
+            Ok(Err((error, _))) => return Err(ProduceError::Delivery(error)),
+            Err(_cancelled) => return Err(ProduceError::Delivery(KafkaError::Canceled)),
         }
     }
     Ok(())

@@ -30,8 +30,8 @@ pub use labels::DeadLetterKind;
 
 use crate::mapping::AdsItem;
 pub use labels::{
-    AckOutcome, ApiFault, FlushReason, LeaseRole, Outcome, RebalanceKind, RequestOutcome,
-    RetryReason, StatusLabel, SubmitRejection, Task,
+    AckOutcome, ApiFault, FlushReason, GapOutcome, LeaseRole, Outcome, RebalanceKind,
+    RequestOutcome, RetryReason, StatusLabel, SubmitRejection, Task,
 };
 use mesh::MeshMetrics;
 pub use schedule::ScheduleLabel;
@@ -50,6 +50,7 @@ pub struct Metrics {
     records_consumed: IntCounterVec,
     decode_failures: IntCounterVec,
     rebalances: IntCounterVec,
+    offset_gaps: IntCounterVec,
     partitions_assigned: IntGauge,
     batch_records: Histogram,
     batch_bytes: Histogram,
@@ -192,6 +193,12 @@ impl Metrics {
                 "Consumer group rebalance events.",
                 &["kind"],
             ),
+            offset_gaps: counter(
+                &r,
+                "kafka_offset_gaps_total",
+                "Gaps in the offsets fetched from a partition (offsets never seen), by how they were settled.",
+                &["outcome"],
+            ),
             partitions_assigned: gauge(
                 &r,
                 "kafka_partitions_assigned",
@@ -330,6 +337,9 @@ impl Metrics {
         for kind in RebalanceKind::ALL {
             self.rebalances.with_label_values(&[kind.as_str()]);
         }
+        for outcome in GapOutcome::ALL {
+            self.offset_gaps.with_label_values(&[outcome.as_str()]);
+        }
         for kind in DeadLetterKind::all() {
             self.dead_letters.with_label_values(&[kind.as_str()]);
             if !matches!(kind, DeadLetterKind::Submit(_)) {
@@ -392,6 +402,13 @@ impl Metrics {
     pub fn ads_item_missing_at_close(&self, item: AdsItem) {
         self.ads_items_missing
             .with_label_values(&[item.as_str()])
+            .inc();
+    }
+
+    /// A gap in a partition's fetched offsets was settled (see [`GapOutcome`]).
+    pub fn offset_gap(&self, outcome: GapOutcome) {
+        self.offset_gaps
+            .with_label_values(&[outcome.as_str()])
             .inc();
     }
 

@@ -11,6 +11,13 @@
 //! of records moves, sends those inside the transaction that writes their acks or dead letters,
 //! and marks the records done only once that transaction is committed.
 //!
+//! Gaps: each partition also knows the next offset it expects from the broker (where its
+//! generation started, the committed offset the source reads at assignment, then one past each
+//! record registered). [`Offsets::continuity`] tells the source whether a fetched record follows
+//! on, was seen already, or leaves a gap of offsets never seen; the source registers a gap's
+//! record only once the gap is known to hold nothing readable (`crate::source`'s gap check), so
+//! the watermark never moves over an offset the connector has not seen.
+//!
 //! Guarantee: the stored (or transactionally sent) offset never passes a record that has neither
 //! an ack nor a dead letter, and never moves backwards within a generation, so a crash can only
 //! resend, never lose. A completion from an older generation (the partition was revoked, and maybe
@@ -41,12 +48,48 @@ pub trait OffsetStore: Send + Sync {
     fn store(&self, topic: &str, partition: i32, next_offset: i64) -> Result<(), String>;
 }
 
+/// How a fetched record's offset follows the records seen before it in its partition; see
+/// [`OffsetTracker::continuity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuity {
+    /// The next offset expected (or the first record of a generation with no known start):
+    /// register it.
+    Next,
+    /// Below the next offset expected: already registered in this generation, or below where
+    /// the generation started (committed by the partition's previous owner), or in a gap found
+    /// to hold nothing readable; a refetch after a seek. Skip it.
+    Seen,
+    /// Offsets `from..to` were never seen: the record at `to` must not be registered (the
+    /// watermark would pass them) until the gap is found to hold nothing readable.
+    Gap {
+        /// The first offset not seen.
+        from: i64,
+        /// The record that revealed the gap.
+        to: i64,
+    },
+    /// Below where the generation started although nothing was registered and the consumer
+    /// was not sought back: the partition's log is shorter than the committed offset (the
+    /// topic was re-created, or the log truncated) and the consumer was reset to its start.
+    /// Register it (those records were never acked under this log), and warn.
+    BelowStart {
+        /// The committed offset the generation expected to start at.
+        start: i64,
+    },
+    /// The partition is not assigned.
+    Unassigned,
+}
+
 #[derive(Debug, Default)]
 struct PartitionState {
     generation: u64,
     pending: BTreeSet<i64>,
     highest_registered: Option<i64>,
     stored: Option<i64>,
+    /// The next offset expected from the broker: where the generation started (the committed
+    /// offset), then one past the last record registered or skipped over.
+    next: Option<i64>,
+    /// The consumer was sought back over offsets already passed ([`OffsetTracker::skip_to`]).
+    sought: bool,
 }
 
 impl PartitionState {
@@ -99,11 +142,59 @@ impl OffsetTracker {
         }
     }
 
+    /// Where the partition's current generation starts reading (its committed offset): a first
+    /// record above it is a [`Continuity::Gap`]. Ignored once a record was registered, or if
+    /// the partition is not assigned.
+    pub fn start_at(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(state) = self.state_mut(topic, partition) {
+            if state.highest_registered.is_none() {
+                state.next = Some(offset);
+            }
+        }
+    }
+
+    /// How a fetched record at `offset` follows what the partition has seen; see
+    /// [`Continuity`]. Callers register only [`Continuity::Next`] records, and a gap's record
+    /// once the gap is known to hold nothing readable: then the watermark never passes an
+    /// offset the connector has not seen.
+    pub fn continuity(&self, topic: &str, partition: i32, offset: i64) -> Continuity {
+        let Some(state) = self.state(topic, partition) else {
+            return Continuity::Unassigned;
+        };
+        match state.next {
+            None => Continuity::Next,
+            Some(next) if offset == next => Continuity::Next,
+            Some(next) if offset < next => {
+                if state.highest_registered.is_none() && !state.sought {
+                    Continuity::BelowStart { start: next }
+                } else {
+                    Continuity::Seen
+                }
+            }
+            Some(next) => Continuity::Gap {
+                from: next,
+                to: offset,
+            },
+        }
+    }
+
+    /// The offsets of the partition below `next` hold nothing more to read (a gap's start
+    /// found empty up to `next`): records below it are [`Continuity::Seen`] from now on.
+    pub fn skip_to(&mut self, topic: &str, partition: i32, next: i64) {
+        if let Some(state) = self.state_mut(topic, partition) {
+            state.next = Some(state.next.map_or(next, |n| n.max(next)));
+            state.sought = true;
+        }
+    }
+
     /// Registers a consumed record; returns its position, or `None` if the partition is not
-    /// assigned (a message fetched just before its revocation: it must not be processed).
+    /// assigned (a message fetched just before its revocation: it must not be processed). The
+    /// caller vouches that every offset between the last one registered and this one was
+    /// seen or holds nothing readable (see [`OffsetTracker::continuity`]).
     pub fn register(&mut self, topic: &str, partition: i32, offset: i64) -> Option<RecordPos> {
         let key = self.topics.get_key_value(topic)?.0.clone();
         let state = self.topics.get_mut(topic)?.get_mut(&partition)?;
+        state.next = Some(offset + 1);
         state.pending.insert(offset);
         state.highest_registered = Some(state.highest_registered.map_or(offset, |h| h.max(offset)));
         Some(RecordPos {
@@ -200,6 +291,10 @@ impl OffsetTracker {
     fn state(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
         self.topics.get(topic)?.get(&partition)
     }
+
+    fn state_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionState> {
+        self.topics.get_mut(topic)?.get_mut(&partition)
+    }
 }
 
 /// The tracker shared by the source, the acker, the dead-letter stage and the rebalance hooks,
@@ -239,6 +334,21 @@ impl Offsets {
     /// See [`OffsetTracker::register`].
     pub fn register(&self, topic: &str, partition: i32, offset: i64) -> Option<RecordPos> {
         self.lock().register(topic, partition, offset)
+    }
+
+    /// See [`OffsetTracker::start_at`].
+    pub fn start_at(&self, topic: &str, partition: i32, offset: i64) {
+        self.lock().start_at(topic, partition, offset)
+    }
+
+    /// See [`OffsetTracker::continuity`].
+    pub fn continuity(&self, topic: &str, partition: i32, offset: i64) -> Continuity {
+        self.lock().continuity(topic, partition, offset)
+    }
+
+    /// See [`OffsetTracker::skip_to`].
+    pub fn skip_to(&self, topic: &str, partition: i32, next: i64) {
+        self.lock().skip_to(topic, partition, next)
     }
 
     /// Marks records done and stores the watermarks that moved.
@@ -372,13 +482,77 @@ mod tests {
     }
 
     #[test]
-    fn gaps_in_offsets_do_not_block_the_watermark() {
+    fn a_gap_found_to_hold_nothing_readable_does_not_block_the_watermark() {
         let mut t = OffsetTracker::default();
         t.assign("cad", 0);
         let a = t.register("cad", 0, 5).unwrap();
+        assert_eq!(
+            t.continuity("cad", 0, 9),
+            Continuity::Gap { from: 6, to: 9 }
+        );
+        // The source registers 9 only once 6..9 proved empty (transaction markers, compaction).
         let b = t.register("cad", 0, 9).unwrap();
         assert_eq!(done(&mut t, &a), Some(9));
         assert_eq!(done(&mut t, &b), Some(10));
+    }
+
+    #[test]
+    fn a_first_record_above_the_committed_offset_is_a_gap_until_proven_empty() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        t.start_at("cad", 0, 100);
+        assert_eq!(
+            t.continuity("cad", 0, 602),
+            Continuity::Gap { from: 100, to: 602 },
+            "a rejoin that resumed inside a producer batch (Tansu) is caught"
+        );
+        assert_eq!(t.continuity("cad", 0, 100), Continuity::Next);
+        assert_eq!(
+            t.continuity("cad", 0, 99),
+            Continuity::BelowStart { start: 100 },
+            "a log shorter than the committed offset: read from where the consumer was reset"
+        );
+        assert_eq!(t.continuity("cad", 1, 0), Continuity::Unassigned);
+        // Found empty up to 150: the broker is read again from before 100, and everything
+        // below 150 is skipped as seen.
+        t.skip_to("cad", 0, 150);
+        assert_eq!(t.continuity("cad", 0, 120), Continuity::Seen);
+        assert_eq!(t.continuity("cad", 0, 150), Continuity::Next);
+        let a = t.register("cad", 0, 150).unwrap();
+        assert_eq!(t.continuity("cad", 0, 150), Continuity::Seen, "a refetch");
+        assert_eq!(done(&mut t, &a), Some(151));
+    }
+
+    #[test]
+    fn a_new_generation_forgets_where_the_last_one_was() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        t.register("cad", 0, 7).unwrap();
+        t.revoke("cad", 0);
+        t.assign("cad", 0);
+        assert_eq!(
+            t.continuity("cad", 0, 3),
+            Continuity::Next,
+            "no start known"
+        );
+        t.start_at("cad", 0, 5);
+        assert_eq!(t.continuity("cad", 0, 5), Continuity::Next);
+        t.register("cad", 0, 5).unwrap();
+        assert_eq!(t.continuity("cad", 0, 3), Continuity::Seen);
+    }
+
+    #[test]
+    fn a_record_below_the_committed_offset_restarts_the_expected_sequence_there() {
+        let mut t = OffsetTracker::default();
+        t.assign("cad", 0);
+        t.start_at("cad", 0, 500);
+        assert_eq!(
+            t.continuity("cad", 0, 0),
+            Continuity::BelowStart { start: 500 }
+        );
+        let a = t.register("cad", 0, 0).unwrap();
+        assert_eq!(t.continuity("cad", 0, 1), Continuity::Next);
+        assert_eq!(done(&mut t, &a), Some(1));
     }
 
     #[test]

@@ -20,6 +20,18 @@
 //! pipeline drains behind it. Failures: consumer errors are logged and polling goes on
 //! (librdkafka reconnects by itself); a record of a partition no longer assigned is skipped.
 //!
+//! Gaps: offsets only ever move over offsets the connector has seen. Each partition expects
+//! its next offset ([`Offsets::continuity`]): at an assignment, the group's committed offset,
+//! then one past each record. A record above it leaves a gap, logged once with the partition and
+//! range and counted (`kafka_offset_gaps_total`); the record is not registered until [`gaps`]
+//! has read the gap with a reader of its own: holding nothing readable (transaction markers,
+//! aborted transactions, compaction, retention) the record goes on; holding records the
+//! broker skipped (Tansu 0.6 resuming a fetch inside a producer batch, after a rejoin or a
+//! resume) the consumer is sought back to a start that covers them, and records already seen
+//! are skipped on the way. A gap neither shown empty nor read again after a few attempts stops
+//! the source with [`SourceError::Gap`] (fatal; nothing past it is committed). A partition whose
+//! committed offset cannot be read at assignment trusts its first record as the start (logged).
+//!
 //! Pausing, without ever leaving the group: a partition is paused while the pipeline has been
 //! full for [`pause_after`] (backpressure), while the schedule stops the flow ([`set_flowing`]:
 //! `[schedule]` in `window` mode, outside the window), and while it is *held* (window mode: a
@@ -29,7 +41,7 @@
 //! already taken from librdkafka when the flow stops are still handed on: they are the work in
 //! flight that finishes after a window closes.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -47,8 +59,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::KafkaConfig;
 use crate::kafka::headers::{self, RawHeader};
 use crate::kafka::KafkaClients;
-use crate::metrics::{Metrics, Outcome, RebalanceKind};
-use crate::offsets::{OffsetStore, Offsets, RecordPos};
+use crate::metrics::{GapOutcome, Metrics, Outcome, RebalanceKind};
+use crate::offsets::{Continuity, OffsetStore, Offsets, RecordPos};
+
+pub mod gaps;
 
 /// The source's failures.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +70,28 @@ pub enum SourceError {
     /// The consumer could not be created or subscribed (fatal: bad configuration).
     #[error("cannot start the Kafka consumer: {0}")]
     Start(#[from] rdkafka::error::KafkaError),
+    /// A gap in a partition's offsets could not be shown to hold nothing readable, nor read
+    /// again (fatal: nothing past it is committed, and the restart reads from before it).
+    #[error(
+        "offsets {from}..{to} of {topic}/{partition} were never fetched and could not be \
+         read again or shown to hold no record ({reason}); stopping without committing past them"
+    )]
+    Gap {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The first offset not seen.
+        from: i64,
+        /// The record that revealed the gap.
+        to: i64,
+        /// Why it stays unresolved.
+        reason: String,
+    },
 }
+
+/// How many times one gap may be probed or read again before the source gives up.
+const GAP_ATTEMPTS: u32 = 5;
 
 /// Told, after every rebalance, how many input partitions this consumer owns and how many there
 /// are in all (the application wires it to the rate limiter's share).
@@ -249,6 +284,30 @@ impl SourceContext {
         }
     }
 
+    /// Tells the offset tracker where each newly assigned partition starts: its committed
+    /// offset, so a first record above it is a gap (a broker that resumed past it). A partition
+    /// without one starts where its first record is (`auto.offset.reset=earliest`). If the
+    /// broker does not answer, the first records are trusted as the start (logged).
+    fn start_at_committed(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let mut wanted = TopicPartitionList::new();
+        for e in tpl.elements() {
+            wanted.add_partition(e.topic(), e.partition());
+        }
+        match consumer.committed_offsets(wanted, Duration::from_secs(10)) {
+            Ok(committed) => {
+                for e in committed.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        self.offsets.start_at(e.topic(), e.partition(), o);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(
+                message = "Cannot read the committed offsets of assigned partitions; their first records are taken as the start.",
+                %error
+            ),
+        }
+    }
+
     /// Tells the [`ShareListener`] this consumer's share of all input partitions.
     fn update_share(&self, consumer: &BaseConsumer<Self>) {
         let mut total = 0;
@@ -314,6 +373,7 @@ impl ConsumerContext for SourceContext {
                 for (topic, partition) in &assigned {
                     self.offsets.assign(topic, *partition);
                 }
+                self.start_at_committed(consumer, tpl);
                 {
                     let mut p = self.pauses();
                     for id in &assigned {
@@ -424,26 +484,39 @@ pub struct Source {
     pub pause_after: Duration,
     /// Metrics.
     pub metrics: Metrics,
+    /// Reads the gaps in fetched offsets ([`gaps`]).
+    pub gaps: gaps::GapProbe,
     /// Shutdown: the only stage that watches it.
     pub cancel: CancellationToken,
 }
 
 impl Source {
-    /// Consumes `input` until `cancel` fires or `output` closes.
-    pub async fn run(self, input: Arc<CadConsumer>, output: mpsc::Sender<Envelope>) {
+    /// Consumes `input` until `cancel` fires or `output` closes; fails on a gap in a
+    /// partition's offsets that can be neither shown empty nor read again.
+    pub async fn run(
+        self,
+        input: Arc<CadConsumer>,
+        output: mpsc::Sender<Envelope>,
+    ) -> Result<(), SourceError> {
         let Self {
             offsets,
             max_record_bytes,
             pause_after,
             metrics,
+            gaps,
             cancel,
         } = self;
+        let gaps = GapCheck {
+            probe: gaps,
+            attempts: HashMap::new(),
+        };
         consume(
             input,
             offsets,
             max_record_bytes,
             pause_after,
             metrics,
+            gaps,
             output,
             cancel,
         )
@@ -451,21 +524,163 @@ impl Source {
     }
 }
 
+/// The source's side of gap handling: probes a gap ([`gaps::GapProbe`]) and either lets the
+/// record that revealed it through or seeks the consumer back.
+struct GapCheck {
+    probe: gaps::GapProbe,
+    /// `(topic, partition, from)` → attempts, for the gaps still open.
+    attempts: HashMap<(String, i32, i64), u32>,
+}
+
+/// What the source does with the record that revealed a gap.
+enum GapVerdict {
+    /// Register it: the gap holds nothing readable.
+    Register,
+    /// Drop it: the consumer was sought back and reads the gap (and it) again.
+    Reread,
+}
+
+impl GapCheck {
+    /// The record at `offset` followed on: gaps of the partition before it are closed.
+    fn passed(&mut self, topic: &str, partition: i32, offset: i64) {
+        if !self.attempts.is_empty() {
+            self.attempts
+                .retain(|(t, p, from), _| !(t == topic && *p == partition && *from <= offset));
+        }
+    }
+
+    /// Settles the gap `from..to` of `topic`/`partition`; see [`gaps`].
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &mut self,
+        consumer: &CadConsumer,
+        offsets: &Offsets,
+        metrics: &Metrics,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> Result<GapVerdict, SourceError> {
+        let key = (topic.to_string(), partition, from);
+        let attempt = {
+            let n = self.attempts.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if attempt == 1 {
+            tracing::warn!(
+                message = "Offsets skipped by the broker; checking whether they hold records.",
+                topic,
+                partition,
+                from,
+                to,
+                missing = to - from
+            );
+        }
+        let fail = |reason: String| {
+            metrics.offset_gap(GapOutcome::Unresolved);
+            SourceError::Gap {
+                topic: topic.to_string(),
+                partition,
+                from,
+                to,
+                reason,
+            }
+        };
+        if attempt > GAP_ATTEMPTS {
+            return Err(fail(format!(
+                "still skipped after being read again {GAP_ATTEMPTS} times"
+            )));
+        }
+        let probe = self.probe.clone();
+        let t = topic.to_string();
+        let probed = tokio::task::spawn_blocking(move || probe.probe(&t, partition, from, to))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        match probed {
+            Ok(gaps::Probed::Empty) => {
+                self.attempts.remove(&key);
+                metrics.offset_gap(GapOutcome::Empty);
+                tracing::info!(
+                    message = "The skipped offsets hold no record; going on.",
+                    topic,
+                    partition,
+                    from,
+                    to
+                );
+                Ok(GapVerdict::Register)
+            }
+            Ok(gaps::Probed::Skipped { next, seek_to }) => {
+                offsets.skip_to(topic, partition, next);
+                if let Err(error) =
+                    consumer.seek(topic, partition, Offset::Offset(seek_to), SEEK_TIMEOUT)
+                {
+                    // Revoked meanwhile: the next owner starts from the committed offset.
+                    if offsets.continuity(topic, partition, next) == Continuity::Unassigned {
+                        return Ok(GapVerdict::Reread);
+                    }
+                    return Err(fail(format!("cannot seek to {seek_to}: {error}")));
+                }
+                metrics.offset_gap(GapOutcome::Reread);
+                tracing::warn!(
+                    message = "The broker skipped records; reading them again.",
+                    topic,
+                    partition,
+                    from = next,
+                    to,
+                    seek_to
+                );
+                // Once read again, the gap starts later (or is gone).
+                self.attempts.remove(&key);
+                self.attempts.insert((key.0, partition, next), attempt);
+                Ok(GapVerdict::Reread)
+            }
+            Err(error) if attempt < GAP_ATTEMPTS => {
+                tracing::warn!(
+                    message = "Cannot read the skipped offsets; trying again.",
+                    topic,
+                    partition,
+                    from,
+                    to,
+                    %error
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                // The record is dropped and fetched again from where the gap starts.
+                if let Err(error) =
+                    consumer.seek(topic, partition, Offset::Offset(from), SEEK_TIMEOUT)
+                {
+                    if offsets.continuity(topic, partition, from) == Continuity::Unassigned {
+                        return Ok(GapVerdict::Reread);
+                    }
+                    return Err(fail(format!("cannot seek to {from}: {error}")));
+                }
+                Ok(GapVerdict::Reread)
+            }
+            Err(error) => Err(fail(error.to_string())),
+        }
+    }
+}
+
+/// Longest wait for the consumer to seek a partition back to a gap.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Backpressure without leaving the group: when the next stage's channel has been full for
 /// [`pause_after`], every assigned partition is paused and the consumer keeps polling (so
 /// librdkafka's `max.poll.interval.ms` never expires and rebalances are served), holding the
 /// few records already fetched; when the channel has room again the records go out and the
 /// partitions are resumed. A poll loop that simply stopped (the old behaviour) made the consumer leave its
 /// group after `max.poll.interval.ms` of API outage.
+#[allow(clippy::too_many_arguments)]
 async fn consume(
     consumer: Arc<CadConsumer>,
     offsets: Offsets,
     max_record_bytes: usize,
     pause_after: Duration,
     metrics: Metrics,
+    mut gaps: GapCheck,
     output: mpsc::Sender<Envelope>,
     cancel: CancellationToken,
-) {
+) -> Result<(), SourceError> {
     // Records consumed but not yet handed on; bounded: while it is non-empty the partitions are
     // paused, so only records librdkafka had already queued can join it.
     let mut pending: VecDeque<Envelope> = VecDeque::new();
@@ -521,8 +736,31 @@ async fn consume(
                 continue;
             }
         };
-        let Some(pos) = offsets.register(message.topic(), message.partition(), message.offset())
-        else {
+        // Never register past an offset not seen: a gap is settled first (see `gaps`).
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        match offsets.continuity(topic, partition, offset) {
+            Continuity::Next => gaps.passed(topic, partition, offset),
+            Continuity::BelowStart { start } => tracing::warn!(
+                message = "Partition log shorter than its committed offset; reading from where the consumer was reset.",
+                topic,
+                partition,
+                committed = start,
+                offset
+            ),
+            // A refetch after a seek back, or a record of a partition no longer assigned.
+            Continuity::Seen | Continuity::Unassigned => continue,
+            Continuity::Gap { from, to } => {
+                let settled = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    settled = gaps.settle(&consumer, &offsets, &metrics, topic, partition, from, to) => settled?,
+                };
+                match settled {
+                    GapVerdict::Register => {}
+                    GapVerdict::Reread => continue,
+                }
+            }
+        }
+        let Some(pos) = offsets.register(topic, partition, offset) else {
             continue;
         };
         metrics.record_consumed(message.topic());
@@ -575,6 +813,7 @@ async fn consume(
         pending.push_back(envelope);
     }
     tracing::info!(message = "Source stopped polling.");
+    Ok(())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

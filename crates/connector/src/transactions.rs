@@ -1,5 +1,6 @@
 //! Durable writes of acks and dead letters: [`DurableWriter`] chooses between at-least-once (the
-//! idempotent producer, then the offset store) and transactional mode ([`Transactions`]: acks,
+//! idempotent producer, then proof from the broker's metadata that the topics written to still
+//! exist ([`OutputTopics::confirm`]), then the offset store) and transactional mode ([`Transactions`]: acks,
 //! dead letters and offsets in one Kafka transaction, on when `kafka.transactional_id` is set).
 //!
 //! Input: from the acker or the dead-letter stage, the records to write and the source positions
@@ -32,7 +33,7 @@
 //! open, so `read_committed` readers are not held back until the broker's transaction timeout.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
@@ -40,7 +41,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::kafka::{produce_all, ProduceError};
+use crate::kafka::{produce_all, OutputTopics, ProduceError};
 use crate::metrics::{Metrics, Outcome};
 use crate::offsets::{Offsets, RecordPos};
 use crate::source::CadConsumer;
@@ -63,6 +64,9 @@ pub struct DurableWriter {
     pub transactions: Option<Transactions>,
     /// Offset tracker.
     pub offsets: Offsets,
+    /// At-least-once mode: proof, before offsets are stored, that the topics written to still
+    /// exist (a broker may acknowledge a write to a deleted topic and drop it).
+    pub topics: OutputTopics,
 }
 
 impl DurableWriter {
@@ -75,7 +79,24 @@ impl DurableWriter {
         match &self.transactions {
             Some(transactions) => transactions.publish(records, done).await,
             None => {
-                produce_all(&self.producer, records).await?;
+                let mut written: Vec<&str> = Vec::with_capacity(1);
+                let records = records.inspect(|r| {
+                    if !written.contains(&r.topic) {
+                        written.push(r.topic);
+                    }
+                });
+                if let Err(error) = produce_all(&self.producer, records).await {
+                    // A broker that refuses writes to a deleted topic: name the topic.
+                    if matches!(
+                        error.kafka_error().rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                            | Some(RDKafkaErrorCode::UnknownTopic)
+                    ) {
+                        self.topics.confirm(&written, Instant::now()).await?;
+                    }
+                    return Err(error);
+                }
+                self.topics.confirm(&written, Instant::now()).await?;
                 self.offsets.complete(done);
                 Ok(())
             }
@@ -144,7 +165,7 @@ impl Transactions {
         let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(CALL_TIMEOUT))
             .await
             .map_err(|_| KafkaError::Canceled)?;
-        produced.map_err(|e| e.0)?;
+        produced.map_err(|e| e.kafka_error())?;
         aborted
     }
 
@@ -161,7 +182,7 @@ impl Transactions {
         *open = true;
         if let Err(error) = produce_all(&self.producer, records).await {
             let producer = self.producer.clone();
-            let reason = error.0.clone();
+            let reason = error.kafka_error();
             let _ = tokio::task::spawn_blocking(move || abort(&producer, &reason, open)).await;
             self.metrics.offsets_committed(Outcome::Failure);
             return Err(error);
@@ -193,7 +214,7 @@ impl Transactions {
             }
         })
         .await
-        .map_err(|_| ProduceError(KafkaError::Canceled))?;
+        .map_err(|_| ProduceError::Delivery(KafkaError::Canceled))?;
         match committed {
             Ok(partitions) => {
                 if partitions > 0 {
@@ -203,7 +224,7 @@ impl Transactions {
             }
             Err(error) => {
                 self.metrics.offsets_committed(Outcome::Failure);
-                Err(ProduceError(error))
+                Err(ProduceError::Delivery(error))
             }
         }
     }

@@ -240,6 +240,33 @@ impl RebalanceKind {
     }
 }
 
+/// How a gap in a partition's fetched offsets was settled (`crate::source`'s gap check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapOutcome {
+    /// The missing offsets hold nothing readable (transaction markers, aborted transactions,
+    /// compaction, retention): consumption went on.
+    Empty,
+    /// The broker skipped readable records (Tansu 0.6 resuming inside a producer batch): they
+    /// were read again.
+    Reread,
+    /// Neither could be shown: the source stopped, committing nothing past the gap.
+    Unresolved,
+}
+
+impl GapOutcome {
+    /// Every value, for zero-initialised series.
+    pub const ALL: [Self; 3] = [Self::Empty, Self::Reread, Self::Unresolved];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Reread => "reread",
+            Self::Unresolved => "unresolved",
+        }
+    }
+}
+
 /// Role of this replica in the MESH poller lease (`crate::mesh::lease`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseRole {
