@@ -43,7 +43,7 @@ use crate::source::{self, CadConsumer, Source, SourceError};
 use crate::submitter::{Submitter, SubmitterError, SubmitterOutput};
 use crate::telemetry;
 use crate::transactions::{DurableWriter, Transactions};
-use crate::transform::{Transform, TransformOutput};
+use crate::transform::{self, Transform, TransformOutput};
 use crate::window::{self, Coalescer, CoalescerOutput, Indexes, Scanner, WindowPass};
 
 /// Records buffered between two stages: enough to keep the API busy, small enough that a stalled
@@ -278,9 +278,11 @@ impl Pipeline {
         });
 
         // 2. Transform: decode, map, serialize; invalid records to the dead-letter stage.
+        //    On one thread per core, in input order.
         let transform = Transform {
             options: config.mapping.clone(),
             metrics: metrics.clone(),
+            workers: transform::default_workers(),
         };
         let transformed = TransformOutput {
             mapped: mapped_tx,

@@ -509,6 +509,39 @@ mod tests {
     use crate::config::Config;
 
     #[test]
+    fn the_source_consumer_fetches_ahead_within_its_memory_budget_unless_the_operator_says_otherwise(
+    ) {
+        let config = |properties: &str| {
+            let text = format!(
+                r#"
+                [kafka]
+                bootstrap_servers = "localhost:9"
+                topics = ["cad.calls"]
+                ack_topic = "ads.acks"
+                dead_letter_topic = "ads.dlq"
+                {properties}
+                [nhs_api]
+                environment = "sandbox"
+                "#
+            );
+            Config::from_toml_str(&text).unwrap().kafka
+        };
+        let default = config("");
+        let consumer = KafkaClients::new(&default)
+            .unwrap()
+            .source_consumer(&default);
+        assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("8192"));
+        assert_eq!(
+            consumer.get("fetch.max.bytes"),
+            None,
+            "left to librdkafka, which lowers it to the prefetch budget"
+        );
+        let raised = config("properties = { \"queued.max.messages.kbytes\" = \"32768\" }");
+        let consumer = KafkaClients::new(&raised).unwrap().source_consumer(&raised);
+        assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("32768"));
+    }
+
+    #[test]
     fn password_files_become_the_secret_properties_and_plaintext_needs_no_check() {
         let dir = tempfile::tempdir().unwrap();
         let sasl = dir.path().join("sasl-password");
