@@ -135,6 +135,15 @@ async fn until_committed_at_end(bootstrap: &str, names: &Names, produced: &[Prod
     assert!(reached, "the committed offsets did not reach the end");
 }
 
+/// Waits (at most a minute) until the sandbox has received `n` calls.
+async fn until_calls_received(sandbox: &AuthSandbox, n: u64) {
+    let reached = until(Duration::from_secs(60), || {
+        sandbox.handle.stats().calls_received >= n
+    })
+    .await;
+    assert!(reached, "the API did not receive {n} calls");
+}
+
 /// Waits until `done` holds (checking every 50 ms), at most `timeout`.
 async fn until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -283,14 +292,7 @@ async fn a_window_that_closes_mid_backlog_resumes_at_the_next_opening_with_nothi
     clock.set(utc("2026-12-02T03:00:00Z"));
 
     // Close the window once part of the backlog is sent.
-    assert!(
-        until(Duration::from_secs(60), || sandbox
-            .handle
-            .stats()
-            .calls_received
-            >= 10)
-        .await
-    );
+    until_calls_received(&sandbox, 10).await;
     clock.set(utc("2026-12-02T06:00:00Z"));
     // What was handed on finishes; then nothing more is sent until the next opening.
     let mut last = u64::MAX;
@@ -348,14 +350,7 @@ async fn a_restart_in_the_middle_of_the_window_goes_on_from_the_committed_positi
     };
     let clock = ManualClock::new(utc("2026-12-02T03:30:00Z"));
     let (first, cancel) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
-    assert!(
-        until(Duration::from_secs(60), || sandbox
-            .handle
-            .stats()
-            .calls_received
-            >= 10)
-        .await
-    );
+    until_calls_received(&sandbox, 10).await;
     cancel.cancel();
     first.finish().await.unwrap();
     let sent_before_restart = sandbox.handle.stats().calls_received;
@@ -390,14 +385,7 @@ async fn a_rebalance_in_the_middle_of_the_window_loses_nothing_and_resends_only_
     };
     let clock = ManualClock::new(utc("2026-12-02T03:30:00Z"));
     let (first, cancel_first) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
-    assert!(
-        until(Duration::from_secs(60), || sandbox
-            .handle
-            .stats()
-            .calls_received
-            >= 10)
-        .await
-    );
+    until_calls_received(&sandbox, 10).await;
     // A second replica joins: the partitions are shared out again, mid-window.
     let (second, cancel_second) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
     until_committed_at_end(&bootstrap, &names, &produced).await;
@@ -428,14 +416,7 @@ async fn records_that_arrive_while_the_window_is_open_are_submitted_too() {
     );
     let clock = ManualClock::new(utc("2026-12-02T04:00:00Z"));
     let (pipeline, cancel) = start_pipeline_at(config, Metrics::new(), clock.clone()).await;
-    assert!(
-        until(Duration::from_secs(60), || sandbox
-            .handle
-            .stats()
-            .calls_received
-            >= 30)
-        .await
-    );
+    until_calls_received(&sandbox, 30).await;
     // New calls arrive while the window is open: not in the indexed backlog, sent as they come.
     produced.extend(produce_snapshots(&bootstrap, &names.cad, 20, 1, 59, 0).await);
     let (acks, dead) = read_outcomes(&bootstrap, &names, &produced, Duration::from_secs(60));
@@ -499,14 +480,7 @@ async fn with_on_overrun_continue_a_pass_begun_in_the_window_drains_its_backlog_
     let clock = ManualClock::new(utc("2026-12-02T05:59:00Z"));
     let metrics = Metrics::new();
     let (pipeline, cancel) = start_pipeline_at(config, metrics.clone(), clock.clone()).await;
-    assert!(
-        until(Duration::from_secs(60), || sandbox
-            .handle
-            .stats()
-            .calls_received
-            >= 10)
-        .await
-    );
+    until_calls_received(&sandbox, 10).await;
     // Closing time passes mid-backlog: the pass goes on, and the backlog is sent in full.
     clock.set(utc("2026-12-02T06:00:00Z"));
     let (acks, dead) = read_outcomes(&bootstrap, &names, &produced, Duration::from_secs(120));
