@@ -63,6 +63,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 log "architecture: the connector library depends on neither the NHS emulator nor the dev kit"
 ./scripts/check-architecture.sh
 log "cargo test"
+# Every test binary runs under scripts/test-runner.sh: a hang fails that binary, loudly, and the
+# others still run.
+HOST_TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+export "CARGO_TARGET_$(printf '%s' "$HOST_TRIPLE" | tr 'a-z-' 'A-Z_')_RUNNER=$PWD/scripts/test-runner.sh"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}
@@ -85,6 +89,7 @@ grep -E '^test .* \.\.\. ignored' "$WORK/test.log" | sed 's/^test /  /' >&2 || t
 
 # One closing line over everything (the last cargo line is the doc-tests').
 awk '/^test result:/ { p += $4; f += $6; s += $8 }
+     /^HANG: / { f += 1 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$WORK/test.log" "$WORK/deploy.log"
 exit "$status"

@@ -99,6 +99,14 @@ const QUIET_ALERTS: &[(&str, &str)] = &[
         "AdsConnectorOffsetCommitsFailing",
         "the mock cluster accepts every commit",
     ),
+    (
+        "AdsConnectorApiMisconfigured",
+        "the API's URL, path and authentication are right: no misconfiguration pause",
+    ),
+    (
+        "AdsConnectorWindowBacklogLeft",
+        "the workload submits continuously ([schedule] mode = continuous): no window closes",
+    ),
 ];
 
 fn promtool(prometheus: &Path) -> PathBuf {

@@ -29,6 +29,7 @@ use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
 
+pub mod bounded_drop;
 pub mod headers;
 
 /// A Kafka client could not be configured.

@@ -57,6 +57,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
+use crate::kafka::bounded_drop::BoundedDrop;
 use crate::kafka::headers::{self, RawHeader};
 use crate::kafka::KafkaClients;
 use crate::metrics::{GapOutcome, Metrics, Outcome, RebalanceKind};
@@ -420,8 +421,14 @@ impl ConsumerContext for SourceContext {
     }
 }
 
-/// The consumer type of this connector.
-pub type CadConsumer = StreamConsumer<SourceContext>;
+/// The consumer of this connector: librdkafka's stream consumer, whose last handle leaves the
+/// group within [`CLOSE_TIMEOUT`] ([`BoundedDrop`]).
+pub type CadConsumer = BoundedDrop<StreamConsumer<SourceContext>>;
+
+/// How long dropping the last [`CadConsumer`] handle waits for librdkafka to close it. Leaving
+/// the group takes milliseconds when the coordinator answers; the final synchronous commit in
+/// [`crate::app`] has its own deadline before this.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Creates the consumer, subscribes it, and plugs its offset store into `offsets`. With
 /// `window` (`[schedule]` in `window` mode) records do not flow until [`set_flowing`], every
@@ -449,7 +456,11 @@ pub fn subscribe(
         }),
         window,
     };
-    let consumer: Arc<CadConsumer> = Arc::new(c.create_with_context(context)?);
+    let consumer: Arc<CadConsumer> = Arc::new(BoundedDrop::new(
+        c.create_with_context(context)?,
+        CLOSE_TIMEOUT,
+        "source consumer",
+    ));
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     if cfg.transactional_id.is_none() {
@@ -842,7 +853,7 @@ fn set_paused(consumer: &CadConsumer, paused: bool) {
         }
         p.backpressure = paused;
     }
-    context.apply_pauses(consumer);
+    context.apply_pauses(&**consumer);
     context.metrics.source_paused(paused);
     if paused {
         tracing::debug!(message = "Pipeline full: partitions paused.");
@@ -856,7 +867,7 @@ fn set_paused(consumer: &CadConsumer, paused: bool) {
 pub fn set_flowing(consumer: &CadConsumer, flowing: bool) {
     let context = consumer.context();
     context.pauses().flowing = flowing;
-    context.apply_pauses(consumer);
+    context.apply_pauses(&**consumer);
 }
 
 /// Window mode: holds `partitions` (paused until [`release`]d), e.g. every assigned one when a
@@ -864,7 +875,7 @@ pub fn set_flowing(consumer: &CadConsumer, flowing: bool) {
 pub fn hold(consumer: &CadConsumer, partitions: &[PartitionId]) {
     let context = consumer.context();
     context.pauses().held.extend(partitions.iter().cloned());
-    context.apply_pauses(consumer);
+    context.apply_pauses(&**consumer);
 }
 
 /// Window mode: `partitions` may run again (when records flow and the pipeline has room).
@@ -876,7 +887,7 @@ pub fn release(consumer: &CadConsumer, partitions: &[PartitionId]) {
             p.held.remove(id);
         }
     }
-    context.apply_pauses(consumer);
+    context.apply_pauses(&**consumer);
 }
 
 /// The partitions assigned to `consumer` now.
