@@ -167,6 +167,45 @@ fn acks_now(bootstrap: &str, names: &Names) -> usize {
     .len()
 }
 
+/// A backlog of `calls` calls of `snapshots` snapshots each (round by round, seeded), waiting
+/// on a mock cluster with the sandbox API: the set-up of most tests here.
+struct Backlog {
+    names: Names,
+    /// Kept alive for the test's length.
+    _broker: Broker,
+    bootstrap: String,
+    sandbox: AuthSandbox,
+    produced: Vec<Produced>,
+}
+
+impl Backlog {
+    async fn on_mock(name: &str, partitions: i32, calls: usize, snapshots: usize, seed: u64) -> Self {
+        let names = Names::new(name);
+        let broker = Broker::mock(1, &names.topics(partitions));
+        let bootstrap = broker.bootstrap();
+        let sandbox = auth_sandbox().await;
+        let produced = produce_snapshots(&bootstrap, &names.cad, calls, snapshots, seed, 0).await;
+        Self {
+            names,
+            _broker: broker,
+            bootstrap,
+            sandbox,
+            produced,
+        }
+    }
+
+    /// The connector's configuration: `batch` for `[batch]`, `WINDOW` and `extra` after it.
+    fn config(&self, batch: &str, extra: &str) -> ads_connector::config::Config {
+        connector_config(
+            &self.bootstrap,
+            &self.names,
+            &self.sandbox,
+            batch,
+            &format!("{WINDOW}\n{extra}"),
+        )
+    }
+}
+
 async fn window_pass_over_a_backlog(broker: &Broker, names: &Names, before: &str, opens: &str) {
     let bootstrap = broker.bootstrap();
     let sandbox = auth_sandbox().await;
@@ -272,18 +311,15 @@ const SLOW_BATCH: &str = "max_calls = 5\nlinger_ms = 50";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_that_closes_mid_backlog_resumes_at_the_next_opening_with_nothing_lost_or_sent_twice(
 ) {
-    let names = Names::new("window-overrun");
-    let broker = Broker::mock(1, &names.topics(2));
-    let bootstrap = broker.bootstrap();
-    let sandbox = auth_sandbox().await;
-    let produced = produce_snapshots(&bootstrap, &names.cad, 60, 3, 41, 0).await;
-    let config = connector_config(
-        &bootstrap,
-        &names,
-        &sandbox,
-        SLOW_BATCH,
-        &format!("{WINDOW}\n{SLOW}"),
-    );
+    let backlog = Backlog::on_mock("window-overrun", 2, 60, 3, 41).await;
+    let Backlog {
+        names,
+        bootstrap,
+        sandbox,
+        produced,
+        ..
+    } = &backlog;
+    let config = backlog.config(SLOW_BATCH, SLOW);
     // 2 December 2026: GMT, the window is 03:00-06:00 UTC.
     let clock = ManualClock::new(utc("2026-12-02T02:59:00Z"));
     let metrics = Metrics::new();
@@ -332,22 +368,17 @@ async fn a_window_that_closes_mid_backlog_resumes_at_the_next_opening_with_nothi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_of_the_window_goes_on_from_the_committed_position_and_resends_only_work_in_flight(
 ) {
-    let names = Names::new("window-restart");
-    let broker = Broker::mock(1, &names.topics(2));
-    let bootstrap = broker.bootstrap();
-    let sandbox = auth_sandbox().await;
-    let produced = produce_snapshots(&bootstrap, &names.cad, 60, 3, 43, 0).await;
+    let backlog = Backlog::on_mock("window-restart", 2, 60, 3, 43).await;
+    let Backlog {
+        names,
+        bootstrap,
+        sandbox,
+        produced,
+        ..
+    } = &backlog;
     // Slower still (2.5 calls a second), so the drain at shutdown cannot send the rest.
     let slower = "[rate_limit]\nrequests_per_minute = 30\nburst = 1";
-    let config = || {
-        connector_config(
-            &bootstrap,
-            &names,
-            &sandbox,
-            SLOW_BATCH,
-            &format!("{WINDOW}\n{slower}"),
-        )
-    };
+    let config = || backlog.config(SLOW_BATCH, slower);
     let clock = ManualClock::new(utc("2026-12-02T03:30:00Z"));
     let (first, cancel) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
     until_calls_received(&sandbox, 10).await;
@@ -369,20 +400,15 @@ async fn a_restart_in_the_middle_of_the_window_goes_on_from_the_committed_positi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_in_the_middle_of_the_window_loses_nothing_and_resends_only_work_in_flight() {
-    let names = Names::new("window-rebalance");
-    let broker = Broker::mock(1, &names.topics(4));
-    let bootstrap = broker.bootstrap();
-    let sandbox = auth_sandbox().await;
-    let produced = produce_snapshots(&bootstrap, &names.cad, 80, 3, 47, 0).await;
-    let config = || {
-        connector_config(
-            &bootstrap,
-            &names,
-            &sandbox,
-            SLOW_BATCH,
-            &format!("{WINDOW}\n{SLOW}"),
-        )
-    };
+    let backlog = Backlog::on_mock("window-rebalance", 4, 80, 3, 47).await;
+    let Backlog {
+        names,
+        bootstrap,
+        sandbox,
+        produced,
+        ..
+    } = &backlog;
+    let config = || backlog.config(SLOW_BATCH, SLOW);
     let clock = ManualClock::new(utc("2026-12-02T03:30:00Z"));
     let (first, cancel_first) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
     until_calls_received(&sandbox, 10).await;
@@ -402,18 +428,15 @@ async fn a_rebalance_in_the_middle_of_the_window_loses_nothing_and_resends_only_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_that_arrive_while_the_window_is_open_are_submitted_too() {
-    let names = Names::new("window-late");
-    let broker = Broker::mock(1, &names.topics(2));
-    let bootstrap = broker.bootstrap();
-    let sandbox = auth_sandbox().await;
-    let mut produced = produce_snapshots(&bootstrap, &names.cad, 30, 2, 53, 0).await;
-    let config = connector_config(
-        &bootstrap,
-        &names,
-        &sandbox,
-        "max_calls = 20\nlinger_ms = 50",
-        WINDOW,
-    );
+    let backlog = Backlog::on_mock("window-late", 2, 30, 2, 53).await;
+    let config = backlog.config("max_calls = 20\nlinger_ms = 50", "");
+    let Backlog {
+        names,
+        bootstrap,
+        sandbox,
+        mut produced,
+        ..
+    } = backlog;
     let clock = ManualClock::new(utc("2026-12-02T04:00:00Z"));
     let (pipeline, cancel) = start_pipeline_at(config, Metrics::new(), clock.clone()).await;
     until_calls_received(&sandbox, 30).await;
@@ -465,18 +488,15 @@ async fn the_window_demo_on_a_simulated_clock_sends_nothing_before_the_opening_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_on_overrun_continue_a_pass_begun_in_the_window_drains_its_backlog_after_closing_time()
 {
-    let names = Names::new("window-continue");
-    let broker = Broker::mock(1, &names.topics(2));
-    let bootstrap = broker.bootstrap();
-    let sandbox = auth_sandbox().await;
-    let produced = produce_snapshots(&bootstrap, &names.cad, 60, 3, 61, 0).await;
-    let config = connector_config(
-        &bootstrap,
-        &names,
-        &sandbox,
-        SLOW_BATCH,
-        &format!("{WINDOW}\non_overrun = \"continue\"\n{SLOW}"),
-    );
+    let backlog = Backlog::on_mock("window-continue", 2, 60, 3, 61).await;
+    let Backlog {
+        names,
+        bootstrap,
+        sandbox,
+        produced,
+        ..
+    } = &backlog;
+    let config = backlog.config(SLOW_BATCH, &format!("on_overrun = \"continue\"\n{SLOW}"));
     let clock = ManualClock::new(utc("2026-12-02T05:59:00Z"));
     let metrics = Metrics::new();
     let (pipeline, cancel) = start_pipeline_at(config, metrics.clone(), clock.clone()).await;
