@@ -179,7 +179,13 @@ struct Backlog {
 }
 
 impl Backlog {
-    async fn on_mock(name: &str, partitions: i32, calls: usize, snapshots: usize, seed: u64) -> Self {
+    async fn on_mock(
+        name: &str,
+        partitions: i32,
+        calls: usize,
+        snapshots: usize,
+        seed: u64,
+    ) -> Self {
         let names = Names::new(name);
         let broker = Broker::mock(1, &names.topics(partitions));
         let bootstrap = broker.bootstrap();
@@ -328,7 +334,7 @@ async fn a_window_that_closes_mid_backlog_resumes_at_the_next_opening_with_nothi
     clock.set(utc("2026-12-02T03:00:00Z"));
 
     // Close the window once part of the backlog is sent.
-    until_calls_received(&sandbox, 10).await;
+    until_calls_received(sandbox, 10).await;
     clock.set(utc("2026-12-02T06:00:00Z"));
     // What was handed on finishes; then nothing more is sent until the next opening.
     let mut last = u64::MAX;
@@ -356,13 +362,13 @@ async fn a_window_that_closes_mid_backlog_resumes_at_the_next_opening_with_nothi
     );
 
     clock.set(utc("2026-12-03T03:00:00Z"));
-    let (acks, dead) = read_outcomes(&bootstrap, &names, &produced, Duration::from_secs(120));
+    let (acks, dead) = read_outcomes(bootstrap, names, produced, Duration::from_secs(120));
     let superseded =
-        assert_newest_snapshot_of_each_call_posted_once(&produced, &acks, &dead, &sandbox);
+        assert_newest_snapshot_of_each_call_posted_once(produced, &acks, &dead, sandbox);
     assert_eq!(superseded, 180 - 60);
     cancel.cancel();
     pipeline.finish().await.unwrap();
-    assert_committed_at_end(&bootstrap, &names.group, &names.cad, &produced);
+    assert_committed_at_end(bootstrap, &names.group, &names.cad, produced);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,21 +387,19 @@ async fn a_restart_in_the_middle_of_the_window_goes_on_from_the_committed_positi
     let config = || backlog.config(SLOW_BATCH, slower);
     let clock = ManualClock::new(utc("2026-12-02T03:30:00Z"));
     let (first, cancel) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
-    until_calls_received(&sandbox, 10).await;
+    until_calls_received(sandbox, 10).await;
     cancel.cancel();
     first.finish().await.unwrap();
     let sent_before_restart = sandbox.handle.stats().calls_received;
     assert!(sent_before_restart < 60);
 
     let (second, cancel) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
-    until_committed_at_end(&bootstrap, &names, &produced).await;
-    let (acks, dead) = read_outcomes(&bootstrap, &names, &produced, Duration::from_secs(30));
-    assert_each_call_reached_the_api_resending_only_work_in_flight(
-        &produced, &acks, &dead, &sandbox,
-    );
+    until_committed_at_end(bootstrap, names, produced).await;
+    let (acks, dead) = read_outcomes(bootstrap, names, produced, Duration::from_secs(30));
+    assert_each_call_reached_the_api_resending_only_work_in_flight(produced, &acks, &dead, sandbox);
     cancel.cancel();
     second.finish().await.unwrap();
-    assert_committed_at_end(&bootstrap, &names.group, &names.cad, &produced);
+    assert_committed_at_end(bootstrap, &names.group, &names.cad, produced);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,19 +415,17 @@ async fn a_rebalance_in_the_middle_of_the_window_loses_nothing_and_resends_only_
     let config = || backlog.config(SLOW_BATCH, SLOW);
     let clock = ManualClock::new(utc("2026-12-02T03:30:00Z"));
     let (first, cancel_first) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
-    until_calls_received(&sandbox, 10).await;
+    until_calls_received(sandbox, 10).await;
     // A second replica joins: the partitions are shared out again, mid-window.
     let (second, cancel_second) = start_pipeline_at(config(), Metrics::new(), clock.clone()).await;
-    until_committed_at_end(&bootstrap, &names, &produced).await;
-    let (acks, dead) = read_outcomes(&bootstrap, &names, &produced, Duration::from_secs(30));
-    assert_each_call_reached_the_api_resending_only_work_in_flight(
-        &produced, &acks, &dead, &sandbox,
-    );
+    until_committed_at_end(bootstrap, names, produced).await;
+    let (acks, dead) = read_outcomes(bootstrap, names, produced, Duration::from_secs(30));
+    assert_each_call_reached_the_api_resending_only_work_in_flight(produced, &acks, &dead, sandbox);
     cancel_first.cancel();
     cancel_second.cancel();
     first.finish().await.unwrap();
     second.finish().await.unwrap();
-    assert_committed_at_end(&bootstrap, &names.group, &names.cad, &produced);
+    assert_committed_at_end(bootstrap, &names.group, &names.cad, produced);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,11 +502,11 @@ async fn with_on_overrun_continue_a_pass_begun_in_the_window_drains_its_backlog_
     let clock = ManualClock::new(utc("2026-12-02T05:59:00Z"));
     let metrics = Metrics::new();
     let (pipeline, cancel) = start_pipeline_at(config, metrics.clone(), clock.clone()).await;
-    until_calls_received(&sandbox, 10).await;
+    until_calls_received(sandbox, 10).await;
     // Closing time passes mid-backlog: the pass goes on, and the backlog is sent in full.
     clock.set(utc("2026-12-02T06:00:00Z"));
-    let (acks, dead) = read_outcomes(&bootstrap, &names, &produced, Duration::from_secs(120));
-    assert_newest_snapshot_of_each_call_posted_once(&produced, &acks, &dead, &sandbox);
+    let (acks, dead) = read_outcomes(bootstrap, names, produced, Duration::from_secs(120));
+    assert_newest_snapshot_of_each_call_posted_once(produced, &acks, &dead, sandbox);
     assert!(
         metrics
             .encode()
@@ -513,5 +515,5 @@ async fn with_on_overrun_continue_a_pass_begun_in_the_window_drains_its_backlog_
     );
     cancel.cancel();
     pipeline.finish().await.unwrap();
-    assert_committed_at_end(&bootstrap, &names.group, &names.cad, &produced);
+    assert_committed_at_end(bootstrap, &names.group, &names.cad, produced);
 }
