@@ -64,15 +64,15 @@ pub fn connector_log_dir() -> PathBuf {
     dir
 }
 
-/// `command` at `ADS_LOG=trace` in `format`, its standard output and error both written to
+/// `command` at `ADS_LOG=level` in `format`, its standard output and error both written to
 /// `log` (created afresh).
-fn logged(mut command: Command, format: LogFormat, log: &Path) -> Command {
+fn logged(mut command: Command, format: LogFormat, level: &str, log: &Path) -> Command {
     // A new file, not the old one truncated: a connector a previous run left behind (killed
     // test) keeps writing to the old one, never into this run's log.
     let _ = std::fs::remove_file(log);
     let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     command
-        .env("ADS_LOG", "trace")
+        .env("ADS_LOG", level)
         .env_remove("RUST_LOG")
         .stdout(file.try_clone().unwrap())
         .stderr(file);
@@ -112,9 +112,63 @@ impl std::ops::DerefMut for Running {
 /// `ads-connector run --config config` at `ADS_LOG=trace` in `format`, every line it writes (to
 /// standard output or error) in the file `log`.
 pub fn spawn_run_logged(config: &Path, format: LogFormat, log: &Path) -> Running {
+    spawn_run_logged_at(config, format, "trace", log)
+}
+
+/// [`spawn_run_logged`] at `ADS_LOG=level` (`info` for long runs, whose trace would be huge).
+pub fn spawn_run_logged_at(config: &Path, format: LogFormat, level: &str, log: &Path) -> Running {
     let mut command = connector_command();
     command.args(["run", "--config"]).arg(config);
-    Running(logged(command, format, log).spawn().unwrap())
+    Running(logged(command, format, level, log).spawn().unwrap())
+}
+
+/// The address of the metrics endpoint (`[http] listen`, port 0 bound by the connector), read
+/// from the "Pipeline started." line of the JSON log `log` (at `info` or finer); waits at most
+/// `timeout` for it.
+pub async fn metrics_address(log: &Path, timeout: Duration) -> std::net::SocketAddr {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found = text.lines().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            let fields = &v["fields"];
+            (fields["message"] == "Pipeline started.")
+                .then(|| fields["metrics"].as_str().map(str::to_owned))?
+        });
+        if let Some(addr) = found {
+            return addr.parse().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no \"Pipeline started.\" line in {} within {timeout:?}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The Prometheus text of the metrics endpoint at `addr`.
+pub async fn scrape_metrics(addr: std::net::SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the series `name_and_labels` (as written, e.g. `x_total{kind="a"}`) in the
+/// Prometheus text `text`.
+pub fn series_in(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// `ads-connector` with `args` at `ADS_LOG=trace` in `format`, to completion, every line it
@@ -122,7 +176,7 @@ pub fn spawn_run_logged(config: &Path, format: LogFormat, log: &Path) -> Running
 pub fn run_logged(args: &[&std::ffi::OsStr], format: LogFormat, log: &Path) -> ExitStatus {
     let mut command = connector_command();
     command.args(args);
-    logged(command, format, log).status().unwrap()
+    logged(command, format, "trace", log).status().unwrap()
 }
 
 /// Waits for `child` to exit, at most `timeout` (then kills it and panics).

@@ -384,24 +384,30 @@ pub fn read_outcomes(
     let wanted: std::collections::HashSet<(i32, i64)> =
         produced.iter().map(|r| (r.partition, r.offset)).collect();
     let mut seen = std::collections::HashSet::new();
+    // The wanted records not seen yet (a count, not a scan per message: 200k records).
+    let mut missing = wanted.len();
     let (mut acks, mut dlq) = (Vec::new(), Vec::new());
     let deadline = Instant::now() + timeout;
     let mut settle: Option<Instant> = None;
     while Instant::now() < settle.unwrap_or(deadline) {
-        if settle.is_none() && wanted.iter().all(|k| seen.contains(k)) {
+        if settle.is_none() && missing == 0 {
             settle = Some(Instant::now() + Duration::from_millis(700));
         }
         let Some(m) = consumer.poll(Duration::from_millis(50)) else {
             continue;
         };
         let m = m.unwrap().detach();
-        if m.topic() == names.ack {
+        let source = if m.topic() == names.ack {
             let (p, o, _) = ack_source(&m);
-            seen.insert((p, o));
             acks.push(m);
+            (p, o)
         } else {
-            seen.insert(dlq_source(&m));
+            let source = dlq_source(&m);
             dlq.push(m);
+            source
+        };
+        if seen.insert(source) && wanted.contains(&source) {
+            missing -= 1;
         }
     }
     (acks, dlq)
