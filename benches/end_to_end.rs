@@ -8,7 +8,10 @@
 //! `~/.cargo/bin`; `./scripts/test.sh` installs it); with neither it says so and exits 0.
 //! Knobs: `ADS_E2E_RECORDS` (default 200000), `ADS_E2E_ROUNDS` (3), `ADS_E2E_PARTITIONS` (4),
 //! `ADS_E2E_SANDBOX` (another `ads-connector` binary to serve the sandbox API, to compare two
-//! sandboxes on the same connector), `ADS_E2E_SNAPSHOTS` (K: the records are N/K calls of K
+//! sandboxes on the same connector), `ADS_E2E_CONNECTORS` (`ads-connector` binaries separated by
+//! `:`, each run in every round on the same records and sandbox, each with a row of its own in
+//! the table: two builds side by side, e.g. a copy of the binary before a change and after it;
+//! default: this build's), `ADS_E2E_SNAPSHOTS` (K: the records are N/K calls of K
 //! snapshots each, produced round by round as a day's backlog; default: one record in ten a later
 //! snapshot), `ADS_E2E_SCHEDULE=window` (the connector in `[schedule]` window mode, the window
 //! open from the start: the backlog is indexed, then only the newest snapshot of each call is
@@ -81,8 +84,8 @@ fn main() -> Result<()> {
             .unwrap_or(Path::new(CONNECTOR)),
     )?;
     let mut raw = Vec::new();
-    let mut connector = Vec::new();
-    let mut sandbox_use = Vec::new();
+    let mut connector = vec![Vec::new(); settings.connectors.len()];
+    let mut sandbox_use = vec![Vec::new(); settings.connectors.len()];
     for round in 1..=settings.rounds {
         let r = raw_round(
             &broker.bootstrap,
@@ -92,33 +95,42 @@ fn main() -> Result<()> {
         )?;
         eprintln!("round {round}: raw       {r}");
         raw.push(r);
-        let names = Names::new(run_id, round);
-        runtime.block_on(create_topics(
-            &broker.bootstrap,
-            &[(names.ack.as_str(), 1), (names.dlq.as_str(), 1)],
-        ))?;
-        let (c, s) = connector_round(
-            &broker.bootstrap,
-            &cad,
-            &names,
-            &sandbox,
-            work.path(),
-            settings.records,
-            settings.window,
-        )?;
-        eprintln!("round {round}: connector {c}; sandbox {s}");
-        connector.push(c);
-        sandbox_use.push(s);
+        for (i, binary) in settings.connectors.iter().enumerate() {
+            let names = Names::new(run_id, round, i);
+            runtime.block_on(create_topics(
+                &broker.bootstrap,
+                &[(names.ack.as_str(), 1), (names.dlq.as_str(), 1)],
+            ))?;
+            let (c, s) = connector_round(
+                binary,
+                &broker.bootstrap,
+                &cad,
+                &names,
+                &sandbox,
+                work.path(),
+                settings.records,
+                settings.window,
+            )?;
+            eprintln!(
+                "round {round}: connector {} {c}; sandbox {s}",
+                binary.display()
+            );
+            connector[i].push(c);
+            sandbox_use[i].push(s);
+        }
     }
-    print_table(
-        &settings,
-        &broker.bootstrap,
-        bytes,
-        calls,
-        &raw,
-        &connector,
-        &sandbox_use,
-    );
+    for (i, binary) in settings.connectors.iter().enumerate() {
+        print_table(
+            &settings,
+            binary,
+            &broker.bootstrap,
+            bytes,
+            calls,
+            &raw,
+            &connector[i],
+            &sandbox_use[i],
+        );
+    }
     Ok(())
 }
 
@@ -127,6 +139,8 @@ struct Settings {
     rounds: u32,
     partitions: i32,
     sandbox_binary: Option<PathBuf>,
+    /// The connector binaries each round runs.
+    connectors: Vec<PathBuf>,
     /// Snapshots per call (0: one record in ten a later snapshot).
     snapshots: u64,
     /// `[schedule]` window mode, open from the start.
@@ -148,6 +162,10 @@ impl Settings {
             rounds: var("ADS_E2E_ROUNDS", 3)?,
             partitions: var("ADS_E2E_PARTITIONS", 4)?,
             sandbox_binary: std::env::var_os("ADS_E2E_SANDBOX").map(PathBuf::from),
+            connectors: match std::env::var_os("ADS_E2E_CONNECTORS") {
+                Some(list) => std::env::split_paths(&list).collect(),
+                None => vec![PathBuf::from(CONNECTOR)],
+            },
             snapshots: var("ADS_E2E_SNAPSHOTS", 0)?,
             window: match std::env::var("ADS_E2E_SCHEDULE").as_deref() {
                 Ok("window") => true,
@@ -352,11 +370,11 @@ struct Names {
 }
 
 impl Names {
-    fn new(run_id: &str, round: u32) -> Self {
+    fn new(run_id: &str, round: u32, connector: usize) -> Self {
         Self {
-            ack: format!("e2e-ack-{run_id}-{round}"),
-            dlq: format!("e2e-dlq-{run_id}-{round}"),
-            group: format!("e2e-connector-{run_id}-{round}"),
+            ack: format!("e2e-ack-{run_id}-{round}-{connector}"),
+            dlq: format!("e2e-dlq-{run_id}-{round}-{connector}"),
+            group: format!("e2e-connector-{run_id}-{round}-{connector}"),
         }
     }
 }
@@ -468,7 +486,9 @@ fn raw_round(bootstrap: &str, topic: &str, partitions: i32, n: u64) -> Result<Sa
 
 /// `ads-connector run` with a fresh group and ack topic, until every record is acked or
 /// dead-lettered.
+#[allow(clippy::too_many_arguments)]
 fn connector_round(
+    binary: &Path,
     bootstrap: &str,
     cad: &str,
     names: &Names,
@@ -521,7 +541,7 @@ fn connector_round(
     );
     let path = work.join(format!("{}.toml", names.group));
     std::fs::write(&path, config)?;
-    let mut child = Command::new(CONNECTOR)
+    let mut child = Command::new(binary)
         .args(["run", "--config"])
         .arg(&path)
         .env("ADS_LOG", "warn")
@@ -683,8 +703,10 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn print_table(
     settings: &Settings,
+    binary: &Path,
     bootstrap: &str,
     bytes: u64,
     calls: u64,
@@ -704,6 +726,7 @@ fn print_table(
             .collect(),
     );
     println!();
+    println!("connector: {}", binary.display());
     println!(
         "end to end on one broker ({bootstrap}): {} records of {} bytes on average, {} partitions, \
          {} alternating rounds, medians",

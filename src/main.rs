@@ -17,8 +17,59 @@ use nhs_emulator as sandbox;
 /// mimalloc instead of glibc's malloc: the per-call work builds and drops many small JSON values,
 /// and allocation was about 30% of its profile. `benches/mapping.rs` (same allocator) measured
 /// decode + map + serialize 13–43% faster side by side on this 2-core machine; see README.
+///
+/// Its memory bounds (README "Memory"; the Rust heap itself is bounded by the pipeline's
+/// channels): built without transparent huge pages (the `no_thp` feature, root `Cargo.toml`),
+/// and freed memory goes back to the system after [`PURGE_DELAY_MS`] (set by
+/// [`bound_allocators`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long mimalloc keeps freed memory before it gives it back to the system (its
+/// `purge_delay`; mimalloc 3's default is 1000 ms, mimalloc 2's 10 ms). The pipeline allocates
+/// and frees tens of MB a second (FHIR bundles, 1.5 MB request bodies built by doubling): with
+/// a second's worth waiting to be purged, the resident set swung between 55 and 165 MiB for a
+/// live heap of about 50 MiB. Purging at once (0) kept it at 46–71 MiB but cost half as much CPU
+/// again (`madvise` calls); see README "Memory" for the value chosen.
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
+
+/// `mi_option_purge_delay` of mimalloc.h's `mi_option_t` (15 in mimalloc 2 and 3; the `mimalloc`
+/// crate's bindings do not name it). The test below pins it by its default.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+extern "C" {
+    // mimalloc's own functions (mimalloc.h), in the library the `mimalloc` crate links.
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    #[cfg(test)]
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+}
+
+/// The memory bounds of both allocators of the process, set first thing in `main`, before any
+/// thread exists.
+///
+/// mimalloc (the Rust side): [`PURGE_DELAY_MS`].
+///
+/// glibc (the C side: librdkafka's buffers are `malloc` memory, not mimalloc's):
+/// * `M_ARENA_MAX` 2: glibc gives each new thread an arena of its own, up to 8 per core, and
+///   librdkafka runs several threads per client (the source consumer, the producer, the window
+///   pass's reader of each partition, metadata clients); each arena kept its own freed fetch
+///   buffers resident (6–34 MiB each, 60–80 MiB in all in window-mode runs).
+/// * `M_MMAP_THRESHOLD` 128 KiB, fixed: blocks this large (fetch responses, up to
+///   `fetch.max.bytes`, see `kafka::PREFETCH_KBYTES`) are mapped and unmapped on their own, so
+///   they go back to the system when librdkafka frees them. glibc's default threshold rises to
+///   the largest block freed so far, after which such buffers are carved from the arenas and
+///   stay resident once freed. librdkafka allocates a few such buffers per fetch and per produce
+///   request: the extra `mmap` calls cost nothing measurable.
+fn bound_allocators() {
+    // SAFETY: mi_option_set only stores an option mimalloc reads when it next purges.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets glibc's allocator parameters; no other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
 
 /// Moves ambulance CAD call events from Kafka to NHS England's Ambulance Data Submission API.
 #[derive(Parser)]
@@ -99,6 +150,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    bound_allocators();
     match real_main() {
         Ok(code) => code,
         Err(error) => {
@@ -218,6 +270,25 @@ fn real_main() -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_mimalloc_defaults_to_a_second_and_takes_the_bound() {
+        // SAFETY: reading and setting a mimalloc option.
+        unsafe {
+            assert_eq!(
+                mi_option_get(MI_OPTION_PURGE_DELAY),
+                1000,
+                "mimalloc 3's default"
+            );
+            bound_allocators();
+            assert_eq!(mi_option_get(MI_OPTION_PURGE_DELAY), PURGE_DELAY_MS);
         }
     }
 }

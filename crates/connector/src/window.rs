@@ -147,12 +147,14 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Timeout of each broker request of the pass (committed offsets, watermarks).
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The first pass's result for each partition, shared by [`WindowPass`] and [`Coalescer`].
+/// The first pass's result for each partition, shared by [`WindowPass`] and [`Coalescer`]:
+/// topic → partition → index, so that the coalescer finds a record's index by its `&str` topic
+/// without building a key for every record.
 #[derive(Clone, Default)]
-pub struct Indexes(Arc<Mutex<HashMap<PartitionId, NewestIndex>>>);
+pub struct Indexes(Arc<Mutex<HashMap<String, HashMap<i32, NewestIndex>>>>);
 
 impl Indexes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionId, NewestIndex>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<i32, NewestIndex>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -161,29 +163,47 @@ impl Indexes {
     /// order), and the partition's index is dropped once its whole range is passed.
     fn verdict(&self, pos: &RecordPos, call_key: &[u8], snapshot_at: DateTime<Utc>) -> Verdict {
         let mut indexes = self.lock();
-        let id = (pos.topic.to_string(), pos.partition);
-        let Some(index) = indexes.get_mut(&id) else {
+        let Some(partitions) = indexes.get_mut(&*pos.topic) else {
+            return Verdict::Unknown;
+        };
+        let Some(index) = partitions.get_mut(&pos.partition) else {
             return Verdict::Unknown;
         };
         let verdict = index.verdict(call_key, snapshot_at.timestamp_micros(), pos.offset);
         index.forget_through(pos.offset);
         if index.range().is_none_or(|(_, last)| pos.offset >= last) {
-            indexes.remove(&id);
+            partitions.remove(&pos.partition);
+            if partitions.is_empty() {
+                indexes.remove(&*pos.topic);
+            }
         }
         verdict
     }
 
-    fn install(&self, id: PartitionId, index: NewestIndex) {
-        self.lock().insert(id, index);
+    fn install(&self, (topic, partition): PartitionId, index: NewestIndex) {
+        self.lock()
+            .entry(topic)
+            .or_default()
+            .insert(partition, index);
     }
 
-    fn remove(&self, id: &PartitionId) {
-        self.lock().remove(id);
+    fn remove(&self, (topic, partition): &PartitionId) {
+        let mut indexes = self.lock();
+        if let Some(partitions) = indexes.get_mut(topic) {
+            partitions.remove(partition);
+            if partitions.is_empty() {
+                indexes.remove(topic);
+            }
+        }
     }
 
     /// Heap bytes held by every index (the memory the pass costs).
     pub fn memory_bytes(&self) -> usize {
-        self.lock().values().map(NewestIndex::memory_bytes).sum()
+        self.lock()
+            .values()
+            .flat_map(HashMap::values)
+            .map(NewestIndex::memory_bytes)
+            .sum()
     }
 }
 
