@@ -386,7 +386,7 @@ pub use contact::{
 pub use decode::{decode, DecodeError, DecodeErrorKind};
 pub use response::{ResourceType, Response, ResponseTimes};
 pub use rules::{is_ods_code, is_snomed_id, is_uk_postcode, is_valid_nhs_number, nhs_check_digit};
-pub use time::format_utc;
+pub use time::{format_utc, utc_text, UtcText};
 
 #[cfg(test)]
 mod tests;

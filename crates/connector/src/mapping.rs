@@ -1,8 +1,18 @@
 //! CAD call → ADS FHIR R4 call Bundle.
 //!
-//! **In:** one decoded [`CadCall`] and the [`MappingOptions`]. **Out:** a [`CallBundle`]: the
-//! Bundle as a `serde_json::Value`, the identity the batcher and acker need, and the local
-//! validation warnings. Pure: no I/O, no clock, no randomness.
+//! **In:** one decoded [`CadCall`] and the [`MappingOptions`]. **Out:** an [`EncodedBundle`]
+//! (the per-record path, [`encode_validated`]): the Bundle as the compact JSON bytes of the
+//! request body, the identity the batcher and acker need, and the local validation warnings; or
+//! a [`CallBundle`] ([`map_call`], [`map_validated`]: tools and tests), the same with the Bundle
+//! also as a `serde_json::Value`, read back from those bytes. Pure: no I/O, no clock, no
+//! randomness.
+//!
+//! **One tree, one write:** the entries build one `Node` tree (`mapping/node.rs`: static keys,
+//! strings borrowed from the call, ids inline, times as values, no `serde_json::Value`); local
+//! validation reads that tree (times as values, never parsed back; references walked once) and
+//! it is written once, keys in the order `serde_json::Value` keeps them, so the bytes are those
+//! `serde_json::to_vec` of the equivalent `Value` gives (debug builds assert it on every
+//! [`map_validated`], so every test that maps a call checks it).
 //!
 //! **Shape** (ADS IG, `shared/docs/nhs-api.md` §2; every choice where the IG is not public is in
 //! `docs/mapping.md`), in Bundle order:
@@ -19,7 +29,7 @@
 //! **Determinism:** every id is a UUIDv5 under [`ID_NAMESPACE`] of
 //! `"{provider_ods}|{call_id}|{resource path}"`; the Bundle id uses the path `Bundle`, so every
 //! snapshot of a call has the same Bundle id and the receiver can deduplicate. The same input
-//! gives byte-identical `serde_json::to_vec(&bundle.json)`.
+//! gives byte-identical [`EncodedBundle::bytes`].
 //!
 //! **Validation:** [`map_call`] re-runs the `cad.call.v1` rules, then checks the Bundle it built
 //! with [`check::bundle`] (ADS mandatory items, NHS number, ODS codes, code systems, timestamp
@@ -30,7 +40,8 @@
 //! messages carry paths and rules, never patient data.
 //!
 //! Layout: this file holds [`map_call`], the Bundle's ids and its reference checks, and
-//! [`CallBundle`]; `mapping/options.rs` the [`MappingOptions`]; `mapping/error.rs`
+//! [`CallBundle`]; `mapping/node.rs` the tree and its writer; `mapping/options.rs` the
+//! [`MappingOptions`]; `mapping/error.rs`
 //! [`MappingError`] and its [`MappingErrorKind`]; `mapping/check.rs` local validation;
 //! `mapping/codes.rs` the systems and codes; the other files the entries, as above.
 
@@ -38,10 +49,11 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::cad::{format_utc, CadCall};
+use crate::cad::CadCall;
+use node::{node, Json, Node};
 
 mod call;
 pub mod check;
@@ -50,6 +62,7 @@ pub mod codes;
 mod contact;
 mod ctx;
 mod error;
+pub(crate) mod node;
 mod options;
 mod response;
 
@@ -70,8 +83,10 @@ pub struct CallBundle {
     pub bundle_id: Uuid,
     /// The snapshot this Bundle was made from (`Bundle.timestamp`).
     pub snapshot_at: DateTime<Utc>,
-    /// The Bundle.
+    /// The Bundle, read back from [`CallBundle::bytes`].
     pub json: Value,
+    /// The Bundle as compact JSON, as it is submitted.
+    pub bytes: Vec<u8>,
     /// Local validation warnings: the Bundle is submitted, but something is worth a look
     /// (typically an ADS mandatory item a later snapshot will fill in).
     pub warnings: Vec<Problem>,
@@ -156,15 +171,46 @@ impl fmt::Debug for CallBundle {
 pub fn resource_id(provider_ods: &str, call_id: &str, path: &str) -> Uuid {
     // `|` cannot occur in ODS codes, call ids, contact ids or call signs (cad.call.v1 rules),
     // so distinct (provider, call, path) triples never give the same name.
-    Uuid::new_v5(
-        &ID_NAMESPACE,
-        format!("{provider_ods}|{call_id}|{path}").as_bytes(),
-    )
+    let mut name = String::with_capacity(provider_ods.len() + call_id.len() + path.len() + 2);
+    for part in [provider_ods, "|", call_id, "|", path] {
+        name.push_str(part);
+    }
+    Uuid::new_v5(&ID_NAMESPACE, name.as_bytes())
 }
 
 /// The Bundle id shared by every snapshot of a call.
 pub fn bundle_id(provider_ods: &str, call_id: &str) -> Uuid {
     resource_id(provider_ods, call_id, "Bundle")
+}
+
+/// One call's Bundle as the request body carries it, and its identity; what the per-record
+/// path needs of a [`CallBundle`]. `Debug` omits the bytes (they hold patient data).
+#[derive(Clone, PartialEq)]
+pub struct EncodedBundle {
+    /// `"{provider_ods}/{call_id}"`, as [`CadCall::call_key`].
+    pub call_key: String,
+    /// `Bundle.id`; the same for every snapshot of the call.
+    pub bundle_id: Uuid,
+    /// The snapshot this Bundle was made from (`Bundle.timestamp`).
+    pub snapshot_at: DateTime<Utc>,
+    /// The Bundle as compact JSON (keys sorted, as `serde_json::to_vec` of a `Value`).
+    pub bytes: Vec<u8>,
+    /// Local validation warnings, as [`CallBundle::warnings`].
+    pub warnings: Vec<Problem>,
+    /// As [`CallBundle::missing_at_close`].
+    pub missing_at_close: Vec<AdsItem>,
+}
+
+impl fmt::Debug for EncodedBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncodedBundle")
+            .field("call_key", &self.call_key)
+            .field("bundle_id", &self.bundle_id)
+            .field("snapshot_at", &self.snapshot_at)
+            .field("bytes", &self.bytes.len())
+            .field("warnings", &self.warnings.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Maps one call to its ADS call Bundle and validates the result.
@@ -174,12 +220,36 @@ pub fn map_call(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, Map
 }
 
 /// [`map_call`] for a call the contract rules already accepted ([`crate::cad::decode`] runs
-/// them), so the per-record path does not check the same call twice.
+/// them): [`encode_validated`], and the Bundle read back as a `serde_json::Value`.
 pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle, MappingError> {
-    let bundle_type_display = check_options(opts)?;
-    let cx = ctx::Ctx { call, opts };
+    let encoded = encode_validated(call, opts)?;
+    let json: Value =
+        serde_json::from_slice(&encoded.bytes).expect("the mapping writes valid JSON");
+    debug_assert!(
+        serde_json::to_vec(&json).is_ok_and(|again| again == encoded.bytes),
+        "the Bundle's bytes are those serde_json writes for its Value"
+    );
+    Ok(CallBundle {
+        call_key: encoded.call_key,
+        bundle_id: encoded.bundle_id,
+        snapshot_at: encoded.snapshot_at,
+        json,
+        bytes: encoded.bytes,
+        warnings: encoded.warnings,
+        missing_at_close: encoded.missing_at_close,
+    })
+}
 
-    let mut entries: Vec<Value> = Vec::new();
+/// The per-record path: maps a call the contract rules already accepted, validates the Bundle
+/// and writes it once, as the request body carries it.
+pub fn encode_validated(
+    call: &CadCall,
+    opts: &MappingOptions,
+) -> Result<EncodedBundle, MappingError> {
+    let bundle_type_display = check_options(opts)?;
+    let cx = ctx::Ctx::new(call, opts);
+
+    let mut entries: Vec<Node<'_>> = Vec::new();
     entries.extend(call::message_header(&cx));
     let vehicles = response::vehicle_encounter_plan(&cx);
     entries.push(call::communication(&cx, &vehicles));
@@ -194,48 +264,60 @@ pub fn map_validated(call: &CadCall, opts: &MappingOptions) -> Result<CallBundle
     entries.extend(response::vehicle_locations(&cx));
     entries.extend(response::receiving_locations(&cx));
     declare_profiles(&mut entries);
+    let entry_count = entries.len();
 
     let bundle_id = bundle_id(&call.provider_ods, &call.call_id);
-    let tag = json!({
-        "system": cx.system(ADS_BUNDLE_TYPE_SYSTEM),
-        "code": opts.ads_bundle_type_code,
-        "display": bundle_type_display,
-    });
-    let mut bundle = json!({
+    let bundle = node!({
         "resourceType": "Bundle",
-        "id": bundle_id.to_string(),
-        "meta": { "tag": [ tag ], "profile": [ profile_of("Bundle") ] },
+        "id": node::Uid::id(bundle_id),
+        "meta": {
+            "tag": [ {
+                "system": cx.system(ADS_BUNDLE_TYPE_SYSTEM),
+                "code": &opts.ads_bundle_type_code,
+                "display": bundle_type_display,
+            } ],
+            "profile": [ profile_of("Bundle").expect("the Bundle has a profile") ],
+        },
         "type": opts.bundle_type.as_str(),
-        "timestamp": format_utc(&call.snapshot_at),
+        "timestamp": call.snapshot_at,
+        "entry": entries,
     });
-    // Moved in, not through `json!`, which would copy every resource once more.
-    bundle["entry"] = Value::Array(entries);
-    check_references(&bundle)?;
-    let report = check::bundle(&bundle);
+    // One walk when every reference resolves (always, unless the mapping has a bug); the
+    // detailed one only to name the first that does not.
+    let full_urls = entry_full_urls(&bundle);
+    if !all_references_resolve(&bundle, &full_urls) {
+        check_references(&bundle)?;
+    }
+    let report = check::bundle_with_resolved_references(&bundle);
     if !report.errors.is_empty() {
         return Err(MappingError::InvalidBundle {
             problems: report.errors,
         });
     }
-    let missing_at_close = missing_at_close(call);
-    let warnings = report.warnings;
-    Ok(CallBundle {
+    // About 1.3 kB per entry in generated calls; one growth at most for most Bundles.
+    let bytes = bundle.to_bytes(1024 + entry_count * 1280);
+    Ok(EncodedBundle {
         call_key: call.call_key(),
         bundle_id,
         snapshot_at: call.snapshot_at,
-        json: bundle,
-        warnings,
-        missing_at_close,
+        bytes,
+        warnings: report.warnings,
+        missing_at_close: missing_at_close(call),
     })
 }
 
 /// Puts each resource's profile ([`profile_of`]) in its `meta.profile`.
-fn declare_profiles(entries: &mut [Value]) {
+fn declare_profiles(entries: &mut [Node<'_>]) {
     for entry in entries {
-        let resource = &mut entry["resource"];
-        let profile = resource["resourceType"].as_str().and_then(profile_of);
-        if let Some(profile) = profile {
-            resource["meta"]["profile"] = json!([profile]);
+        let Some(resource) = entry.get_mut("resource") else {
+            continue;
+        };
+        let Some(profile) = resource["resourceType"].as_str().and_then(profile_of) else {
+            continue;
+        };
+        match resource.get_mut("meta") {
+            Some(meta) => meta.set("profile", node!([profile])),
+            None => resource.set("meta", node!({ "profile": [profile] })),
         }
     }
 }
@@ -269,29 +351,30 @@ fn check_options(opts: &MappingOptions) -> Result<&'static str, MappingError> {
 
 /// Every `reference` string in the Bundle, with its JSON path.
 pub fn references(bundle: &Value) -> Vec<(String, String)> {
-    fn walk(v: &Value, path: &mut String, out: &mut Vec<(String, String)>) {
-        match v {
-            Value::Object(map) => {
-                for (k, child) in map {
-                    let len = path.len();
-                    path.push('.');
-                    path.push_str(k);
-                    match (k.as_str(), child) {
-                        ("reference", Value::String(s)) => out.push((path.clone(), s.clone())),
-                        _ => walk(child, path, out),
-                    }
-                    path.truncate(len);
-                }
+    references_in(bundle)
+}
+
+/// [`references`] of any [`Json`].
+pub(crate) fn references_in<J: Json>(bundle: &J) -> Vec<(String, String)> {
+    fn walk<J: Json>(v: &J, path: &mut String, out: &mut Vec<(String, String)>) {
+        if let Some(items) = v.as_array() {
+            for (i, child) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk(child, path, out);
+                path.truncate(len);
             }
-            Value::Array(items) => {
-                for (i, child) in items.iter().enumerate() {
-                    let len = path.len();
-                    path.push_str(&format!("[{i}]"));
-                    walk(child, path, out);
-                    path.truncate(len);
-                }
+            return;
+        }
+        for (k, child) in v.members() {
+            let len = path.len();
+            path.push('.');
+            path.push_str(k);
+            match (k, child.as_str()) {
+                ("reference", Some(s)) => out.push((path.clone(), s.to_string())),
+                _ => walk(child, path, out),
             }
-            _ => {}
+            path.truncate(len);
         }
     }
     let mut out = Vec::new();
@@ -301,28 +384,32 @@ pub fn references(bundle: &Value) -> Vec<(String, String)> {
 
 /// True when every `reference` string in `v` is in `full_urls`. A fast walk that builds no
 /// paths; [`references`] gives the paths when something is wrong.
-pub(crate) fn all_references_resolve(v: &Value, full_urls: &BTreeSet<&str>) -> bool {
-    match v {
-        Value::Object(map) => map.iter().all(|(k, child)| match (k.as_str(), child) {
-            ("reference", Value::String(s)) => full_urls.contains(s.as_str()),
-            _ => all_references_resolve(child, full_urls),
-        }),
-        Value::Array(items) => items.iter().all(|c| all_references_resolve(c, full_urls)),
-        _ => true,
+pub(crate) fn all_references_resolve<J: Json>(v: &J, full_urls: &BTreeSet<&str>) -> bool {
+    if let Some(items) = v.as_array() {
+        return items.iter().all(|c| all_references_resolve(c, full_urls));
     }
+    v.members().all(|(k, child)| match (k, child.as_str()) {
+        ("reference", Some(s)) => full_urls.contains(s),
+        _ => all_references_resolve(child, full_urls),
+    })
 }
 
-fn check_references(bundle: &Value) -> Result<(), MappingError> {
-    let full_urls: BTreeSet<&str> = bundle["entry"]
+/// The `fullUrl` of every entry.
+fn entry_full_urls<J: Json>(bundle: &J) -> BTreeSet<&str> {
+    bundle["entry"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|e| e["fullUrl"].as_str())
-        .collect();
+        .collect()
+}
+
+fn check_references<J: Json>(bundle: &J) -> Result<(), MappingError> {
+    let full_urls = entry_full_urls(bundle);
     if all_references_resolve(bundle, &full_urls) {
         return Ok(());
     }
-    match references(bundle)
+    match references_in(bundle)
         .into_iter()
         .find(|(_, reference)| !full_urls.contains(reference.as_str()))
     {
@@ -444,7 +531,7 @@ mod tests {
 
     #[test]
     fn finds_references_that_do_not_resolve() {
-        let bundle = json!({"entry": [{"fullUrl": "urn:uuid:a", "resource": {
+        let bundle = serde_json::json!({"entry": [{"fullUrl": "urn:uuid:a", "resource": {
             "subject": {"reference": "urn:uuid:b"}}}]});
         let err = check_references(&bundle).unwrap_err();
         assert_eq!(

@@ -138,7 +138,7 @@ fn work(payload: Option<&[u8]>, options: &MappingOptions) -> Result<Work, Refusa
             ))
         }
     };
-    let bundle = mapping::map_validated(&call, options).map_err(|e| {
+    let bundle = mapping::encode_validated(&call, options).map_err(|e| {
         (
             ErrorStage::Mapping,
             DeadLetterKind::Mapping(e.kind()),
@@ -146,14 +146,13 @@ fn work(payload: Option<&[u8]>, options: &MappingOptions) -> Result<Work, Refusa
             problems_json(&e.problems()),
         )
     })?;
-    let bytes = serde_json::to_vec(&bundle.json).expect("a serde_json::Value always serializes");
     Ok(Work {
         call_key: bundle.call_key,
         call_id: call.call_id,
         provider_ods: call.provider_ods,
         bundle_id: bundle.bundle_id,
         snapshot_at: bundle.snapshot_at,
-        bytes,
+        bytes: bundle.bytes,
         missing_at_close: bundle.missing_at_close,
     })
 }

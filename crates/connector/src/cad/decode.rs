@@ -4,6 +4,9 @@
 //! first problem as a `DecodeError` with its JSON path. serde's own messages quote values; only
 //! the schema-derived parts of them are kept.
 //!
+//! **Cost:** a valid record is parsed twice (the shape pass, then the typed one) without path
+//! tracking; only a record that fails is parsed again with `serde_path_to_error` for its path.
+//!
 //! Layout: this file holds [`decode`] and the translation of serde's errors into value-free
 //! ones; `decode/error.rs` [`DecodeError`] and its [`DecodeErrorKind`]; `decode/shape.rs` the
 //! first pass that rejects JSON arrays where the schema has none.
@@ -40,6 +43,31 @@ pub fn decode(bytes: &[u8]) -> Result<CadCall, DecodeError> {
 }
 
 fn parse(text: &str) -> Result<CadCall, DecodeError> {
+    // The passes without path tracking first: a valid record (nearly all) pays for no path;
+    // a record that fails one is parsed again, tracked, for the error's path.
+    if let Some(call) = parse_untracked(text) {
+        return Ok(call);
+    }
+    parse_tracked(text)
+}
+
+/// [`parse_tracked`] for a valid record, without the paths; `None` when anything fails.
+fn parse_untracked(text: &str) -> Option<CadCall> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(
+        shape::Shape {
+            array_allowed: false,
+        },
+        &mut de,
+    )
+    .ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let call = CadCall::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(call)
+}
+
+fn parse_tracked(text: &str) -> Result<CadCall, DecodeError> {
     // serde's derived structs also accept a JSON array of their fields in order; the schema
     // does not, so a first pass checks that arrays appear only where the schema has lists.
     let mut de = serde_json::Deserializer::from_str(text);

@@ -1,11 +1,73 @@
 //! Timestamps and dates of `cad.call.v1`: the schema's exact RFC 3339 shape, UTC output, and
 //! serde adapters whose errors carry a rule with an example, never the value.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 
 /// Formats a UTC time as RFC 3339 with `Z` and only as many fraction digits as it has.
 pub fn format_utc(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// [`format_utc`] without an allocation, for the common case: a year from 0 to 9999 and no
+/// leap second. `None` otherwise (the caller falls back to [`format_utc`]); the text is then
+/// byte-for-byte what `format_utc` gives.
+pub fn utc_text(t: &DateTime<Utc>) -> Option<UtcText> {
+    let year = t.year();
+    let nanos = t.nanosecond();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return None;
+    }
+    let mut buf = [0u8; 30];
+    let mut put = |at: usize, value: u32, width: usize| {
+        let mut v = value;
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    let mut len = 19;
+    let fraction = match nanos {
+        0 => None,
+        n if n % 1_000_000 == 0 => Some((n / 1_000_000, 3)),
+        n if n % 1_000 == 0 => Some((n / 1_000, 6)),
+        n => Some((n, 9)),
+    };
+    if let Some((value, width)) = fraction {
+        put(20, value, width);
+        len = 20 + width;
+    }
+    for (i, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        buf[i] = c;
+    }
+    if fraction.is_some() {
+        buf[19] = b'.';
+    }
+    buf[len] = b'Z';
+    Some(UtcText {
+        buf,
+        len: len as u8 + 1,
+    })
+}
+
+/// An RFC 3339 UTC time as text, on the stack ([`utc_text`]).
+#[derive(Clone, Copy)]
+pub struct UtcText {
+    buf: [u8; 30],
+    len: u8,
+}
+
+impl UtcText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).expect("ASCII")
+    }
 }
 
 const RFC3339_RULE: &str = "expected an RFC 3339 date-time with offset, e.g. 2025-03-01T12:00:00Z";
@@ -141,5 +203,57 @@ pub(super) mod date {
                     .ok_or_else(|| D::Error::custom(super::super::DATE_RULE)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_text_is_the_text_of_format_utc() {
+        let base = DateTime::parse_from_rfc3339("2025-03-01T12:00:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let nanos = [
+            0,
+            1,
+            7,
+            1_000,
+            120_000,
+            1_000_000,
+            5_000_000,
+            123_456_789,
+            999_999_999,
+            10_000_000,
+        ];
+        for n in nanos {
+            for secs in [0, 59, 86_399, 3_600 * 24 * 400] {
+                let t = base + chrono::Duration::seconds(secs) + chrono::Duration::nanoseconds(n);
+                assert_eq!(utc_text(&t).unwrap().as_str(), format_utc(&t));
+            }
+        }
+        let early = NaiveDate::from_ymd_opt(7, 1, 2)
+            .unwrap()
+            .and_hms_opt(3, 4, 5)
+            .unwrap()
+            .and_utc();
+        assert_eq!(utc_text(&early).unwrap().as_str(), format_utc(&early));
+    }
+
+    #[test]
+    fn utc_text_leaves_years_past_9999_and_leap_seconds_to_format_utc() {
+        let late = NaiveDate::from_ymd_opt(10_000, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        assert!(utc_text(&late).is_none());
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        assert!(utc_text(&leap).is_none());
     }
 }

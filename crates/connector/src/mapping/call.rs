@@ -4,27 +4,25 @@
 //! **In:** the mapping context. **Out:** Bundle entries, in Bundle order. Pure; every reference
 //! points at a resource this mapping emits.
 
-use serde_json::{json, Value};
-
 use super::codes::*;
 use super::ctx::{entry, typed_date_times, yes_no, Ctx};
+use super::node::{node, Node};
 use super::response::VehicleEncounter;
 use super::BundleType;
-use crate::cad::{format_utc, ResponseCategory, TriageSystem};
+use crate::cad::{ResponseCategory, TriageSystem};
 
 /// The MessageHeader entry (only for `message` bundles).
-pub(super) fn message_header(cx: &Ctx<'_>) -> Option<Value> {
+pub(super) fn message_header<'a>(cx: &Ctx<'a>) -> Option<Node<'a>> {
     if cx.opts.bundle_type != BundleType::Message {
         return None;
     }
     let o = cx.opts;
     Some(entry(
         cx.url("MessageHeader"),
-        json!({
+        node!({
             "resourceType": "MessageHeader",
-            "id": cx.id("MessageHeader"),
-            "eventCoding": { "system": o.message_event_system, "code": o.message_event_code },
-            "source": { "endpoint": o.message_source_endpoint },
+            "eventCoding": { "system": &o.message_event_system, "code": &o.message_event_code },
+            "source": { "endpoint": &o.message_source_endpoint },
             "sender": cx.reference(&format!("Organization/{}", cx.call.submitter_ods)),
             "focus": [ cx.reference("Communication") ],
         }),
@@ -32,20 +30,20 @@ pub(super) fn message_header(cx: &Ctx<'_>) -> Option<Value> {
 }
 
 /// The Communication entry: header and call details.
-pub(super) fn communication(cx: &Ctx<'_>, vehicles: &[VehicleEncounter<'_>]) -> Value {
+pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>]) -> Node<'a> {
     let call = cx.call;
     let t = &call.times;
-    let mut extensions = vec![json!({
+    let mut extensions = vec![node!({
         "url": EXT_CALL_ORIGIN,
         "valueCodeableConcept": cx.nhs_concept(
             CALL_ORIGIN_SYSTEM, call.call_origin.code(), Some(call.call_origin.display())),
     })];
     if let Some(flag) = call.nhs111_flag {
-        extensions.push(json!({ "url": EXT_111_FLAG, "valueCodeableConcept": yes_no(flag) }));
+        extensions.push(node!({ "url": EXT_111_FLAG, "valueCodeableConcept": yes_no(flag) }));
     }
     if let Some(flag) = call.aqi_flag {
         extensions
-            .push(json!({ "url": EXT_AQI_INCIDENT_FLAG, "valueCodeableConcept": yes_no(flag) }));
+            .push(node!({ "url": EXT_AQI_INCIDENT_FLAG, "valueCodeableConcept": yes_no(flag) }));
     }
     if let Some(c) = call.initial_response_category {
         extensions.push(response_category(
@@ -66,7 +64,7 @@ pub(super) fn communication(cx: &Ctx<'_>, vehicles: &[VehicleEncounter<'_>]) -> 
     if let Some(code) = &call.cat1_early_prediction {
         // Only code 01 "Cat 1 e…" is visible in the code system; its display is truncated in
         // the IG, so no display is sent.
-        extensions.push(json!({
+        extensions.push(node!({
             "url": EXT_CAT1_EARLY_PREDICTION,
             "extension": [ {
                 "url": "cat1EarlyPredictionFlag",
@@ -76,7 +74,7 @@ pub(super) fn communication(cx: &Ctx<'_>, vehicles: &[VehicleEncounter<'_>]) -> 
     }
     if let (Some(start), Some(stop)) = (t.clock_start, t.clock_stop) {
         // AQI response time: clock start to clock stop, in whole seconds.
-        extensions.push(json!({
+        extensions.push(node!({
             "url": EXT_AQI_RESPONSE_TIME,
             "valueDuration": {
                 "value": (stop - start).num_seconds(),
@@ -104,35 +102,33 @@ pub(super) fn communication(cx: &Ctx<'_>, vehicles: &[VehicleEncounter<'_>]) -> 
     } else {
         "in-progress"
     };
-    let mut c = json!({
+    let mut c = node!({
         "resourceType": "Communication",
-        "id": cx.id("Communication"),
         "meta": { "profile": [ ADS_COMMUNICATION_PROFILE ] },
         "identifier": [ {
             "system": CALL_ID_SYSTEM,
-            "value": call.call_id,
-            "period": { "start": super::ctx::date(call.call_date) },
+            "value": &call.call_id,
+            "period": { "start": call.call_date },
             "assigner": cx.provider(),
         } ],
         "status": status,
-        "sent": format_utc(&t.call_answered),
+        "sent": t.call_answered,
         "sender": cx.reference(&format!("Organization/{}", call.submitter_ods)),
         "recipient": [ cx.provider() ],
     });
-    c["extension"] = Value::Array(extensions);
+    c.set("extension", extensions);
     if let Some(code) = &call.stop_code {
-        c["statusReason"] = cx.nhs_concept(STOP_CODE_SYSTEM, code, None);
+        c.set("statusReason", cx.nhs_concept(STOP_CODE_SYSTEM, code, None));
     }
     if let Some(tt) = call.treatment_type {
         let (code, display) = treatment_type(tt);
-        c["category"] = Value::Array(vec![cx.nhs_concept(
-            TREATMENT_TYPE_SYSTEM,
-            code,
-            Some(display),
-        )]);
+        c.set(
+            "category",
+            vec![cx.nhs_concept(TREATMENT_TYPE_SYSTEM, code, Some(display))],
+        );
     }
     // Every patient contact, then every response that attended no patient.
-    let about: Vec<Value> = call
+    let about: Vec<Node<'a>> = call
         .patients
         .iter()
         .map(|p| cx.reference(&format!("Encounter/{}", p.contact_id)))
@@ -144,19 +140,26 @@ pub(super) fn communication(cx: &Ctx<'_>, vehicles: &[VehicleEncounter<'_>]) -> 
         )
         .collect();
     if !about.is_empty() {
-        c["about"] = Value::Array(about);
+        c.set("about", about);
     }
     entry(cx.url("Communication"), c)
 }
 
-fn response_category(
-    cx: &Ctx<'_>,
-    kind: &str,
-    kind_display: &str,
+fn response_category<'a>(
+    cx: &Ctx<'a>,
+    kind: &'a str,
+    kind_display: &'a str,
     category: ResponseCategory,
-) -> Value {
-    let number = category.number().to_string();
-    json!({
+) -> Node<'a> {
+    let (number, display) = match category {
+        ResponseCategory::C1 => ("1", "Category 1"),
+        ResponseCategory::C2 => ("2", "Category 2"),
+        ResponseCategory::C3 => ("3", "Category 3"),
+        ResponseCategory::C4 => ("4", "Category 4"),
+        ResponseCategory::C5 => ("5", "Category 5"),
+    };
+    debug_assert_eq!(number, category.number().to_string());
+    node!({
         "url": EXT_RESPONSE_CATEGORY,
         "extension": [
             {
@@ -166,19 +169,19 @@ fn response_category(
             },
             {
                 "url": "responseCategoryCode",
-                "valueCodeableConcept": cx.nhs_concept(
-                    RESPONSE_CATEGORY_SYSTEM, &number, Some(&format!("Category {number}"))),
+                "valueCodeableConcept":
+                    cx.nhs_concept(RESPONSE_CATEGORY_SYSTEM, number, Some(display)),
             },
         ],
     })
 }
 
 /// Triage Observations: up to one per ADS-TriageCategory (IG "Design Overview").
-pub(super) fn triage_observations(cx: &Ctx<'_>) -> Vec<Value> {
+pub(super) fn triage_observations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
     let Some(triage) = &cx.call.triage else {
         return Vec::new();
     };
-    let mut items: Vec<(usize, &str, &str)> = Vec::new();
+    let mut items: Vec<(usize, &'static str, &'a str)> = Vec::new();
     match triage.system {
         TriageSystem::Ampds => items.push((0, AMPDS_SYSTEM, &triage.disposition_code)),
         TriageSystem::Pathways => {
@@ -196,9 +199,8 @@ pub(super) fn triage_observations(cx: &Ctx<'_>) -> Vec<Value> {
         .map(|(category, system, code)| {
             let (cat_code, cat_display) = TRIAGE_CATEGORIES[category];
             let path = format!("Observation/triage/{cat_code}");
-            let mut obs = json!({
+            let mut obs = node!({
                 "resourceType": "Observation",
-                "id": cx.id(&path),
                 "status": "final",
                 "code": cx.nhs_concept(TRIAGE_CATEGORY_SYSTEM, cat_code, Some(cat_display)),
                 "focus": [ cx.reference("Communication") ],
@@ -206,7 +208,7 @@ pub(super) fn triage_observations(cx: &Ctx<'_>) -> Vec<Value> {
                 "valueCodeableConcept": { "coding": [ { "system": system, "code": code } ] },
             });
             if let Some(at) = cx.call.times.dispatch_code_established {
-                obs["effectiveDateTime"] = json!(format_utc(&at));
+                obs.set("effectiveDateTime", at);
             }
             entry(cx.url(&path), obs)
         })
@@ -215,7 +217,7 @@ pub(super) fn triage_observations(cx: &Ctx<'_>) -> Vec<Value> {
 
 /// One Organization per distinct ODS code: submitter first, then the provider when different
 /// (IG: "this may be the same resource if they are the same organisation").
-pub(super) fn organizations(cx: &Ctx<'_>) -> Vec<Value> {
+pub(super) fn organizations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
     let call = cx.call;
     let mut codes = vec![call.submitter_ods.as_str()];
     if call.provider_ods != call.submitter_ods {
@@ -227,9 +229,8 @@ pub(super) fn organizations(cx: &Ctx<'_>) -> Vec<Value> {
             let path = format!("Organization/{ods}");
             entry(
                 cx.url(&path),
-                json!({
+                node!({
                     "resourceType": "Organization",
-                    "id": cx.id(&path),
                     "identifier": [ { "system": ODS_ORGANIZATION_SYSTEM, "value": ods } ],
                 }),
             )

@@ -23,10 +23,12 @@
 //! systems we know and their codes; `check/times.rs` the typed timestamps and their order.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use serde_json::Value;
 
 use super::codes::*;
+use super::node::Json;
 use super::Problem;
 
 mod code_systems;
@@ -36,7 +38,7 @@ mod times;
 pub use code_systems::is_loinc_code;
 use code_systems::{codings, system_name};
 use resources::{communication, identifiers, patient};
-use times::{parse_time, typed_times};
+use times::typed_times;
 
 /// The outcome of local validation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,11 +84,12 @@ pub fn submission(b: &Value) -> Report {
             check_bundle(
                 &e["resource"],
                 &format!("$.entry[{i}].resource"),
+                References::Check,
                 &mut report,
             );
         }
     } else {
-        check_bundle(b, "$", &mut report);
+        check_bundle(b, "$", References::Check, &mut report);
     }
     report
 }
@@ -94,12 +97,27 @@ pub fn submission(b: &Value) -> Report {
 /// Validates one ADS call Bundle.
 pub fn bundle(b: &Value) -> Report {
     let mut report = Report::default();
-    check_bundle(b, "$", &mut report);
+    check_bundle(b, "$", References::Check, &mut report);
     report
 }
 
-fn check_bundle(b: &Value, base: &str, r: &mut Report) {
-    if b["resourceType"] != "Bundle" {
+/// [`bundle`] of the mapping's own tree, whose references the mapping has already found to
+/// resolve (the reference walk runs once per record).
+pub(crate) fn bundle_with_resolved_references<J: Json>(b: &J) -> Report {
+    let mut report = Report::default();
+    check_bundle(b, "$", References::Resolved, &mut report);
+    report
+}
+
+/// Whether [`check_bundle`] walks the references.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum References {
+    Check,
+    Resolved,
+}
+
+fn check_bundle<J: Json>(b: &J, base: &str, references: References, r: &mut Report) {
+    if !b["resourceType"].is("Bundle") {
         r.error(
             format!("{base}.resourceType"),
             "not_a_bundle",
@@ -114,14 +132,14 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
             "an ADS call Bundle is of type collection or message",
         );
     }
-    if b["id"].as_str().is_none() {
+    if !b["id"].is_string() {
         r.error(
             format!("{base}.id"),
             "missing_element",
             "Bundle.id is missing",
         );
     }
-    let snapshot = b["timestamp"].as_str().and_then(parse_time);
+    let snapshot = b["timestamp"].as_time();
     if snapshot.is_none() {
         r.error(
             format!("{base}.timestamp"),
@@ -131,7 +149,7 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
     }
     bundle_tag(b, base, r);
 
-    let entries = b["entry"].as_array().map_or(&[][..], Vec::as_slice);
+    let entries = b["entry"].as_array().unwrap_or(&[]);
     if entries.is_empty() {
         r.error(
             format!("{base}.entry"),
@@ -141,10 +159,11 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
         return;
     }
     let full_urls = full_urls(entries, base, r);
-    let refs = if super::all_references_resolve(b, &full_urls) {
+    let refs = if references == References::Resolved || super::all_references_resolve(b, &full_urls)
+    {
         Vec::new()
     } else {
-        super::references(b)
+        super::references_in(b)
     };
     for (path, reference) in refs {
         if !full_urls.contains(reference.as_str()) {
@@ -156,7 +175,7 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
             );
         }
     }
-    if b["type"] == "message" && entries[0]["resource"]["resourceType"] != "MessageHeader" {
+    if b["type"].is("message") && !entries[0]["resource"]["resourceType"].is("MessageHeader") {
         r.error(
             format!("{base}.entry[0]"),
             "message_header_first",
@@ -165,7 +184,7 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
     }
 
     let communications: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i]["resource"]["resourceType"] == "Communication")
+        .filter(|&i| entries[i]["resource"]["resourceType"].is("Communication"))
         .collect();
     if communications.len() != 1 {
         r.error(
@@ -174,18 +193,19 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
             "an ADS call Bundle has exactly one Communication",
         );
     }
+    let mut segments = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        let path = format!("{base}.entry[{i}].resource");
+        let path = &Resource { base, entry: i };
         let res = &e["resource"];
         match res["resourceType"].as_str() {
-            Some("Communication") => communication(res, &path, r),
-            Some("Organization") => identifiers(res, &path, ODS_ORGANIZATION_SYSTEM, r),
-            Some("Location") => identifiers(res, &path, ODS_SITE_SYSTEM, r),
-            Some("Patient") => patient(res, &path, r),
+            Some("Communication") => communication(res, path, r),
+            Some("Organization") => identifiers(res, path, ODS_ORGANIZATION_SYSTEM, r),
+            Some("Location") => identifiers(res, path, ODS_SITE_SYSTEM, r),
+            Some("Patient") => patient(res, path, r),
             _ => {}
         }
-        codings(res, &mut path.clone(), r);
-        typed_times(res, &path, snapshot, r);
+        codings(res, path, &mut segments, r);
+        typed_times(res, path, snapshot, r);
     }
     if times::cross_section(entries, base, r) {
         // The call is closed: an ADS mandatory item still absent is missing, not "not yet
@@ -198,8 +218,21 @@ fn check_bundle(b: &Value, base: &str, r: &mut Report) {
     }
 }
 
-fn bundle_tag(b: &Value, base: &str, r: &mut Report) {
-    let tags = b["meta"]["tag"].as_array().map_or(&[][..], Vec::as_slice);
+/// The JSON path of entry `entry`'s resource, written only when a problem is reported.
+#[derive(Clone, Copy)]
+struct Resource<'b> {
+    base: &'b str,
+    entry: usize,
+}
+
+impl fmt::Display for Resource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.entry[{}].resource", self.base, self.entry)
+    }
+}
+
+fn bundle_tag<J: Json>(b: &J, base: &str, r: &mut Report) {
+    let tags = b["meta"]["tag"].as_array().unwrap_or(&[]);
     let name = system_name(ADS_BUNDLE_TYPE_SYSTEM);
     if !tags
         .iter()
@@ -213,7 +246,7 @@ fn bundle_tag(b: &Value, base: &str, r: &mut Report) {
     }
 }
 
-fn full_urls<'a>(entries: &'a [Value], base: &str, r: &mut Report) -> BTreeSet<&'a str> {
+fn full_urls<'a, J: Json>(entries: &'a [J], base: &str, r: &mut Report) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     for (i, e) in entries.iter().enumerate() {
         let path = format!("{base}.entry[{i}]");

@@ -8,14 +8,13 @@
 //! Each resource's path is `<Type>/<contact_id>/<list>/<index>`, so an item keeps its id as
 //! long as the producer only appends to its list. Pure.
 
-use serde_json::{json, Value};
-
 use super::codes::*;
 use super::ctx::{concept, concept_of, entry, quantity, Ctx};
-use crate::cad::{format_utc, ClinicalCode, Observation, ObservationKind, PatientContact};
+use super::node::{node, Node};
+use crate::cad::{ClinicalCode, Observation, ObservationKind, PatientContact};
 
 /// Every clinical entry of one contact.
-pub(super) fn entries(cx: &Ctx<'_>, p: &PatientContact) -> Vec<Value> {
+pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> {
     let mut out = observations(cx, p);
     let subject = Subject::of(cx, p);
     for (list, items) in [("diagnoses", &p.diagnoses), ("injuries", &p.injuries)] {
@@ -25,70 +24,69 @@ pub(super) fn entries(cx: &Ctx<'_>, p: &PatientContact) -> Vec<Value> {
     }
     for (i, item) in p.procedures.iter().enumerate() {
         let path = subject.path("Procedure", "procedures", i);
-        let mut r = json!({
+        let mut r = node!({
             "resourceType": "Procedure",
-            "id": cx.id(&path),
             "status": "completed",
             "code": snomed(item),
-            "subject": subject.patient,
-            "encounter": subject.encounter,
+            "subject": subject.patient.clone(),
+            "encounter": subject.encounter.clone(),
         });
         if let Some(at) = item.recorded_at {
-            r["performedDateTime"] = json!(format_utc(&at));
+            r.set("performedDateTime", at);
         }
         out.push(entry(cx.url(&path), r));
     }
     for (i, m) in p.medications.iter().enumerate() {
         let path = subject.path("MedicationAdministration", "medications", i);
-        let mut r = json!({
+        let mut r = node!({
             "resourceType": "MedicationAdministration",
-            "id": cx.id(&path),
             "status": "completed",
             "medicationCodeableConcept": snomed_concept(&m.snomed, m.display.as_deref()),
-            "subject": subject.patient,
-            "context": subject.encounter,
+            "subject": subject.patient.clone(),
+            "context": subject.encounter.clone(),
         });
         match m.administered_at {
-            Some(at) => r["effectiveDateTime"] = json!(format_utc(&at)),
+            Some(at) => r.set("effectiveDateTime", at),
             // effective[x] is 1..1 in FHIR R4: say that the time is unknown.
-            None => r["_effectiveDateTime"] = data_absent("unknown"),
+            None => r.set("_effectiveDateTime", data_absent("unknown")),
         }
         if let Some(dose) = &m.dose {
-            r["dosage"] = json!({ "dose": quantity(dose.value, &dose.unit, &dose.unit) });
+            r.set(
+                "dosage",
+                node!({ "dose": quantity(dose.value, &dose.unit, &dose.unit) }),
+            );
         }
         out.push(entry(cx.url(&path), r));
     }
     for (i, item) in p.safeguarding.iter().enumerate() {
         let path = subject.path("Flag", "safeguarding", i);
-        let mut r = json!({
+        let mut r = node!({
             "resourceType": "Flag",
-            "id": cx.id(&path),
             "status": "active",
             "category": [ concept(FLAG_CATEGORY_SYSTEM, "safety", "Safety") ],
             "code": snomed(item),
-            "subject": subject.patient,
-            "encounter": subject.encounter,
+            "subject": subject.patient.clone(),
+            "encounter": subject.encounter.clone(),
         });
         if let Some(at) = item.recorded_at {
-            r["period"] = json!({ "start": format_utc(&at) });
+            r.set("period", node!({ "start": at }));
         }
         out.push(entry(cx.url(&path), r));
     }
     for (i, item) in p.public_health.iter().enumerate() {
         let path = subject.path("Observation", "public_health", i);
-        let mut r = json!({
+        let mut r = node!({
             "resourceType": "Observation",
-            "id": cx.id(&path),
             "status": "final",
             "category": [
                 concept(OBSERVATION_CATEGORY_SYSTEM, "social-history", "Social History"),
             ],
             "code": snomed(item),
-            "subject": subject.patient,
-            "encounter": subject.encounter,
+            "subject": subject.patient.clone(),
+            "encounter": subject.encounter.clone(),
         });
         if let Some(at) = item.recorded_at {
-            r["effectiveDateTime"] = json!(format_utc(&at));
+            r.set("effectiveDateTime", at);
         }
         out.push(entry(cx.url(&path), r));
     }
@@ -96,16 +94,16 @@ pub(super) fn entries(cx: &Ctx<'_>, p: &PatientContact) -> Vec<Value> {
 }
 
 /// The Patient and Encounter references every clinical resource carries.
-struct Subject {
-    contact_id: String,
-    patient: Value,
-    encounter: Value,
+struct Subject<'a> {
+    contact_id: &'a str,
+    patient: Node<'a>,
+    encounter: Node<'a>,
 }
 
-impl Subject {
-    fn of(cx: &Ctx<'_>, p: &PatientContact) -> Self {
+impl<'a> Subject<'a> {
+    fn of(cx: &Ctx<'a>, p: &'a PatientContact) -> Self {
         Subject {
-            contact_id: p.contact_id.clone(),
+            contact_id: &p.contact_id,
             patient: cx.reference(&format!("Patient/{}", p.contact_id)),
             encounter: cx.reference(&format!("Encounter/{}", p.contact_id)),
         }
@@ -116,13 +114,13 @@ impl Subject {
     }
 }
 
-fn condition(
-    cx: &Ctx<'_>,
-    subject: &Subject,
+fn condition<'a>(
+    cx: &Ctx<'a>,
+    subject: &Subject<'a>,
     list: &str,
     index: usize,
-    item: &ClinicalCode,
-) -> Value {
+    item: &'a ClinicalCode,
+) -> Node<'a> {
     let path = subject.path("Condition", list, index);
     let mut category = vec![concept(
         CONDITION_CATEGORY_SYSTEM,
@@ -136,17 +134,16 @@ fn condition(
             TRAUMATIC_INJURY.1,
         ));
     }
-    let mut r = json!({
+    let mut r = node!({
         "resourceType": "Condition",
-        "id": cx.id(&path),
         "clinicalStatus": concept(CONDITION_CLINICAL_SYSTEM, "active", "Active"),
         "category": category,
         "code": snomed(item),
-        "subject": subject.patient,
-        "encounter": subject.encounter,
+        "subject": subject.patient.clone(),
+        "encounter": subject.encounter.clone(),
     });
     if let Some(at) = item.recorded_at {
-        r["recordedDate"] = json!(format_utc(&at));
+        r.set("recordedDate", at);
     }
     entry(cx.url(&path), r)
 }
@@ -154,7 +151,7 @@ fn condition(
 /// Vital signs and scores. A systolic and a diastolic pressure taken at the same instant
 /// become one blood-pressure panel (as the FHIR vital-signs profile models it), under the
 /// systolic reading's path; every other reading is an Observation of its own.
-fn observations(cx: &Ctx<'_>, p: &PatientContact) -> Vec<Value> {
+fn observations<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> {
     let subject = Subject::of(cx, p);
     let obs = &p.observations;
     let mut paired = vec![false; obs.len()];
@@ -173,26 +170,28 @@ fn observations(cx: &Ctx<'_>, p: &PatientContact) -> Vec<Value> {
                 })
             })
             .flatten();
-        let mut r = json!({
+        let mut r = node!({
             "resourceType": "Observation",
-            "id": cx.id(&path),
             "status": "final",
-            "subject": subject.patient,
-            "encounter": subject.encounter,
-            "effectiveDateTime": format_utc(&o.taken_at),
+            "subject": subject.patient.clone(),
+            "encounter": subject.encounter.clone(),
+            "effectiveDateTime": o.taken_at,
         });
         match partner {
             Some(j) => {
                 paired[j] = true;
-                r["category"] = Value::Array(vec![category(o.kind)]);
-                r["code"] = concept_of(BLOOD_PRESSURE_PANEL);
-                r["component"] = Value::Array(vec![component(o), component(&obs[j])]);
+                r.set("category", vec![category(o.kind)]);
+                r.set("code", concept_of(BLOOD_PRESSURE_PANEL));
+                r.set("component", vec![component(o), component(&obs[j])]);
             }
             None => {
                 let coding = observation(o.kind);
-                r["category"] = Value::Array(vec![category(o.kind)]);
-                r["code"] = concept_of(coding.codings);
-                r["valueQuantity"] = quantity(o.value, coding.unit_display, o.kind.unit());
+                r.set("category", vec![category(o.kind)]);
+                r.set("code", concept_of(coding.codings));
+                r.set(
+                    "valueQuantity",
+                    quantity(o.value, coding.unit_display, o.kind.unit()),
+                );
             }
         }
         out.push(entry(cx.url(&path), r));
@@ -200,31 +199,31 @@ fn observations(cx: &Ctx<'_>, p: &PatientContact) -> Vec<Value> {
     out
 }
 
-fn category(kind: ObservationKind) -> Value {
+fn category(kind: ObservationKind) -> Node<'static> {
     let (code, display) = observation(kind).category;
     concept(OBSERVATION_CATEGORY_SYSTEM, code, display)
 }
 
-fn component(o: &Observation) -> Value {
+fn component(o: &Observation) -> Node<'static> {
     let coding = observation(o.kind);
-    json!({
+    node!({
         "code": concept_of(coding.codings),
         "valueQuantity": quantity(o.value, coding.unit_display, o.kind.unit()),
     })
 }
 
-fn snomed(item: &ClinicalCode) -> Value {
+fn snomed(item: &ClinicalCode) -> Node<'_> {
     snomed_concept(&item.snomed, item.display.as_deref())
 }
 
-fn snomed_concept(code: &str, display: Option<&str>) -> Value {
-    let mut coding = json!({ "system": SNOMED_SYSTEM, "code": code });
+fn snomed_concept<'a>(code: &'a str, display: Option<&'a str>) -> Node<'a> {
+    let mut coding = node!({ "system": SNOMED_SYSTEM, "code": code });
     if let Some(display) = display {
-        coding["display"] = json!(display);
+        coding.set("display", display);
     }
-    json!({ "coding": [coding] })
+    node!({ "coding": [coding] })
 }
 
-fn data_absent(reason: &str) -> Value {
-    json!({ "extension": [ { "url": EXT_DATA_ABSENT_REASON, "valueCode": reason } ] })
+fn data_absent(reason: &str) -> Node<'_> {
+    node!({ "extension": [ { "url": EXT_DATA_ABSENT_REASON, "valueCode": reason } ] })
 }

@@ -5,12 +5,11 @@
 //! to the contact's Conditions) and the Patient (demographics, NHS number and its verification
 //! status). Pure.
 
-use serde_json::{json, Map, Value};
-
 use super::codes::*;
-use super::ctx::{concept, date, entry, typed_date_times, Ctx};
+use super::ctx::{concept, entry, typed_date_times, Ctx};
+use super::node::{node, Node};
 use super::response::response_times;
-use crate::cad::{format_utc, PatientContact, Response};
+use crate::cad::{PatientContact, Response};
 
 /// The response whose times are a contact's patient response details: the one that conveyed
 /// the patient, or else the lead (first) attending response.
@@ -41,8 +40,8 @@ pub(super) fn call_closed(call: &crate::cad::CadCall) -> bool {
 }
 
 /// The Encounter entry of one patient contact.
-pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
-    let attending: Vec<&Response> = p
+pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
+    let attending: Vec<&'a Response> = p
         .call_signs
         .iter()
         .filter_map(|cs| cx.call.responses.iter().find(|r| &r.call_sign == cs))
@@ -65,9 +64,8 @@ pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
         "planned"
     };
     let path = format!("Encounter/{}", p.contact_id);
-    let mut e = json!({
+    let mut e = node!({
         "resourceType": "Encounter",
-        "id": cx.id(&path),
         "status": status,
         "class": { "system": ACT_CODE_SYSTEM, "code": "FLD", "display": "field" },
         "subject": cx.reference(&format!("Patient/{}", p.contact_id)),
@@ -79,17 +77,17 @@ pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
     if let Some(r) = patient_response(cx, p) {
         let times = typed_date_times(&response_times(&r.times));
         if !times.is_empty() {
-            e["extension"] = Value::Array(times);
+            e.set("extension", times);
         }
     }
 
-    let mut period = Map::new();
+    let mut period = node!({});
     if let Some(start) = attending
         .iter()
         .filter_map(|r| r.times.arrived_on_scene)
         .min()
     {
-        period.insert("start".into(), json!(format_utc(&start)));
+        period.set("start", start);
     }
     if finished {
         let end = attending
@@ -97,42 +95,51 @@ pub(super) fn encounter(cx: &Ctx<'_>, p: &PatientContact) -> Value {
             .filter_map(|r| r.times.clear.or(r.times.stood_down))
             .max();
         if let Some(end) = end {
-            period.insert("end".into(), json!(format_utc(&end)));
+            period.set("end", end);
         }
     }
-    if !period.is_empty() {
-        e["period"] = Value::Object(period);
+    if period != node!({}) {
+        e.set("period", period);
     }
 
     if !attending.is_empty() {
-        e["location"] = attending.iter().map(|r| vehicle_stay(cx, r)).collect();
+        e.set(
+            "location",
+            attending
+                .iter()
+                .map(|r| vehicle_stay(cx, r))
+                .collect::<Vec<_>>(),
+        );
     }
 
     if let Some(conveyance) = &p.conveyance {
         let (code, display) = conveyance_outcome(conveyance.outcome);
-        let mut h = json!({
+        let mut h = node!({
             "dischargeDisposition":
                 cx.nhs_concept(CONVEYANCE_OUTCOME_SYSTEM, code, Some(display)),
         });
         if let Some(dest) = &conveyance.destination {
-            h["destination"] = cx.reference(&format!("Location/receiving/{}", dest.ods_site));
+            h.set(
+                "destination",
+                cx.reference(&format!("Location/receiving/{}", dest.ods_site)),
+            );
         }
-        e["hospitalization"] = h;
+        e.set("hospitalization", h);
     }
 
-    let conditions: Vec<Value> = (0..p.diagnoses.len())
+    let conditions: Vec<Node<'a>> = (0..p.diagnoses.len())
         .map(|i| format!("Condition/{}/diagnoses/{i}", p.contact_id))
         .chain((0..p.injuries.len()).map(|i| format!("Condition/{}/injuries/{i}", p.contact_id)))
-        .map(|path| json!({ "condition": cx.reference(&path) }))
+        .map(|path| node!({ "condition": cx.reference(&path) }))
         .collect();
     if !conditions.is_empty() {
-        e["diagnosis"] = Value::Array(conditions);
+        e.set("diagnosis", conditions);
     }
     entry(cx.url(&path), e)
 }
 
 /// One `Encounter.location`: the vehicle, its status and its time with the patient.
-pub(super) fn vehicle_stay(cx: &Ctx<'_>, r: &Response) -> Value {
+pub(super) fn vehicle_stay<'a>(cx: &Ctx<'a>, r: &Response) -> Node<'a> {
     let t = &r.times;
     let left = t.left_scene.or(t.clear).or(t.stood_down);
     let status = if left.is_some() {
@@ -142,74 +149,80 @@ pub(super) fn vehicle_stay(cx: &Ctx<'_>, r: &Response) -> Value {
     } else {
         "planned"
     };
-    let mut stay = json!({
+    let mut stay = node!({
         "location": cx.reference(&format!("Location/vehicle/{}", r.call_sign)),
         "status": status,
     });
-    let mut period = Map::new();
+    let mut period = node!({});
     if let Some(start) = t.arrived_on_scene {
-        period.insert("start".into(), json!(format_utc(&start)));
+        period.set("start", start);
     }
     // A stand-down can be recorded without the arrival it cancelled: keep start ≤ end.
     if let Some(end) = left.filter(|end| t.arrived_on_scene.is_none_or(|s| s <= *end)) {
-        period.insert("end".into(), json!(format_utc(&end)));
+        period.set("end", end);
     }
-    if !period.is_empty() {
-        stay["period"] = Value::Object(period);
+    if period != node!({}) {
+        stay.set("period", period);
     }
     stay
 }
 
 /// The Patient entry of one patient contact.
-pub(super) fn patient(cx: &Ctx<'_>, p: &PatientContact) -> Value {
+pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     let d = &p.demographics;
     let path = format!("Patient/{}", p.contact_id);
-    let mut patient = json!({ "resourceType": "Patient", "id": cx.id(&path) });
+    let mut patient = node!({ "resourceType": "Patient" });
     match &d.nhs_number {
         Some(n) => {
-            let mut identifier = json!({ "system": NHS_NUMBER_SYSTEM, "value": n });
+            let mut identifier = node!({ "system": NHS_NUMBER_SYSTEM, "value": n });
             if let Some(status) = d.nhs_number_status {
-                identifier["extension"] = json!([ {
-                    "url": EXT_NHS_NUMBER_VERIFICATION,
-                    "valueCodeableConcept":
-                        concept(NHS_NUMBER_VERIFICATION_SYSTEM, status.code(), status.display()),
-                } ]);
+                identifier.set(
+                    "extension",
+                    node!([ {
+                        "url": EXT_NHS_NUMBER_VERIFICATION,
+                        "valueCodeableConcept":
+                            concept(NHS_NUMBER_VERIFICATION_SYSTEM, status.code(), status.display()),
+                    } ]),
+                );
             }
-            patient["identifier"] = json!([identifier]);
+            patient.set("identifier", vec![identifier]);
         }
         // UK Core's way to say a number is absent: no NHS-number identifier (its value is 1..1
         // in UKCore-Patient) and the reason on the Patient. The CAD's trace status of a
         // missing number (`03`–`08`) has no place in UK Core without a number (the
         // verification-status extension sits only on an identifier): see docs/mapping.md.
         None => {
-            patient["extension"] = json!([ {
-                "url": EXT_NHS_NUMBER_UNAVAILABLE_REASON,
-                "valueCodeableConcept": concept(
-                    NHS_NUMBER_UNAVAILABLE_REASON_SYSTEM,
-                    "nhs-number-not-known",
-                    "NHS number not known",
-                ),
-            } ]);
+            patient.set(
+                "extension",
+                node!([ {
+                    "url": EXT_NHS_NUMBER_UNAVAILABLE_REASON,
+                    "valueCodeableConcept": concept(
+                        NHS_NUMBER_UNAVAILABLE_REASON_SYSTEM,
+                        "nhs-number-not-known",
+                        "NHS number not known",
+                    ),
+                } ]),
+            );
         }
     }
     if d.given_name.is_some() || d.family_name.is_some() {
-        let mut name = Map::new();
+        let mut name = node!({});
         if let Some(family) = &d.family_name {
-            name.insert("family".into(), json!(family));
+            name.set("family", family);
         }
         if let Some(given) = &d.given_name {
-            name.insert("given".into(), json!([given]));
+            name.set("given", node!([given]));
         }
-        patient["name"] = json!([Value::Object(name)]);
+        patient.set("name", vec![name]);
     }
     if let Some(g) = d.gender {
-        patient["gender"] = json!(g.code());
+        patient.set("gender", g.code());
     }
     if let Some(born) = d.birth_date {
-        patient["birthDate"] = json!(date(born));
+        patient.set("birthDate", born);
     }
     if let Some(pc) = &d.postcode {
-        patient["address"] = json!([ { "postalCode": pc } ]);
+        patient.set("address", node!([ { "postalCode": pc } ]));
     }
     entry(cx.url(&path), patient)
 }

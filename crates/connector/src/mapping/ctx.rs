@@ -1,96 +1,118 @@
 //! The shared context of one mapping and the small FHIR building blocks every resource uses.
 //!
 //! **In:** the call and the options. **Out:** deterministic ids and `urn:uuid:` URLs, codings
-//! with the configured code-system spelling, typed date-time extensions and entries. Pure.
+//! with the configured code-system spelling, typed date-time extensions and entries, as
+//! [`Node`]s borrowing from the call. Pure.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 
 use super::codes::{
     date_time_type_display, DATE_TIME_TYPE_SYSTEM, EXT_TYPED_DATE_TIME, UCUM_SYSTEM, YES_NO_SYSTEM,
 };
-use super::{resource_id, MappingOptions};
-use crate::cad::{format_utc, CadCall};
+use super::node::{node, Node, Uid};
+use super::{resource_id, CodeSystemStyle, MappingOptions};
+use crate::cad::CadCall;
 
 /// One call being mapped, with its options.
 pub(super) struct Ctx<'a> {
     pub(super) call: &'a CadCall,
     pub(super) opts: &'a MappingOptions,
+    /// The provider Organization's full URL (referenced by most resources).
+    provider: Uid,
 }
 
-impl Ctx<'_> {
-    /// The resource id (UUIDv5) of a resource path such as `Patient/1`.
-    pub(super) fn id(&self, path: &str) -> String {
-        resource_id(&self.call.provider_ods, &self.call.call_id, path).to_string()
+impl<'a> Ctx<'a> {
+    pub(super) fn new(call: &'a CadCall, opts: &'a MappingOptions) -> Self {
+        let provider = Uid::url(resource_id(
+            &call.provider_ods,
+            &call.call_id,
+            &format!("Organization/{}", call.provider_ods),
+        ));
+        Ctx {
+            call,
+            opts,
+            provider,
+        }
     }
 
     /// The `urn:uuid:` full URL of a resource path.
-    pub(super) fn url(&self, path: &str) -> String {
-        format!(
-            "urn:uuid:{}",
-            resource_id(&self.call.provider_ods, &self.call.call_id, path)
-        )
+    pub(super) fn url(&self, path: &str) -> Uid {
+        Uid::url(resource_id(
+            &self.call.provider_ods,
+            &self.call.call_id,
+            path,
+        ))
     }
 
     /// `{"reference": <url of path>}`.
-    pub(super) fn reference(&self, path: &str) -> Value {
-        json!({ "reference": self.url(path) })
+    pub(super) fn reference(&self, path: &str) -> Node<'a> {
+        node!({ "reference": self.url(path) })
     }
 
     /// A code system URI in the configured spelling.
-    pub(super) fn system(&self, uri: &str) -> String {
-        self.opts.code_system_style.apply(uri)
+    pub(super) fn system(&self, uri: &'a str) -> Cow<'a, str> {
+        match self.opts.code_system_style {
+            CodeSystemStyle::AsPublished => Cow::Borrowed(uri),
+            style => {
+                let spelled = style.apply(uri);
+                if spelled == uri {
+                    Cow::Borrowed(uri)
+                } else {
+                    Cow::Owned(spelled)
+                }
+            }
+        }
     }
 
     /// A CodeableConcept with one coding from an NHS England code system.
-    pub(super) fn nhs_concept(&self, system: &str, code: &str, display: Option<&str>) -> Value {
-        let mut coding = json!({ "system": self.system(system), "code": code });
+    pub(super) fn nhs_concept(
+        &self,
+        system: &'a str,
+        code: impl Into<Node<'a>>,
+        display: Option<&'a str>,
+    ) -> Node<'a> {
+        let mut coding = node!({ "system": self.system(system), "code": code.into() });
         if let Some(display) = display {
-            coding["display"] = json!(display);
+            coding.set("display", display);
         }
-        json!({ "coding": [coding] })
+        node!({ "coding": [coding] })
     }
 
     /// The provider Organization's reference.
-    pub(super) fn provider(&self) -> Value {
-        self.reference(&format!("Organization/{}", self.call.provider_ods))
+    pub(super) fn provider(&self) -> Node<'a> {
+        node!({ "reference": self.provider })
     }
 }
 
-/// One Bundle entry.
-pub(super) fn entry(full_url: String, resource: Value) -> Value {
-    object([("fullUrl", Value::String(full_url)), ("resource", resource)])
-}
-
-/// A JSON object from owned values. `json!` would copy each interpolated `Value` through the
-/// serializer; this moves them, which matters for whole resources and Bundles.
-pub(super) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
-    Value::Object(
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+/// One Bundle entry; sets the resource's `id` (the UUID of its full URL).
+pub(super) fn entry(full_url: Uid, mut resource: Node<'_>) -> Node<'_> {
+    resource.set("id", full_url.id_only());
+    Node::Object(vec![
+        ("fullUrl", Node::Uid(full_url)),
+        ("resource", resource),
+    ])
 }
 
 /// A CodeableConcept with one coding.
-pub(super) fn concept(system: &str, code: &str, display: &str) -> Value {
-    json!({ "coding": [ { "system": system, "code": code, "display": display } ] })
+pub(super) fn concept<'a>(system: &'a str, code: &'a str, display: &'a str) -> Node<'a> {
+    node!({ "coding": [ { "system": system, "code": code, "display": display } ] })
 }
 
 /// A CodeableConcept with several `(system, code, display)` codings.
-pub(super) fn concept_of(codings: &[(&str, &str, &str)]) -> Value {
-    let codings: Vec<Value> = codings
+pub(super) fn concept_of<'a>(codings: &'a [(&'a str, &'a str, &'a str)]) -> Node<'a> {
+    let codings: Vec<Node<'a>> = codings
         .iter()
-        .map(
-            |(system, code, display)| json!({ "system": system, "code": code, "display": display }),
-        )
+        .map(|(system, code, display)| {
+            node!({ "system": *system, "code": *code, "display": *display })
+        })
         .collect();
-    json!({ "coding": codings })
+    node!({ "coding": codings })
 }
 
 /// The HL7 Yes/No CodeableConcept of an ADS flag.
-pub(super) fn yes_no(flag: bool) -> Value {
+pub(super) fn yes_no(flag: bool) -> Node<'static> {
     if flag {
         concept(YES_NO_SYSTEM, "Y", "Yes")
     } else {
@@ -99,24 +121,24 @@ pub(super) fn yes_no(flag: bool) -> Value {
 }
 
 /// A UCUM quantity.
-pub(super) fn quantity(value: f64, unit_display: &str, ucum: &str) -> Value {
-    json!({ "value": decimal(value), "unit": unit_display, "system": UCUM_SYSTEM, "code": ucum })
+pub(super) fn quantity<'a>(value: f64, unit_display: &'a str, ucum: &'a str) -> Node<'a> {
+    node!({ "value": decimal(value), "unit": unit_display, "system": UCUM_SYSTEM, "code": ucum })
 }
 
 /// A FHIR decimal: a whole number is written without a fraction (`112`, not `112.0`); any
 /// other value as the shortest form that reads back the same.
-pub(super) fn decimal(value: f64) -> Value {
+pub(super) fn decimal(value: f64) -> Node<'static> {
     // Below 2^53 every whole f64 is an exact i64.
     if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
-        json!(value as i64)
+        Node::Int(value as i64)
     } else {
-        json!(value)
+        Node::Float(value)
     }
 }
 
 /// The UK Core typed date-time extension for one DateTimeType code.
-pub(super) fn typed_date_time(code: &str, at: &DateTime<Utc>) -> Value {
-    json!({
+pub(super) fn typed_date_time<'a>(code: &'a str, at: DateTime<Utc>) -> Node<'a> {
+    node!({
         "url": EXT_TYPED_DATE_TIME,
         "extension": [
             {
@@ -124,20 +146,15 @@ pub(super) fn typed_date_time(code: &str, at: &DateTime<Utc>) -> Value {
                 "valueCodeableConcept":
                     concept(DATE_TIME_TYPE_SYSTEM, code, date_time_type_display(code)),
             },
-            { "url": "dateTime", "valueDateTime": format_utc(at) },
+            { "url": "dateTime", "valueDateTime": at },
         ],
     })
 }
 
 /// Typed date-time extensions for the times that are present, in the given order.
-pub(super) fn typed_date_times(times: &[(&str, Option<DateTime<Utc>>)]) -> Vec<Value> {
+pub(super) fn typed_date_times<'a>(times: &[(&'a str, Option<DateTime<Utc>>)]) -> Vec<Node<'a>> {
     times
         .iter()
-        .filter_map(|(code, at)| at.as_ref().map(|at| typed_date_time(code, at)))
+        .filter_map(|(code, at)| at.map(|at| typed_date_time(code, at)))
         .collect()
-}
-
-/// `YYYY-MM-DD`.
-pub(super) fn date(d: chrono::NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
 }

@@ -15,11 +15,11 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 
 use super::codes::*;
 use super::contact::{patient_response, vehicle_stay};
 use super::ctx::{concept, entry, typed_date_times, Ctx};
+use super::node::{node, Node};
 use crate::cad::{CadCall, Response, ResponseTimes};
 
 /// A response's times as `(DateTimeType code, time)`, in the order of the journey.
@@ -40,18 +40,17 @@ pub(super) fn response_times(t: &ResponseTimes) -> [(&'static str, Option<DateTi
 }
 
 /// One AmbulanceResponseVehicle Location per response.
-pub(super) fn vehicle_locations(cx: &Ctx<'_>) -> Vec<Value> {
+pub(super) fn vehicle_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
     cx.call
         .responses
         .iter()
         .map(|r| {
             let path = format!("Location/vehicle/{}", r.call_sign);
             let (kind, kind_display) = resource_type(r.resource_type);
-            let location = json!({
+            let location = node!({
                 "resourceType": "Location",
-                "id": cx.id(&path),
-                "identifier": [ { "system": CALL_SIGN_SYSTEM, "value": r.call_sign } ],
-                "name": r.call_sign,
+                "identifier": [ { "system": CALL_SIGN_SYSTEM, "value": &r.call_sign } ],
+                "name": &r.call_sign,
                 "mode": "instance",
                 "type": [
                     concept(ROLE_CODE_SYSTEM, "AMB", "Ambulance"),
@@ -110,7 +109,7 @@ pub(super) fn vehicle_encounter_plan<'a>(cx: &Ctx<'a>) -> Vec<VehicleEncounter<'
 }
 
 /// One Encounter per entry of the plan; see the module header.
-pub(super) fn vehicle_encounters(cx: &Ctx<'_>, plan: &[VehicleEncounter<'_>]) -> Vec<Value> {
+pub(super) fn vehicle_encounters<'a>(cx: &Ctx<'a>, plan: &[VehicleEncounter<'_>]) -> Vec<Node<'a>> {
     plan.iter()
         .map(
             |VehicleEncounter {
@@ -128,21 +127,20 @@ pub(super) fn vehicle_encounters(cx: &Ctx<'_>, plan: &[VehicleEncounter<'_>]) ->
                 } else {
                     "planned"
                 };
-                let mut e = json!({
+                let mut e = node!({
                     "resourceType": "Encounter",
-                    "id": cx.id(path),
                     "status": status,
                     "class": { "system": ACT_CODE_SYSTEM, "code": "FLD", "display": "field" },
                     "serviceProvider": cx.provider(),
                     "location": [ vehicle_stay(cx, r) ],
                 });
                 if let Some(contact_id) = contact_id {
-                    e["subject"] = cx.reference(&format!("Patient/{contact_id}"));
-                    e["partOf"] = cx.reference(&format!("Encounter/{contact_id}"));
+                    e.set("subject", cx.reference(&format!("Patient/{contact_id}")));
+                    e.set("partOf", cx.reference(&format!("Encounter/{contact_id}")));
                 }
                 let times = typed_date_times(&response_times(t));
                 if !times.is_empty() {
-                    e["extension"] = Value::Array(times);
+                    e.set("extension", times);
                 }
                 entry(cx.url(path), e)
             },
@@ -151,19 +149,18 @@ pub(super) fn vehicle_encounters(cx: &Ctx<'_>, plan: &[VehicleEncounter<'_>]) ->
 }
 
 /// One receiving Location per distinct destination site.
-pub(super) fn receiving_locations(cx: &Ctx<'_>) -> Vec<Value> {
+pub(super) fn receiving_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
     destinations(cx.call)
         .into_iter()
         .map(|(ods_site, name)| {
             let path = format!("Location/receiving/{ods_site}");
-            let mut location = json!({
+            let mut location = node!({
                 "resourceType": "Location",
-                "id": cx.id(&path),
                 "identifier": [ { "system": ODS_SITE_SYSTEM, "value": ods_site } ],
                 "mode": "instance",
             });
             if let Some(name) = name {
-                location["name"] = json!(name);
+                location.set("name", name);
             }
             entry(cx.url(&path), location)
         })

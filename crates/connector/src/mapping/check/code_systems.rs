@@ -3,43 +3,60 @@
 //! is an error; a code outside the published part of a partly published list is a warning.
 //! Code-system URIs match with or without `/R4/`. Pure; messages carry no code.
 
-use serde_json::Value;
+use std::fmt;
 
 use super::Report;
 use crate::cad::is_snomed_id;
 use crate::mapping::codes::*;
+use crate::mapping::node::Json;
 
-/// Checks every `coding` whose system we know.
-pub(super) fn codings(v: &Value, path: &mut String, r: &mut Report) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map {
-                let len = path.len();
-                path.push('.');
-                path.push_str(k);
-                if k == "coding" {
-                    for (i, c) in child.as_array().into_iter().flatten().enumerate() {
-                        if let (Some(system), Some(code)) =
-                            (c["system"].as_str(), c["code"].as_str())
-                        {
-                            coding(system, code, || format!("{path}[{i}].code"), r);
+/// One step of a JSON path below a resource.
+pub(super) enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Checks every `coding` whose system we know. `segments` is scratch space (the path below
+/// `base`); a path is only written when there is something to report.
+pub(super) fn codings<'a, J: Json>(
+    v: &'a J,
+    base: &dyn fmt::Display,
+    segments: &mut Vec<Segment<'a>>,
+    r: &mut Report,
+) {
+    if let Some(items) = v.as_array() {
+        for (i, child) in items.iter().enumerate() {
+            segments.push(Segment::Index(i));
+            codings(child, base, segments, r);
+            segments.pop();
+        }
+        return;
+    }
+    for (k, child) in v.members() {
+        if k == "coding" {
+            for (i, c) in child.as_array().into_iter().flatten().enumerate() {
+                if let (Some(system), Some(code)) = (c["system"].as_str(), c["code"].as_str()) {
+                    let path = || {
+                        let mut path = base.to_string();
+                        for segment in segments.iter() {
+                            match segment {
+                                Segment::Key(k) => {
+                                    path.push('.');
+                                    path.push_str(k);
+                                }
+                                Segment::Index(i) => path.push_str(&format!("[{i}]")),
+                            }
                         }
-                    }
-                } else {
-                    codings(child, path, r);
+                        format!("{path}.coding[{i}].code")
+                    };
+                    coding(system, code, path, r);
                 }
-                path.truncate(len);
             }
+        } else {
+            segments.push(Segment::Key(k));
+            codings(child, base, segments, r);
+            segments.pop();
         }
-        Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                codings(child, path, r);
-                path.truncate(len);
-            }
-        }
-        _ => {}
     }
 }
 

@@ -3,15 +3,16 @@
 //! response time), ODS codes in Organization and Location identifiers, and NHS numbers (check
 //! digit, verification status) in Patient identifiers. Pure; messages carry no Bundle value.
 
-use serde_json::Value;
+use std::fmt;
 
 use super::times::typed_codes;
 use super::Report;
 use crate::cad::{is_ods_code, is_valid_nhs_number};
 use crate::mapping::codes::*;
+use crate::mapping::node::Json;
 
 /// ADS items of the Communication.
-pub(super) fn communication(c: &Value, path: &str, r: &mut Report) {
+pub(super) fn communication<J: Json>(c: &J, path: &dyn fmt::Display, r: &mut Report) {
     let mut missing = |present: bool, at: &str, item: &str| {
         if !present {
             r.error(
@@ -57,7 +58,8 @@ pub(super) fn communication(c: &Value, path: &str, r: &mut Report) {
     let categories: Vec<&str> = extensions(c, EXT_RESPONSE_CATEGORY)
         .filter_map(|e| {
             e["extension"].as_array()?.iter().find_map(|sub| {
-                (sub["url"] == "responseCategoryType")
+                sub["url"]
+                    .is("responseCategoryType")
                     .then(|| sub["valueCodeableConcept"]["coding"][0]["code"].as_str())
                     .flatten()
             })
@@ -103,7 +105,7 @@ pub(super) fn communication(c: &Value, path: &str, r: &mut Report) {
     }
 }
 
-pub(super) fn identifiers(res: &Value, path: &str, system: &str, r: &mut Report) {
+pub(super) fn identifiers<J: Json>(res: &J, path: &dyn fmt::Display, system: &str, r: &mut Report) {
     let (min, max) = if system == ODS_SITE_SYSTEM {
         (3, 6)
     } else {
@@ -115,7 +117,7 @@ pub(super) fn identifiers(res: &Value, path: &str, system: &str, r: &mut Report)
         .flatten()
         .enumerate()
     {
-        if id["system"] != system {
+        if !id["system"].is(system) {
             continue;
         }
         if !id["value"]
@@ -131,9 +133,9 @@ pub(super) fn identifiers(res: &Value, path: &str, system: &str, r: &mut Report)
     }
 }
 
-pub(super) fn patient(p: &Value, path: &str, r: &mut Report) {
+pub(super) fn patient<J: Json>(p: &J, path: &dyn fmt::Display, r: &mut Report) {
     for (i, id) in p["identifier"].as_array().into_iter().flatten().enumerate() {
-        if id["system"] != NHS_NUMBER_SYSTEM {
+        if !id["system"].is(NHS_NUMBER_SYSTEM) {
             continue;
         }
         let at = format!("{path}.identifier[{i}]");
@@ -154,14 +156,14 @@ pub(super) fn patient(p: &Value, path: &str, r: &mut Report) {
     }
 }
 
-fn extensions<'a>(res: &'a Value, url: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+fn extensions<'a, J: Json>(res: &'a J, url: &'a str) -> impl Iterator<Item = &'a J> + 'a {
     res["extension"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(move |e| e["url"] == url)
+        .filter(move |e| e["url"].is(url))
 }
 
-fn extension<'a>(res: &'a Value, url: &'a str) -> Option<&'a Value> {
+fn extension<'a, J: Json>(res: &'a J, url: &'a str) -> Option<&'a J> {
     extensions(res, url).next()
 }

@@ -3,37 +3,37 @@
 //! restated on the FHIR side (an error when broken). Pure; messages carry no timestamp.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::Report;
 use crate::mapping::codes::*;
+use crate::mapping::node::Json;
 
 /// The typed date-times of a resource: `(code, time, extension index)`.
-fn typed(res: &Value) -> Vec<(&str, Option<DateTime<Utc>>, usize)> {
+fn typed<J: Json>(res: &J) -> Vec<(&str, Option<DateTime<Utc>>, usize)> {
     res["extension"]
         .as_array()
         .into_iter()
         .flatten()
         .enumerate()
-        .filter(|(_, e)| e["url"] == EXT_TYPED_DATE_TIME)
+        .filter(|(_, e)| e["url"].is(EXT_TYPED_DATE_TIME))
         .filter_map(|(i, e)| {
             let subs = e["extension"].as_array()?;
-            let code = subs.iter().find(|s| s["url"] == "dateTimeType")?["valueCodeableConcept"]
+            let code = subs.iter().find(|s| s["url"].is("dateTimeType"))?["valueCodeableConcept"]
                 ["coding"][0]["code"]
                 .as_str()?;
             let at = subs
                 .iter()
-                .find(|s| s["url"] == "dateTime")
-                .and_then(|s| s["valueDateTime"].as_str())
-                .and_then(parse_time);
+                .find(|s| s["url"].is("dateTime"))
+                .and_then(|s| s["valueDateTime"].as_time());
             Some((code, at, i))
         })
         .collect()
 }
 
-pub(super) fn typed_codes(res: &Value) -> BTreeSet<&str> {
+pub(super) fn typed_codes<J: Json>(res: &J) -> BTreeSet<&str> {
     typed(res).into_iter().map(|(code, ..)| code).collect()
 }
 
@@ -69,9 +69,9 @@ fn order_rules() -> Vec<(&'static str, &'static str)> {
     rules
 }
 
-pub(super) fn typed_times(
-    res: &Value,
-    path: &str,
+pub(super) fn typed_times<J: Json>(
+    res: &J,
+    path: &dyn fmt::Display,
     snapshot: Option<DateTime<Utc>>,
     r: &mut Report,
 ) {
@@ -113,10 +113,10 @@ pub(super) fn typed_times(
 }
 
 /// The clinical times of a resource that belong to a patient contact: `(element, time)`.
-fn clinical_times(res: &Value) -> Vec<(&'static str, Option<DateTime<Utc>>)> {
-    let at = |v: &Value| v.as_str().and_then(parse_time);
+fn clinical_times<J: Json>(res: &J) -> Vec<(&'static str, Option<DateTime<Utc>>)> {
+    let at = |v: &J| v.as_time();
     match res["resourceType"].as_str() {
-        Some("Observation") if res.get("encounter").is_some() => {
+        Some("Observation") if res.has("encounter") => {
             vec![("effectiveDateTime", at(&res["effectiveDateTime"]))]
         }
         Some("MedicationAdministration") => {
@@ -139,15 +139,15 @@ fn clinical_times(res: &Value) -> Vec<(&'static str, Option<DateTime<Utc>>)> {
 /// | `encounter_status_contradicts_times` | error | an Encounter is `planned` although one of its response times says a vehicle arrived on scene |
 /// | `encounter_open_after_call_closed` | error | the call is closed (its call-ended time is known, and every response is clear or stood down, or no vehicle was sent and the Communication is `stopped`) but an Encounter is still `planned`, `arrived`, `triaged` or `in-progress` |
 /// Returns whether the Bundle says the call is closed.
-pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) -> bool {
+pub(super) fn cross_section<J: Json>(entries: &[J], base: &str, r: &mut Report) -> bool {
     let resources = || {
         entries
             .iter()
             .enumerate()
-            .map(|(i, e)| (format!("{base}.entry[{i}].resource"), &e["resource"]))
+            .map(|(i, e)| (super::Resource { base, entry: i }, &e["resource"]))
     };
     let Some((_, communication)) =
-        resources().find(|(_, res)| res["resourceType"] == "Communication")
+        resources().find(|(_, res)| res["resourceType"].is("Communication"))
     else {
         return false;
     };
@@ -160,8 +160,8 @@ pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) -> bo
     };
     let answered = time_of("time-call-answered");
     let ended = time_of("time-call-ended");
-    let encounters: Vec<(String, &Value)> = resources()
-        .filter(|(_, res)| res["resourceType"] == "Encounter")
+    let encounters: Vec<(super::Resource<'_>, &J)> = resources()
+        .filter(|(_, res)| res["resourceType"].is("Encounter"))
         .collect();
 
     // Closed: the call ended, and every Encounter that saw a vehicle has it clear or stood
@@ -170,11 +170,11 @@ pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) -> bo
     // with its mobilised time not (yet) recorded, and it is not done until clear or stood down.
     let mobilised: Vec<_> = encounters
         .iter()
-        .map(|(_, e)| typed_codes(e))
+        .map(|(_, e)| typed_codes(*e))
         .filter(|codes| codes.iter().any(|c| !c.starts_with("time-call")))
         .collect();
     let responses_done = if mobilised.is_empty() {
-        communication["status"] == "stopped"
+        communication["status"].is("stopped")
     } else {
         mobilised
             .iter()
@@ -183,7 +183,7 @@ pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) -> bo
     let closed = ended.is_some() && responses_done;
 
     for (path, e) in &encounters {
-        let times = typed(e);
+        let times = typed(*e);
         if let Some(answered) = answered {
             for (code, at, i) in &times {
                 if code.starts_with("time-call") {
@@ -231,12 +231,6 @@ pub(super) fn cross_section(entries: &[Value], base: &str, r: &mut Report) -> bo
         }
     }
     closed
-}
-
-pub(super) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

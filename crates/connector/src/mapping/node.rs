@@ -1,0 +1,581 @@
+//! [`Node`]: the Bundle as the mapping builds it, written once into the request body.
+//!
+//! **In:** what the mapping knows: static codes and URIs, strings borrowed from the call,
+//! resource ids, times and dates as values. **Out:** compact JSON bytes identical to
+//! `serde_json::to_vec` of the same Bundle as a `serde_json::Value` (keys in byte order, as
+//! serde_json's map without `preserve_order` keeps them; the same escaping and number forms),
+//! and the [`Json`] view local validation reads, shared with `serde_json::Value` so the checks
+//! are one code for our Bundles and for anyone's.
+//!
+//! Why not `Value`: a `Value` allocates every key and every string, formats every time only for
+//! the checks to parse it back, and keeps its maps as B-trees. A `Node` object is one sorted
+//! `Vec` with static keys, strings are borrowed where they can be, ids live inline and times
+//! are formatted straight into the output. Pure; never fails.
+
+use std::borrow::Cow;
+use std::ops::Index;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::cad::{format_utc, utc_text};
+
+/// One JSON value of a Bundle under construction.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Node<'a> {
+    /// `null` (only what [`Index`] returns for an absent member).
+    Null,
+    /// A string borrowed from the call, the options or a constant.
+    Str(&'a str),
+    /// A string made for this Bundle.
+    String(String),
+    /// A whole number.
+    Int(i64),
+    /// Any other number (a non-finite one is written `null`, as `serde_json::Value` has it).
+    Float(f64),
+    /// A resource id, or its `urn:uuid:` URL, kept inline.
+    Uid(Uid),
+    /// An RFC 3339 UTC instant, written as [`format_utc`] writes it.
+    Time(DateTime<Utc>),
+    /// A calendar date, `YYYY-MM-DD`.
+    Date(NaiveDate),
+    /// An array.
+    Array(Vec<Node<'a>>),
+    /// An object, its members sorted by key.
+    Object(Vec<(&'static str, Node<'a>)>),
+}
+
+static NULL: Node<'static> = Node::Null;
+
+/// `urn:uuid:` and a hyphenated UUID, on the stack: the URL, or only the id.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Uid {
+    text: [u8; 45],
+    url: bool,
+}
+
+impl std::fmt::Debug for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Uid {
+    const PREFIX: &'static [u8; 9] = b"urn:uuid:";
+
+    /// The resource id (`8-4-4-4-12` hex).
+    pub(crate) fn id(uuid: Uuid) -> Self {
+        Self::new(uuid, false)
+    }
+
+    /// The entry's full URL, `urn:uuid:<id>`.
+    pub(crate) fn url(uuid: Uuid) -> Self {
+        Self::new(uuid, true)
+    }
+
+    /// The same UUID as a resource id.
+    pub(crate) fn id_only(self) -> Self {
+        Uid { url: false, ..self }
+    }
+
+    fn new(uuid: Uuid, url: bool) -> Self {
+        let mut text = [0u8; 45];
+        text[..9].copy_from_slice(Self::PREFIX);
+        uuid.hyphenated().encode_lower(&mut text[9..]);
+        Uid { text, url }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        let bytes = if self.url {
+            &self.text[..]
+        } else {
+            &self.text[9..]
+        };
+        std::str::from_utf8(bytes).expect("a UUID is ASCII")
+    }
+}
+
+impl<'a> Node<'a> {
+    /// An object of these members, in any order (sorted here; keys are unique).
+    pub(crate) fn object<const N: usize>(members: [(&'static str, Node<'a>); N]) -> Self {
+        let mut members = Vec::from(members);
+        members.sort_unstable_by_key(|m| m.0);
+        debug_assert!(members.windows(2).all(|w| w[0].0 != w[1].0));
+        Node::Object(members)
+    }
+
+    /// Sets member `key` of an object (replacing one already there). A no-op on a non-object.
+    pub(crate) fn set(&mut self, key: &'static str, value: impl Into<Node<'a>>) {
+        if let Node::Object(members) = self {
+            let value = value.into();
+            match members.binary_search_by(|m| m.0.cmp(key)) {
+                Ok(at) => members[at].1 = value,
+                Err(at) => members.insert(at, (key, value)),
+            }
+        }
+    }
+
+    /// Member `key` of an object, to change it (`None` when absent or not an object).
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Node<'a>> {
+        match self {
+            Node::Object(members) => members
+                .binary_search_by(|m| m.0.cmp(key))
+                .ok()
+                .map(|at| &mut members[at].1),
+            _ => None,
+        }
+    }
+
+    /// Compact JSON, as `serde_json::to_vec` of the equivalent `Value` writes it.
+    pub(crate) fn to_bytes(&self, capacity: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(capacity);
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Node::Null => out.extend_from_slice(b"null"),
+            Node::Str(v) => write_str(out, v),
+            Node::String(v) => write_str(out, v),
+            Node::Int(n) => {
+                use std::io::Write as _;
+                write!(out, "{n}").expect("a Vec takes any bytes");
+            }
+            Node::Float(_) | Node::Date(_) => {
+                // Rare: serde_json's own number form, chrono's date form.
+                serde_json::to_writer(&mut *out, self).expect("a Vec takes any JSON")
+            }
+            Node::Uid(u) => write_raw(out, u.as_str()),
+            Node::Time(t) => match utc_text(t) {
+                Some(text) => write_raw(out, text.as_str()),
+                None => write_str(out, &format_utc(t)),
+            },
+            Node::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write(out);
+                }
+                out.push(b']');
+            }
+            Node::Object(members) => {
+                out.push(b'{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_str(out, k);
+                    out.push(b':');
+                    v.write(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+}
+
+/// A string that needs no escaping (ids, times), in quotes.
+fn write_raw(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(!needs_escape(s));
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if needs_escape(s) {
+        serde_json::to_writer(&mut *out, s).expect("a Vec takes any JSON");
+    } else {
+        write_raw(out, s);
+    }
+}
+
+/// True when serde_json would escape a character of `s` (a control character, `"` or `\`).
+/// Eight bytes at a time: each test below is exact about whether *any* byte matches.
+fn needs_escape(s: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let mut chunks = s.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        let v = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let below_space = v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0;
+        if below_space
+            || has_zero(v ^ (ONES * u64::from(b'"')))
+            || has_zero(v ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+impl<'a> Index<&str> for Node<'a> {
+    type Output = Node<'a>;
+
+    fn index(&self, key: &str) -> &Node<'a> {
+        match self {
+            Node::Object(members) => members
+                .binary_search_by(|m| m.0.cmp(key))
+                .map_or(&NULL, |at| &members[at].1),
+            _ => &NULL,
+        }
+    }
+}
+
+impl<'a> Index<usize> for Node<'a> {
+    type Output = Node<'a>;
+
+    fn index(&self, i: usize) -> &Node<'a> {
+        match self {
+            Node::Array(items) => items.get(i).unwrap_or(&NULL),
+            _ => &NULL,
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Node<'a> {
+    fn from(s: &'a str) -> Self {
+        Node::Str(s)
+    }
+}
+
+impl<'a> From<&'a String> for Node<'a> {
+    fn from(s: &'a String) -> Self {
+        Node::Str(s)
+    }
+}
+
+impl From<String> for Node<'_> {
+    fn from(s: String) -> Self {
+        Node::String(s)
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for Node<'a> {
+    fn from(s: Cow<'a, str>) -> Self {
+        match s {
+            Cow::Borrowed(s) => Node::Str(s),
+            Cow::Owned(s) => Node::String(s),
+        }
+    }
+}
+
+impl From<i64> for Node<'_> {
+    fn from(n: i64) -> Self {
+        Node::Int(n)
+    }
+}
+
+impl From<Uid> for Node<'_> {
+    fn from(u: Uid) -> Self {
+        Node::Uid(u)
+    }
+}
+
+impl From<DateTime<Utc>> for Node<'_> {
+    fn from(t: DateTime<Utc>) -> Self {
+        Node::Time(t)
+    }
+}
+
+impl From<NaiveDate> for Node<'_> {
+    fn from(d: NaiveDate) -> Self {
+        Node::Date(d)
+    }
+}
+
+impl<'a> From<Vec<Node<'a>>> for Node<'a> {
+    fn from(items: Vec<Node<'a>>) -> Self {
+        Node::Array(items)
+    }
+}
+
+impl Serialize for Node<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Null => s.serialize_unit(),
+            Node::Str(v) => s.serialize_str(v),
+            Node::String(v) => s.serialize_str(v),
+            Node::Int(n) => s.serialize_i64(*n),
+            Node::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Node::Float(_) => s.serialize_unit(),
+            Node::Uid(u) => s.serialize_str(u.as_str()),
+            Node::Time(t) => match utc_text(t) {
+                Some(text) => s.serialize_str(text.as_str()),
+                None => s.serialize_str(&format_utc(t)),
+            },
+            Node::Date(d) => {
+                use chrono::Datelike;
+                // A year outside 0..=9999 is written as chrono writes it.
+                if (0..=9999).contains(&d.year()) {
+                    let mut b = *b"0000-00-00";
+                    for (at, value, width) in
+                        [(0, d.year() as u32, 4), (5, d.month(), 2), (8, d.day(), 2)]
+                    {
+                        let mut v = value;
+                        for i in (at..at + width).rev() {
+                            b[i] = b'0' + (v % 10) as u8;
+                            v /= 10;
+                        }
+                    }
+                    s.serialize_str(std::str::from_utf8(&b).expect("ASCII"))
+                } else {
+                    s.serialize_str(&d.format("%Y-%m-%d").to_string())
+                }
+            }
+            Node::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Node::Object(members) => {
+                let mut map = s.serialize_map(Some(members.len()))?;
+                for (k, v) in members {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// What local validation reads of a JSON value: `serde_json::Value` (anyone's Bundle) or a
+/// [`Node`] (ours, before it is written). Indexing an absent member or item gives `null`.
+pub(crate) trait Json:
+    Sized + for<'k> Index<&'k str, Output = Self> + Index<usize, Output = Self>
+{
+    /// The string, when this is one held as text.
+    fn as_str(&self) -> Option<&str>;
+    /// True for any string (text, id, time or date).
+    fn is_string(&self) -> bool;
+    /// The instant, when this is a time or an RFC 3339 string.
+    fn as_time(&self) -> Option<DateTime<Utc>>;
+    /// The number.
+    fn as_f64(&self) -> Option<f64>;
+    /// The items, when this is an array.
+    fn as_array(&self) -> Option<&[Self]>;
+    /// The members, in key order (none when this is not an object).
+    fn members(&self) -> impl Iterator<Item = (&str, &Self)>;
+    /// True when this is an object with member `key` (of any value).
+    fn has(&self, key: &str) -> bool;
+
+    /// True when this is an array.
+    fn is_array(&self) -> bool {
+        self.as_array().is_some()
+    }
+
+    /// True when this is the string `s`.
+    fn is(&self, s: &str) -> bool {
+        self.as_str() == Some(s)
+    }
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Json for serde_json::Value {
+    fn as_str(&self) -> Option<&str> {
+        serde_json::Value::as_str(self)
+    }
+
+    fn is_string(&self) -> bool {
+        serde_json::Value::is_string(self)
+    }
+
+    fn as_time(&self) -> Option<DateTime<Utc>> {
+        serde_json::Value::as_str(self).and_then(parse_time)
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        serde_json::Value::as_f64(self)
+    }
+
+    fn as_array(&self) -> Option<&[Self]> {
+        serde_json::Value::as_array(self).map(Vec::as_slice)
+    }
+
+    fn members(&self) -> impl Iterator<Item = (&str, &Self)> {
+        serde_json::Value::as_object(self)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+}
+
+impl Json for Node<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(s) => Some(s),
+            Node::String(s) => Some(s),
+            Node::Uid(u) => Some(u.as_str()),
+            _ => None,
+        }
+    }
+
+    fn is_string(&self) -> bool {
+        matches!(
+            self,
+            Node::Str(_) | Node::String(_) | Node::Uid(_) | Node::Time(_) | Node::Date(_)
+        )
+    }
+
+    fn as_time(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Node::Time(t) => Some(*t),
+            other => other.as_str().and_then(parse_time),
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Node::Int(n) => Some(*n as f64),
+            Node::Float(f) if f.is_finite() => Some(*f),
+            _ => None,
+        }
+    }
+
+    fn as_array(&self) -> Option<&[Self]> {
+        match self {
+            Node::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    fn members(&self) -> impl Iterator<Item = (&str, &Self)> {
+        let members: &[(&'static str, Node<'_>)] = match self {
+            Node::Object(members) => members,
+            _ => &[],
+        };
+        members.iter().map(|(k, v)| (*k, v))
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.members().any(|(k, _)| k == key)
+    }
+}
+
+/// A [`Node`] written like `serde_json::json!`: `{ "key": value, … }` objects (keys are
+/// string literals, sorted by [`Node::object`]), `[ … ]` arrays, and any `Into<Node>`
+/// expression as a value.
+macro_rules! node {
+    (@object [$($out:tt)*]) => {
+        $crate::mapping::node::Node::object([$($out)*])
+    };
+    (@object [$($out:tt)*] $k:literal : { $($inner:tt)* } $(, $($rest:tt)*)?) => {
+        node!(@object [$($out)* ($k, node!({ $($inner)* })),] $($($rest)*)?)
+    };
+    (@object [$($out:tt)*] $k:literal : [ $($inner:tt)* ] $(, $($rest:tt)*)?) => {
+        node!(@object [$($out)* ($k, node!([ $($inner)* ])),] $($($rest)*)?)
+    };
+    (@object [$($out:tt)*] $k:literal : $v:expr $(, $($rest:tt)*)?) => {
+        node!(@object [$($out)* ($k, $crate::mapping::node::Node::from($v)),] $($($rest)*)?)
+    };
+    (@array [$($out:tt)*]) => {
+        $crate::mapping::node::Node::Array(vec![$($out)*])
+    };
+    (@array [$($out:tt)*] { $($inner:tt)* } $(, $($rest:tt)*)?) => {
+        node!(@array [$($out)* node!({ $($inner)* }),] $($($rest)*)?)
+    };
+    (@array [$($out:tt)*] [ $($inner:tt)* ] $(, $($rest:tt)*)?) => {
+        node!(@array [$($out)* node!([ $($inner)* ]),] $($($rest)*)?)
+    };
+    (@array [$($out:tt)*] $v:expr $(, $($rest:tt)*)?) => {
+        node!(@array [$($out)* $crate::mapping::node::Node::from($v),] $($($rest)*)?)
+    };
+    ({ $($t:tt)* }) => {
+        node!(@object [] $($t)*)
+    };
+    ([ $($t:tt)* ]) => {
+        node!(@array [] $($t)*)
+    };
+    ($v:expr) => {
+        $crate::mapping::node::Node::from($v)
+    };
+}
+pub(crate) use node;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_written_as_serde_json_writes_the_same_value() {
+        let at = DateTime::parse_from_rfc3339("2025-03-01T12:00:05.120Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let uuid = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let n = node!({
+            "z": "quote \" and \u{1} and é",
+            "w": "back\\slash",
+            "a": [ 1i64, { "y": Node::Float(1.5), "b": Node::Float(f64::NAN) } ],
+            "id": Uid::id(uuid),
+            "url": Uid::url(uuid),
+            "at": at,
+            "day": NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+        });
+        let v = serde_json::json!({
+            "z": "quote \" and \u{1} and é",
+            "w": "back\\slash",
+            "a": [ 1, { "y": 1.5, "b": null } ],
+            "id": uuid.to_string(),
+            "url": format!("urn:uuid:{uuid}"),
+            "at": "2025-03-01T12:00:05.120Z",
+            "day": "2025-03-01",
+        });
+        assert_eq!(n.to_bytes(0), serde_json::to_vec(&v).unwrap());
+    }
+
+    #[test]
+    fn needs_escape_finds_every_character_serde_json_escapes_at_any_position() {
+        for len in 0..20 {
+            for at in 0..len {
+                for special in [0u8, 0x1f, b'"', b'\\'] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    let s = String::from_utf8(bytes).unwrap();
+                    assert!(needs_escape(&s), "{len} {at} {special}");
+                }
+            }
+            let plain: String = (0..len)
+                .map(|i| ['a', 'é', ' ', '~', '\u{7f}'][i % 5])
+                .collect();
+            assert!(!needs_escape(&plain), "{len}");
+        }
+        assert!(!needs_escape(
+            "urn:uuid:0123 !#$%&'()*+,-./:;<=>?@[]^_`{|}~é€"
+        ));
+    }
+
+    #[test]
+    fn set_keeps_members_in_key_order_and_replaces_a_member_already_there() {
+        let mut n = node!({ "b": "1", "d": "2" });
+        n.set("c", "3");
+        n.set("a", "0");
+        n.set("d", "4");
+        assert_eq!(
+            n.to_bytes(0),
+            br#"{"a":"0","b":"1","c":"3","d":"4"}"#.to_vec()
+        );
+        assert!(n["c"].is("3"));
+        assert!(n.has("c") && !n.has("x"));
+    }
+}
