@@ -1,7 +1,12 @@
 //! App: wires the stages into the pipeline and runs it until shutdown.
 //!
 //! Stages are tasks joined by bounded channels, so a slow API fills the channels and pauses the
-//! consumer instead of growing memory. Only the source watches the cancellation token; every
+//! consumer instead of growing memory. Memory in the pipeline, by design: [`CHANNEL_RECORDS`]
+//! records (each at most `kafka.max_record_bytes`, larger ones dropped to a reference at the
+//! source) before the transform, [`CHANNEL_MAPPED`] mapped calls after it, [`CHANNEL_BATCHES`]
+//! waiting submissions plus those in flight (at most `nhs_api.request.max_in_flight`, each at
+//! most `batch.max_bytes`), and accepted submissions on their way to the acker without their
+//! bodies or record values (released once accepted). Only the source watches the cancellation token; every
 //! later stage ends when its input closes, flushing what it holds on the way out. After the
 //! drain, the offsets stored so far (records with an ack or a dead letter) are committed
 //! synchronously. `shutdown.drain_timeout_s` is one deadline, from the signal, for the drain and
@@ -49,6 +54,17 @@ use crate::window::{self, Coalescer, CoalescerOutput, Indexes, Scanner, WindowPa
 /// Records buffered between two stages: enough to keep the API busy, small enough that a stalled
 /// API pauses consumption within a few thousand records.
 const CHANNEL_RECORDS: usize = 1024;
+
+/// Mapped calls buffered after the transform (and after the window coalescer): each holds its
+/// serialized Bundle (about 15 kB for a generated call, 4× its record), so fewer than records.
+/// The transform's workers keep up to (3N+2)×16 more inside the stage.
+const CHANNEL_MAPPED: usize = 256;
+
+/// Submissions waiting for the submitter beyond the one it holds: the submitter takes the next
+/// as soon as a request may start, so more would only hold bodies (up to
+/// `batch.max_bytes` each) in memory. It was `max_in_flight` (64): 64 × 1.5 MB of waiting
+/// bodies at the generated calls' size.
+const CHANNEL_BATCHES: usize = 2;
 
 /// How long the start-up security check waits for a broker to answer before starting anyway
 /// (`KafkaClients::check_security`).
@@ -251,8 +267,8 @@ impl Pipeline {
         //                            │ invalid                │ refused
         //                            └───────► dead letters ◄─┘
         let (records_tx, records_rx) = mpsc::channel(CHANNEL_RECORDS);
-        let (mapped_tx, mapped_rx) = mpsc::channel(CHANNEL_RECORDS);
-        let (batches_tx, batches_rx) = mpsc::channel(config.api.max_in_flight);
+        let (mapped_tx, mapped_rx) = mpsc::channel(CHANNEL_MAPPED);
+        let (batches_tx, batches_rx) = mpsc::channel(CHANNEL_BATCHES);
         let (acks_tx, acks_rx) = mpsc::channel(config.api.max_in_flight * 2);
         let (dead_tx, dead_rx) = mpsc::channel(CHANNEL_RECORDS);
         let writer = DurableWriter {
@@ -296,7 +312,7 @@ impl Pipeline {
         // 2b. Window mode: the coalescer acks older snapshots of a call `superseded` (to the
         //     acker) and hands the newest on; the window pass opens and closes the source.
         let (mapped_rx, superseded_rx) = if windowed {
-            let (coalesced_tx, coalesced_rx) = mpsc::channel(CHANNEL_RECORDS);
+            let (coalesced_tx, coalesced_rx) = mpsc::channel(CHANNEL_MAPPED);
             let (superseded_tx, superseded_rx) = mpsc::channel(CHANNEL_RECORDS);
             let indexes = Indexes::default();
             let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);

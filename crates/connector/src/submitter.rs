@@ -142,6 +142,20 @@ impl Drop for FenceGuard {
 }
 
 /// Hands a finished submission on: its acks, or a dead letter per record.
+/// An accepted submission as the acker needs it: each call's Bundle bytes and its records'
+/// values and headers are released (the acker writes keys, positions and trace context only),
+/// so the acks waiting to be written hold kilobytes, not the submissions' bodies.
+fn without_bodies(mut batch: Batch) -> Batch {
+    for call in &mut batch.calls {
+        call.bytes = Vec::new();
+        for envelope in std::iter::once(&mut call.submitted).chain(&mut call.superseded) {
+            envelope.payload = None;
+            envelope.headers = Vec::new();
+        }
+    }
+    batch
+}
+
 async fn deliver(
     batch: Batch,
     outcome: Submitted,
@@ -153,7 +167,7 @@ async fn deliver(
         Submitted::Accepted(accepted) => {
             let _ = acks
                 .send(AckWork {
-                    batch,
+                    batch: without_bodies(batch),
                     accepted,
                     span,
                 })
