@@ -21,15 +21,24 @@ fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
+/// `ads-connector check-config --config path` with the variables `env` set, run to completion.
+fn check_config<'a>(
+    path: &std::path::Path,
+    env: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Output {
+    bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(path)
+        .envs(env)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_config_accepts_a_valid_file_and_names_the_submission_url() {
     let (_dir, path) = write_config(CONFIG);
-    let out = bin()
-        .arg("check-config")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_config(&path, []);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out)
         .contains("https://int.api.service.nhs.uk/ambulance-data-submission/$process-message"));
@@ -49,12 +58,7 @@ fn the_example_configuration_in_deploy_is_valid() {
 fn check_config_fails_naming_the_key_and_an_example() {
     let (_dir, path) =
         write_config(&CONFIG.replace("environment = \"int\"", "environment = \"staging\""));
-    let out = bin()
-        .arg("check-config")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_config(&path, []);
     assert!(!out.status.success());
     let t = text(&out);
     assert!(
@@ -67,13 +71,7 @@ fn check_config_fails_naming_the_key_and_an_example() {
 fn check_config_refuses_int_and_prod_without_batch_mode_saying_why_and_defaults_it_elsewhere() {
     let check = |file: &str, env: &[(&str, &str)]| {
         let (_dir, path) = write_config(file);
-        let out = bin()
-            .arg("check-config")
-            .arg("--config")
-            .arg(&path)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+        let out = check_config(&path, env.iter().copied());
         (out.status.success(), text(&out))
     };
     let without = CONFIG.replace("[batch]\nmode = \"batch\"\n", "");
@@ -108,13 +106,7 @@ fn check_config_refuses_int_and_prod_without_batch_mode_saying_why_and_defaults_
 fn check_config_prints_the_schedule_prod_defaulting_to_nhs_englands_window_with_its_next_opening() {
     let check = |env: &[(&str, &str)]| {
         let (_dir, path) = write_config(CONFIG);
-        let out = bin()
-            .arg("check-config")
-            .arg("--config")
-            .arg(&path)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+        let out = check_config(&path, env.iter().copied());
         assert!(out.status.success(), "{}", text(&out));
         text(&out)
     };
@@ -141,13 +133,7 @@ fn check_config_prints_the_schedule_prod_defaulting_to_nhs_englands_window_with_
         "{custom}"
     );
     let (_dir, path) = write_config(CONFIG);
-    let out = bin()
-        .arg("check-config")
-        .arg("--config")
-        .arg(&path)
-        .env("ADS__SCHEDULE__TIMEZONE", "BST")
-        .output()
-        .unwrap();
+    let out = check_config(&path, [("ADS__SCHEDULE__TIMEZONE", "BST")]);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("`schedule.mode` must be set when `schedule.timezone` is"),
@@ -159,13 +145,7 @@ fn check_config_prints_the_schedule_prod_defaulting_to_nhs_englands_window_with_
 #[test]
 fn environment_variables_override_the_file() {
     let (_dir, path) = write_config(CONFIG);
-    let out = bin()
-        .arg("check-config")
-        .arg("--config")
-        .arg(&path)
-        .env("ADS__NHS_API__ENVIRONMENT", "prod")
-        .output()
-        .unwrap();
+    let out = check_config(&path, [("ADS__NHS_API__ENVIRONMENT", "prod")]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out)
         .contains("https://api.service.nhs.uk/ambulance-data-submission/$process-message"));
@@ -174,13 +154,7 @@ fn environment_variables_override_the_file() {
 #[test]
 fn unknown_environment_overrides_are_rejected() {
     let (_dir, path) = write_config(CONFIG);
-    let out = bin()
-        .arg("check-config")
-        .arg("--config")
-        .arg(&path)
-        .env("ADS__BATCH__MAX_CALS", "5")
-        .output()
-        .unwrap();
+    let out = check_config(&path, [("ADS__BATCH__MAX_CALS", "5")]);
     assert!(!out.status.success());
     assert!(text(&out).contains("max_cals"), "{}", text(&out));
 }
