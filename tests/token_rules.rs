@@ -237,12 +237,23 @@ async fn held_back_after(f: &Fixture, tokens: &TokenProvider, status: u16) -> Du
     wait
 }
 
+/// How long the token provider (with `pacing`) holds requests back after the token endpoint
+/// answered 429 with the sandbox's `faults`.
+async fn held_back_by_a_token_429(faults: &str, pacing: Pacing) -> Duration {
+    let f = Fixture::start(|_| {}).await;
+    f.faults(&format!("token_outage=1,token_outage_status=429,{faults}"));
+    let tokens = TokenProvider::new(
+        &f.auth("a".into(), 0.75),
+        reqwest::Client::new(),
+        Metrics::new(),
+    )
+    .with_pacing(pacing);
+    held_back_after(&f, &tokens, 429).await
+}
+
 #[tokio::test]
 async fn a_token_429_holds_token_requests_back_for_its_retry_after_in_seconds() {
-    let f = Fixture::start(|_| {}).await;
-    f.faults("token_outage=1,token_outage_status=429,retry_after=30s");
-    let tokens = f.tokens(&f.auth("a".into(), 0.75));
-    let wait = held_back_after(&f, &tokens, 429).await;
+    let wait = held_back_by_a_token_429("retry_after=30s", Pacing::default()).await;
     // Not the backoff (at most 1 s after one failure): the 30 s the answer asked for.
     assert!(
         wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
@@ -252,10 +263,11 @@ async fn a_token_429_holds_token_requests_back_for_its_retry_after_in_seconds() 
 
 #[tokio::test]
 async fn a_token_429_holds_token_requests_back_for_its_retry_after_as_an_http_date() {
-    let f = Fixture::start(|_| {}).await;
-    f.faults("token_outage=1,token_outage_status=429,retry_after=30s,retry_after_format=http-date");
-    let tokens = f.tokens(&f.auth("a".into(), 0.75));
-    let wait = held_back_after(&f, &tokens, 429).await;
+    let wait = held_back_by_a_token_429(
+        "retry_after=30s,retry_after_format=http-date",
+        Pacing::default(),
+    )
+    .await;
     // The date is whole seconds, rounded up by the sandbox.
     assert!(
         wait > Duration::from_secs(25) && wait <= Duration::from_secs(31),
@@ -265,19 +277,11 @@ async fn a_token_429_holds_token_requests_back_for_its_retry_after_as_an_http_da
 
 #[tokio::test]
 async fn a_token_retry_after_longer_than_the_maximum_is_cut_to_it() {
-    let f = Fixture::start(|_| {}).await;
-    f.faults("token_outage=1,token_outage_status=429,retry_after=1m");
     let pacing = Pacing {
         max_retry_after: Duration::from_secs(10),
         ..Pacing::default()
     };
-    let tokens = TokenProvider::new(
-        &f.auth("a".into(), 0.75),
-        reqwest::Client::new(),
-        Metrics::new(),
-    )
-    .with_pacing(pacing);
-    let wait = held_back_after(&f, &tokens, 429).await;
+    let wait = held_back_by_a_token_429("retry_after=1m", pacing).await;
     assert!(
         wait > Duration::from_secs(5) && wait <= Duration::from_secs(10),
         "{wait:?}"
