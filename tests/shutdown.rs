@@ -42,8 +42,11 @@ async fn sigterm_exits_within_the_drain_timeout_while_submissions_and_a_revocati
     produce_calls(&bootstrap, &names.cad, 100, 7, 0).await;
 
     // Submissions in flight: the sandbox has recorded them (before their delay) and holds them.
+    // Any one is enough: none can finish within the drain deadline. (Waiting for 10 calls was
+    // flaky: at most `max_in_flight` = 4 submissions are in flight, and with `linger_ms` = 20
+    // on a loaded machine each may carry only one or two calls.)
     let deadline = Instant::now() + Duration::from_secs(30);
-    while sandbox.handle.stats().calls_received < 10 {
+    while sandbox.handle.stats().calls_received == 0 {
         assert!(Instant::now() < deadline, "no submission reached the API");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
