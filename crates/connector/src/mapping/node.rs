@@ -88,12 +88,16 @@ impl Uid {
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        let bytes = if self.url {
+        std::str::from_utf8(self.as_bytes()).expect("a UUID is ASCII")
+    }
+
+    /// [`Uid::as_str`]'s bytes, without the UTF-8 check (written as they are).
+    fn as_bytes(&self) -> &[u8] {
+        if self.url {
             &self.text[..]
         } else {
             &self.text[9..]
-        };
-        std::str::from_utf8(bytes).expect("a UUID is ASCII")
+        }
     }
 }
 
@@ -148,9 +152,9 @@ impl<'a> Node<'a> {
                 // Rare: serde_json's own number form, chrono's date form.
                 serde_json::to_writer(&mut *out, self).expect("a Vec takes any JSON")
             }
-            Node::Uid(u) => write_raw(out, u.as_str()),
+            Node::Uid(u) => write_raw(out, u.as_bytes()),
             Node::Time(t) => match utc_text(t) {
-                Some(text) => write_raw(out, text.as_str()),
+                Some(text) => write_raw(out, text.as_str().as_bytes()),
                 None => write_str(out, &format_utc(t)),
             },
             Node::Array(items) => {
@@ -169,7 +173,8 @@ impl<'a> Node<'a> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    write_str(out, k);
+                    // Keys are the mapping's own literals: never escaped.
+                    write_raw(out, k.as_bytes());
                     out.push(b':');
                     v.write(out);
                 }
@@ -179,11 +184,12 @@ impl<'a> Node<'a> {
     }
 }
 
-/// A string that needs no escaping (ids, times), in quotes.
-fn write_raw(out: &mut Vec<u8>, s: &str) {
-    debug_assert!(!needs_escape(s));
+/// A string that needs no escaping (keys, ids, times), in quotes.
+fn write_raw(out: &mut Vec<u8>, s: &[u8]) {
+    debug_assert!(!needs_escape(std::str::from_utf8(s).expect("UTF-8")));
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(s);
     out.push(b'"');
 }
 
@@ -192,8 +198,22 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     if needs_escape(s) {
         serde_json::to_writer(&mut *out, s).expect("a Vec takes any JSON");
     } else {
-        write_raw(out, s);
+        write_raw(out, s.as_bytes());
     }
+}
+
+/// True when `a` and `b` are the same key: the same literal (one pointer), or the same bytes.
+#[inline]
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a.as_bytes() == b.as_bytes())
+}
+
+/// Member `key` of an object's members. Objects hold a few members (at most about a dozen):
+/// a scan that compares lengths first touches no bytes for most members, where a binary
+/// search compares bytes at every step.
+#[inline]
+fn member<'n, 'a>(members: &'n [(&'static str, Node<'a>)], key: &str) -> Option<&'n Node<'a>> {
+    members.iter().find(|m| same_key(m.0, key)).map(|m| &m.1)
 }
 
 /// True when serde_json would escape a character of `s` (a control character, `"` or `\`).
@@ -224,9 +244,7 @@ impl<'a> Index<&str> for Node<'a> {
 
     fn index(&self, key: &str) -> &Node<'a> {
         match self {
-            Node::Object(members) => members
-                .binary_search_by(|m| m.0.cmp(key))
-                .map_or(&NULL, |at| &members[at].1),
+            Node::Object(members) => member(members, key).unwrap_or(&NULL),
             _ => &NULL,
         }
     }
@@ -469,7 +487,7 @@ impl Json for Node<'_> {
     }
 
     fn has(&self, key: &str) -> bool {
-        self.members().any(|(k, _)| k == key)
+        matches!(self, Node::Object(members) if member(members, key).is_some())
     }
 }
 
