@@ -4,7 +4,8 @@
 //! first problem as a `DecodeError` with its JSON path. serde's own messages quote values; only
 //! the schema-derived parts of them are kept.
 //!
-//! **Cost:** a valid record is parsed twice (the shape pass, then the typed one) without path
+//! **Cost:** a valid record is scanned once for arrays (`decode/shape.rs`: a byte scan, with
+//! the serde shape pass only when the scan is not sure) and parsed once, typed, without path
 //! tracking; only a record that fails is parsed again with `serde_path_to_error` for its path.
 //!
 //! Layout: this file holds [`decode`] and the translation of serde's errors into value-free
@@ -53,14 +54,16 @@ fn parse(text: &str) -> Result<CadCall, DecodeError> {
 
 /// [`parse_tracked`] for a valid record, without the paths; `None` when anything fails.
 fn parse_untracked(text: &str) -> Option<CadCall> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde::de::DeserializeSeed::deserialize(
-        shape::Shape {
-            array_allowed: false,
-        },
-        &mut de,
-    )
-    .ok()?;
+    if !shape::arrays_only_in_list_fields(text.as_bytes()) {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(
+            shape::Shape {
+                array_allowed: false,
+            },
+            &mut de,
+        )
+        .ok()?;
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let call = CadCall::deserialize(&mut de).ok()?;
     de.end().ok()?;

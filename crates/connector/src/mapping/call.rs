@@ -23,7 +23,7 @@ pub(super) fn message_header<'a>(cx: &Ctx<'a>) -> Option<Node<'a>> {
             "resourceType": "MessageHeader",
             "eventCoding": { "system": &o.message_event_system, "code": &o.message_event_code },
             "source": { "endpoint": &o.message_source_endpoint },
-            "sender": cx.reference(&format!("Organization/{}", cx.call.submitter_ods)),
+            "sender": cx.reference_of(&["Organization/", &cx.call.submitter_ods]),
             "focus": [ cx.reference("Communication") ],
         }),
     ))
@@ -113,7 +113,7 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
         } ],
         "status": status,
         "sent": t.call_answered,
-        "sender": cx.reference(&format!("Organization/{}", call.submitter_ods)),
+        "sender": cx.reference_of(&["Organization/", &call.submitter_ods]),
         "recipient": [ cx.provider() ],
     });
     c.set("extension", extensions);
@@ -131,7 +131,7 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
     let about: Vec<Node<'a>> = call
         .patients
         .iter()
-        .map(|p| cx.reference(&format!("Encounter/{}", p.contact_id)))
+        .map(|p| cx.reference_of(&["Encounter/", &p.contact_id]))
         .chain(
             vehicles
                 .iter()
@@ -198,7 +198,7 @@ pub(super) fn triage_observations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
         .into_iter()
         .map(|(category, system, code)| {
             let (cat_code, cat_display) = TRIAGE_CATEGORIES[category];
-            let path = format!("Observation/triage/{cat_code}");
+            let url = cx.url_of(&["Observation/triage/", cat_code]);
             let mut obs = node!({
                 "resourceType": "Observation",
                 "status": "final",
@@ -210,7 +210,7 @@ pub(super) fn triage_observations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
             if let Some(at) = cx.call.times.dispatch_code_established {
                 obs.set("effectiveDateTime", at);
             }
-            entry(cx.url(&path), obs)
+            entry(url, obs)
         })
         .collect()
 }
@@ -226,9 +226,9 @@ pub(super) fn organizations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
     codes
         .into_iter()
         .map(|ods| {
-            let path = format!("Organization/{ods}");
+            let url = cx.url_of(&["Organization/", ods]);
             entry(
-                cx.url(&path),
+                url,
                 node!({
                     "resourceType": "Organization",
                     "identifier": [ { "system": ODS_ORGANIZATION_SYSTEM, "value": ods } ],

@@ -249,10 +249,10 @@ fn bundle_tag<J: Json>(b: &J, base: &str, r: &mut Report) {
 fn full_urls<'a, J: Json>(entries: &'a [J], base: &str, r: &mut Report) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     for (i, e) in entries.iter().enumerate() {
-        let path = format!("{base}.entry[{i}]");
+        let path = || format!("{base}.entry[{i}]");
         let Some(url) = e["fullUrl"].as_str() else {
             r.error(
-                format!("{path}.fullUrl"),
+                format!("{}.fullUrl", path()),
                 "full_url",
                 "every entry needs a fullUrl",
             );
@@ -263,12 +263,12 @@ fn full_urls<'a, J: Json>(entries: &'a [J], base: &str, r: &mut Report) -> BTree
             .filter(|u| uuid::Uuid::parse_str(u).is_ok());
         match id {
             None => r.error(
-                format!("{path}.fullUrl"),
+                format!("{}.fullUrl", path()),
                 "full_url",
                 "fullUrl must be urn:uuid:<uuid>",
             ),
             Some(id) if e["resource"]["id"].as_str() != Some(id) => r.error(
-                format!("{path}.resource.id"),
+                format!("{}.resource.id", path()),
                 "resource_id_mismatch",
                 "resource.id must be the UUID of the entry's fullUrl",
             ),
@@ -276,7 +276,7 @@ fn full_urls<'a, J: Json>(entries: &'a [J], base: &str, r: &mut Report) -> BTree
         }
         if !seen.insert(url) {
             r.error(
-                format!("{path}.fullUrl"),
+                format!("{}.fullUrl", path()),
                 "duplicate_full_url",
                 "fullUrl appears in more than one entry",
             );

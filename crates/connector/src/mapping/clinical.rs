@@ -104,8 +104,8 @@ impl<'a> Subject<'a> {
     fn of(cx: &Ctx<'a>, p: &'a PatientContact) -> Self {
         Subject {
             contact_id: &p.contact_id,
-            patient: cx.reference(&format!("Patient/{}", p.contact_id)),
-            encounter: cx.reference(&format!("Encounter/{}", p.contact_id)),
+            patient: cx.reference_of(&["Patient/", &p.contact_id]),
+            encounter: cx.reference_of(&["Encounter/", &p.contact_id]),
         }
     }
 

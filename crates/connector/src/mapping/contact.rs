@@ -63,12 +63,11 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     } else {
         "planned"
     };
-    let path = format!("Encounter/{}", p.contact_id);
     let mut e = node!({
         "resourceType": "Encounter",
         "status": status,
         "class": { "system": ACT_CODE_SYSTEM, "code": "FLD", "display": "field" },
-        "subject": cx.reference(&format!("Patient/{}", p.contact_id)),
+        "subject": cx.reference_of(&["Patient/", &p.contact_id]),
         "serviceProvider": cx.provider(),
     });
 
@@ -121,7 +120,7 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         if let Some(dest) = &conveyance.destination {
             h.set(
                 "destination",
-                cx.reference(&format!("Location/receiving/{}", dest.ods_site)),
+                cx.reference_of(&["Location/receiving/", &dest.ods_site]),
             );
         }
         e.set("hospitalization", h);
@@ -135,7 +134,7 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     if !conditions.is_empty() {
         e.set("diagnosis", conditions);
     }
-    entry(cx.url(&path), e)
+    entry(cx.url_of(&["Encounter/", &p.contact_id]), e)
 }
 
 /// One `Encounter.location`: the vehicle, its status and its time with the patient.
@@ -150,7 +149,7 @@ pub(super) fn vehicle_stay<'a>(cx: &Ctx<'a>, r: &Response) -> Node<'a> {
         "planned"
     };
     let mut stay = node!({
-        "location": cx.reference(&format!("Location/vehicle/{}", r.call_sign)),
+        "location": cx.reference_of(&["Location/vehicle/", &r.call_sign]),
         "status": status,
     });
     let mut period = node!({});
@@ -170,7 +169,6 @@ pub(super) fn vehicle_stay<'a>(cx: &Ctx<'a>, r: &Response) -> Node<'a> {
 /// The Patient entry of one patient contact.
 pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     let d = &p.demographics;
-    let path = format!("Patient/{}", p.contact_id);
     let mut patient = node!({ "resourceType": "Patient" });
     match &d.nhs_number {
         Some(n) => {
@@ -224,5 +222,5 @@ pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     if let Some(pc) = &d.postcode {
         patient.set("address", node!([ { "postalCode": pc } ]));
     }
-    entry(cx.url(&path), patient)
+    entry(cx.url_of(&["Patient/", &p.contact_id]), patient)
 }

@@ -12,7 +12,7 @@ use super::codes::{
     date_time_type_display, DATE_TIME_TYPE_SYSTEM, EXT_TYPED_DATE_TIME, UCUM_SYSTEM, YES_NO_SYSTEM,
 };
 use super::node::{node, Node, Uid};
-use super::{resource_id, CodeSystemStyle, MappingOptions};
+use super::{resource_id, resource_id_of, CodeSystemStyle, MappingOptions};
 use crate::cad::CadCall;
 
 /// One call being mapped, with its options.
@@ -25,10 +25,10 @@ pub(super) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub(super) fn new(call: &'a CadCall, opts: &'a MappingOptions) -> Self {
-        let provider = Uid::url(resource_id(
+        let provider = Uid::url(resource_id_of(
             &call.provider_ods,
             &call.call_id,
-            &format!("Organization/{}", call.provider_ods),
+            &["Organization/", &call.provider_ods],
         ));
         Ctx {
             call,
@@ -49,6 +49,20 @@ impl<'a> Ctx<'a> {
     /// `{"reference": <url of path>}`.
     pub(super) fn reference(&self, path: &str) -> Node<'a> {
         node!({ "reference": self.url(path) })
+    }
+
+    /// [`Ctx::url`] of the path that is `parts` joined (no `format!` per id).
+    pub(super) fn url_of(&self, parts: &[&str]) -> Uid {
+        Uid::url(resource_id_of(
+            &self.call.provider_ods,
+            &self.call.call_id,
+            parts,
+        ))
+    }
+
+    /// [`Ctx::reference`] of the path that is `parts` joined.
+    pub(super) fn reference_of(&self, parts: &[&str]) -> Node<'a> {
+        node!({ "reference": self.url_of(parts) })
     }
 
     /// A code system URI in the configured spelling.

@@ -105,7 +105,7 @@ impl<'a> Node<'a> {
     /// An object of these members, in any order (sorted here; keys are unique).
     pub(crate) fn object<const N: usize>(members: [(&'static str, Node<'a>); N]) -> Self {
         let mut members = Vec::from(members);
-        members.sort_unstable_by_key(|m| m.0);
+        members.sort_unstable_by(|a, b| key_cmp(a.0, b.0));
         debug_assert!(members.windows(2).all(|w| w[0].0 != w[1].0));
         Node::Object(members)
     }
@@ -114,7 +114,7 @@ impl<'a> Node<'a> {
     pub(crate) fn set(&mut self, key: &'static str, value: impl Into<Node<'a>>) {
         if let Node::Object(members) = self {
             let value = value.into();
-            match members.binary_search_by(|m| m.0.cmp(key)) {
+            match members.binary_search_by(|m| key_cmp(m.0, key)) {
                 Ok(at) => members[at].1 = value,
                 Err(at) => members.insert(at, (key, value)),
             }
@@ -125,7 +125,7 @@ impl<'a> Node<'a> {
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Node<'a>> {
         match self {
             Node::Object(members) => members
-                .binary_search_by(|m| m.0.cmp(key))
+                .binary_search_by(|m| key_cmp(m.0, key))
                 .ok()
                 .map(|at| &mut members[at].1),
             _ => None,
@@ -199,6 +199,16 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
         serde_json::to_writer(&mut *out, s).expect("a Vec takes any JSON");
     } else {
         write_raw(out, s.as_bytes());
+    }
+}
+
+/// Byte order of two keys (as `str::cmp`); most keys of an object differ in their first byte,
+/// which decides without comparing the rest.
+#[inline]
+fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
     }
 }
 

@@ -45,7 +45,7 @@ pub(super) fn vehicle_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
         .responses
         .iter()
         .map(|r| {
-            let path = format!("Location/vehicle/{}", r.call_sign);
+            let url = cx.url_of(&["Location/vehicle/", &r.call_sign]);
             let (kind, kind_display) = resource_type(r.resource_type);
             let location = node!({
                 "resourceType": "Location",
@@ -59,7 +59,7 @@ pub(super) fn vehicle_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
                 "physicalType": concept(LOCATION_PHYSICAL_TYPE_SYSTEM, "ve", "Vehicle"),
                 "managingOrganization": cx.provider(),
             });
-            entry(cx.url(&path), location)
+            entry(url, location)
         })
         .collect()
 }
@@ -135,8 +135,8 @@ pub(super) fn vehicle_encounters<'a>(cx: &Ctx<'a>, plan: &[VehicleEncounter<'_>]
                     "location": [ vehicle_stay(cx, r) ],
                 });
                 if let Some(contact_id) = contact_id {
-                    e.set("subject", cx.reference(&format!("Patient/{contact_id}")));
-                    e.set("partOf", cx.reference(&format!("Encounter/{contact_id}")));
+                    e.set("subject", cx.reference_of(&["Patient/", contact_id]));
+                    e.set("partOf", cx.reference_of(&["Encounter/", contact_id]));
                 }
                 let times = typed_date_times(&response_times(t));
                 if !times.is_empty() {
@@ -153,7 +153,7 @@ pub(super) fn receiving_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
     destinations(cx.call)
         .into_iter()
         .map(|(ods_site, name)| {
-            let path = format!("Location/receiving/{ods_site}");
+            let url = cx.url_of(&["Location/receiving/", ods_site]);
             let mut location = node!({
                 "resourceType": "Location",
                 "identifier": [ { "system": ODS_SITE_SYSTEM, "value": ods_site } ],
@@ -162,7 +162,7 @@ pub(super) fn receiving_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
             if let Some(name) = name {
                 location.set("name", name);
             }
-            entry(cx.url(&path), location)
+            entry(url, location)
         })
         .collect()
 }

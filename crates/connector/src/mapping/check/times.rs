@@ -2,8 +2,9 @@
 //! none after the snapshot time (a warning), and the fixed orders of the `cad.call.v1` rules
 //! restated on the FHIR side (an error when broken). Pure; messages carry no timestamp.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
@@ -36,6 +37,9 @@ fn typed<J: Json>(res: &J) -> Vec<(&str, Option<DateTime<Utc>>, usize)> {
 pub(super) fn typed_codes<J: Json>(res: &J) -> BTreeSet<&str> {
     typed(res).into_iter().map(|(code, ..)| code).collect()
 }
+
+/// [`order_rules`], made once.
+static ORDER_RULES: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(order_rules);
 
 /// Pairs `(earlier, later)` of DateTimeType codes whose order is fixed (the `cad.call.v1`
 /// rules, restated on the FHIR side).
@@ -79,9 +83,27 @@ pub(super) fn typed_times<J: Json>(
     if times.is_empty() {
         return;
     }
-    let mut by_code: BTreeMap<&str, (Option<DateTime<Utc>>, usize)> = BTreeMap::new();
+    // A resource has a handful of typed times: a scan of them beats a map.
+    let mut by_code: Vec<(&str, (Option<DateTime<Utc>>, usize))> = Vec::with_capacity(times.len());
+    let get = |by_code: &[(&str, (Option<DateTime<Utc>>, usize))], code: &str| {
+        by_code
+            .iter()
+            .find(|(c, _)| c.len() == code.len() && *c == code)
+            .map(|(_, v)| *v)
+    };
     for (code, at, i) in times {
-        if by_code.insert(code, (at, i)).is_some() {
+        // As a map's insert: a repeated code keeps its last time, and is an error.
+        let repeated = match by_code.iter_mut().find(|(c, _)| *c == code) {
+            Some(slot) => {
+                slot.1 = (at, i);
+                true
+            }
+            None => {
+                by_code.push((code, (at, i)));
+                false
+            }
+        };
+        if repeated {
             r.error(
                 format!("{path}.extension[{i}]"),
                 "typed_date_time_repeated",
@@ -98,8 +120,9 @@ pub(super) fn typed_times<J: Json>(
             }
         }
     }
-    for (earlier, later) in order_rules() {
-        if let (Some((Some(a), _)), Some((Some(b), i))) = (by_code.get(earlier), by_code.get(later))
+    for &(earlier, later) in ORDER_RULES.iter() {
+        if let (Some((Some(a), _)), Some((Some(b), i))) =
+            (get(&by_code, earlier), get(&by_code, later))
         {
             if b < a {
                 r.error(
