@@ -38,6 +38,9 @@ pub(super) fn typed_codes<J: Json>(res: &J) -> BTreeSet<&str> {
     typed(res).into_iter().map(|(code, ..)| code).collect()
 }
 
+/// A typed time's instant (when it parses) and its extension index.
+type TimeAt = (Option<DateTime<Utc>>, usize);
+
 /// [`order_rules`], made once.
 static ORDER_RULES: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(order_rules);
 
@@ -84,8 +87,8 @@ pub(super) fn typed_times<J: Json>(
         return;
     }
     // A resource has a handful of typed times: a scan of them beats a map.
-    let mut by_code: Vec<(&str, (Option<DateTime<Utc>>, usize))> = Vec::with_capacity(times.len());
-    let get = |by_code: &[(&str, (Option<DateTime<Utc>>, usize))], code: &str| {
+    let mut by_code: Vec<(&str, TimeAt)> = Vec::with_capacity(times.len());
+    let get = |by_code: &[(&str, TimeAt)], code: &str| {
         by_code
             .iter()
             .find(|(c, _)| c.len() == code.len() && *c == code)
