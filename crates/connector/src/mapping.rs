@@ -297,8 +297,7 @@ pub fn encode_validated(
     });
     // One walk when every reference resolves (always, unless the mapping has a bug); the
     // detailed one only to name the first that does not.
-    let full_urls = entry_full_urls(&bundle);
-    if !all_references_resolve(&bundle, &full_urls) {
+    if !node_references_resolve(&bundle, &entry_uids(&bundle)) {
         check_references(&bundle)?;
     }
     let report = check::bundle_with_resolved_references(&bundle);
@@ -405,6 +404,36 @@ pub(crate) fn all_references_resolve<J: Json>(v: &J, full_urls: &BTreeSet<&str>)
         ("reference", Some(s)) => full_urls.contains(s),
         _ => all_references_resolve(child, full_urls),
     })
+}
+
+/// [`all_references_resolve`] of the mapping's own tree, whose `fullUrl`s and references are
+/// ids ([`node::Uid`]): compared as ids, without a string look-up. A reference held as text is
+/// compared as text.
+fn node_references_resolve(n: &Node<'_>, full_urls: &[node::Uid]) -> bool {
+    match n {
+        Node::Array(items) => items.iter().all(|c| node_references_resolve(c, full_urls)),
+        Node::Object(members) => members.iter().all(|(k, v)| match v {
+            Node::Uid(u) if *k == "reference" => full_urls.contains(u),
+            Node::Str(_) | Node::String(_) if *k == "reference" => full_urls
+                .iter()
+                .any(|u| Some(u.as_str()) == Json::as_str(v)),
+            _ => node_references_resolve(v, full_urls),
+        }),
+        _ => true,
+    }
+}
+
+/// The `fullUrl` of every entry of the mapping's tree (all ids: [`ctx::entry`] makes them).
+fn entry_uids(bundle: &Node<'_>) -> Vec<node::Uid> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| match e["fullUrl"] {
+            Node::Uid(u) => Some(u),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The `fullUrl` of every entry.
@@ -553,6 +582,22 @@ mod tests {
                 path: "$.entry[0].resource.subject.reference".into()
             }
         );
+    }
+
+    #[test]
+    fn the_trees_reference_walk_finds_a_reference_without_its_entry() {
+        let a = node::Uid::url(Uuid::from_u128(1));
+        let b = node::Uid::url(Uuid::from_u128(2));
+        let bundle = |target: Node<'static>| {
+            node!({ "entry": [ { "fullUrl": a, "resource": {
+                "subject": { "reference": target } } } ] })
+        };
+        let resolves = |n: &Node<'_>| node_references_resolve(n, &entry_uids(n));
+        assert!(resolves(&bundle(Node::Uid(a))));
+        assert!(resolves(&bundle(Node::String(a.as_str().to_string()))));
+        assert!(!resolves(&bundle(Node::Uid(b))));
+        assert!(!resolves(&bundle(Node::String(b.as_str().to_string()))));
+        assert!(check_references(&bundle(Node::Uid(b))).is_err());
     }
 
     #[test]
