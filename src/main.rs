@@ -18,6 +18,11 @@ use nhs_emulator as sandbox;
 /// and allocation was about 30% of its profile. `benches/mapping.rs` (same allocator) measured
 /// decode + map + serialize 13–43% faster side by side on this 2-core machine; see README.
 ///
+/// mimalloc 2 (the `v2` feature), not the crate's default 3: side by side on 200k records
+/// (`benches/end_to_end.rs`, three alternating rounds) the connector used 0.0992 CPU s per 1k
+/// records with 2 and 0.1047 with 3 (lower in every round; 3 spent about 7% of the process in
+/// its page allocation path), peak RSS 104 against 92 MiB.
+///
 /// Its memory bounds (README "Memory"; the Rust heap itself is bounded by the pipeline's
 /// channels): built without transparent huge pages (the `no_thp` feature, root `Cargo.toml`),
 /// and freed memory goes back to the system after [`PURGE_DELAY_MS`] (set by
@@ -30,7 +35,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// and frees tens of MB a second (FHIR bundles, 1.5 MB request bodies built by doubling): with
 /// a second's worth waiting to be purged, the resident set swung between 55 and 165 MiB for a
 /// live heap of about 50 MiB. Purging at once (0) kept it at 46–71 MiB but cost half as much CPU
-/// again (`madvise` calls); see README "Memory" for the value chosen.
+/// again (`madvise` calls); see README "Memory" for the value chosen. Those figures are
+/// mimalloc 3's; with mimalloc 2 (whose own default, 10 ms, purges more often, at that CPU
+/// cost) 100 ms kept the peak at 104 MiB on 200k records.
 const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
 /// `mi_option_purge_delay` of mimalloc.h's `mi_option_t` (15 in mimalloc 2 and 3; the `mimalloc`
@@ -284,8 +291,8 @@ mod tests {
         unsafe {
             assert_eq!(
                 mi_option_get(MI_OPTION_PURGE_DELAY),
-                1000,
-                "mimalloc 3's default"
+                10,
+                "mimalloc 2's default"
             );
             bound_allocators();
             assert_eq!(mi_option_get(MI_OPTION_PURGE_DELAY), PURGE_DELAY_MS);
