@@ -9,8 +9,8 @@
 //!
 //! **One tree, one write:** the entries build one `Node` tree (`mapping/node.rs`: static keys,
 //! strings borrowed from the call, ids inline, times as values, no `serde_json::Value`); local
-//! validation reads that tree (times as values, never parsed back; references walked once) and
-//! it is written once, keys in the order `serde_json::Value` keeps them, so the bytes are those
+//! validation reads that tree (times as values, never parsed back; references checked by the
+//! write's own walk) and it is written once, keys in the order `serde_json::Value` keeps them, so the bytes are those
 //! `serde_json::to_vec` of the equivalent `Value` gives (debug builds assert it on every
 //! [`map_validated`], so every test that maps a call checks it).
 //!
@@ -295,9 +295,13 @@ pub fn encode_validated(
         "timestamp": call.snapshot_at,
         "entry": entries,
     });
-    // One walk when every reference resolves (always, unless the mapping has a bug); the
-    // detailed one only to name the first that does not.
-    if !node_references_resolve(&bundle, &entry_uids(&bundle)) {
+    // About 1.3 kB per entry in generated calls; one growth at most for most Bundles. The
+    // write checks the references on its way (always resolved, unless the mapping has a bug;
+    // the detailed walk only names the first that does not), before the other checks, and
+    // nothing written is kept unless all of them pass.
+    let (bytes, references_resolve) =
+        bundle.to_bytes_resolving(1024 + entry_count * 1280, &entry_uids(&bundle));
+    if !references_resolve {
         check_references(&bundle)?;
     }
     let report = check::bundle_with_resolved_references(&bundle);
@@ -306,8 +310,6 @@ pub fn encode_validated(
             problems: report.errors,
         });
     }
-    // About 1.3 kB per entry in generated calls; one growth at most for most Bundles.
-    let bytes = bundle.to_bytes(1024 + entry_count * 1280);
     Ok(EncodedBundle {
         call_key: call.call_key(),
         bundle_id,
@@ -404,23 +406,6 @@ pub(crate) fn all_references_resolve<J: Json>(v: &J, full_urls: &BTreeSet<&str>)
         ("reference", Some(s)) => full_urls.contains(s),
         _ => all_references_resolve(child, full_urls),
     })
-}
-
-/// [`all_references_resolve`] of the mapping's own tree, whose `fullUrl`s and references are
-/// ids ([`node::Uid`]): compared as ids, without a string look-up. A reference held as text is
-/// compared as text.
-fn node_references_resolve(n: &Node<'_>, full_urls: &[node::Uid]) -> bool {
-    match n {
-        Node::Array(items) => items.iter().all(|c| node_references_resolve(c, full_urls)),
-        Node::Object(members) => members.iter().all(|(k, v)| match v {
-            Node::Uid(u) if *k == "reference" => full_urls.contains(u),
-            Node::Str(_) | Node::String(_) if *k == "reference" => full_urls
-                .iter()
-                .any(|u| Some(u.as_str()) == Json::as_str(v)),
-            _ => node_references_resolve(v, full_urls),
-        }),
-        _ => true,
-    }
 }
 
 /// The `fullUrl` of every entry of the mapping's tree (all ids: [`ctx::entry`] makes them).
@@ -585,14 +570,14 @@ mod tests {
     }
 
     #[test]
-    fn the_trees_reference_walk_finds_a_reference_without_its_entry() {
+    fn the_writes_reference_check_finds_a_reference_without_its_entry() {
         let a = node::Uid::url(Uuid::from_u128(1));
         let b = node::Uid::url(Uuid::from_u128(2));
         let bundle = |target: Node<'static>| {
             node!({ "entry": [ { "fullUrl": a, "resource": {
                 "subject": { "reference": target } } } ] })
         };
-        let resolves = |n: &Node<'_>| node_references_resolve(n, &entry_uids(n));
+        let resolves = |n: &Node<'_>| n.to_bytes_resolving(0, &entry_uids(n)).1;
         assert!(resolves(&bundle(Node::Uid(a))));
         assert!(resolves(&bundle(Node::String(a.as_str().to_string()))));
         assert!(!resolves(&bundle(Node::Uid(b))));

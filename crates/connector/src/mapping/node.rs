@@ -133,13 +133,22 @@ impl<'a> Node<'a> {
     }
 
     /// Compact JSON, as `serde_json::to_vec` of the equivalent `Value` writes it.
+    #[cfg(test)]
     pub(crate) fn to_bytes(&self, capacity: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(capacity);
-        self.write(&mut out);
-        out
+        self.to_bytes_resolving(capacity, &[]).0
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    /// [`Node::to_bytes`], and whether every `reference` member the write passes is one of
+    /// `full_urls` (an id compared as an id; a reference held as text compared as text): the
+    /// reference check of the mapping's own tree, done by the walk the write makes anyway.
+    pub(crate) fn to_bytes_resolving(&self, capacity: usize, full_urls: &[Uid]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(capacity);
+        let mut all_resolve = true;
+        self.write(&mut out, full_urls, &mut all_resolve);
+        (out, all_resolve)
+    }
+
+    fn write(&self, out: &mut Vec<u8>, full_urls: &[Uid], all_resolve: &mut bool) {
         match self {
             Node::Null => out.extend_from_slice(b"null"),
             Node::Str(v) => write_str(out, v),
@@ -163,7 +172,7 @@ impl<'a> Node<'a> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    item.write(out);
+                    item.write(out, full_urls, all_resolve);
                 }
                 out.push(b']');
             }
@@ -176,7 +185,16 @@ impl<'a> Node<'a> {
                     // Keys are the mapping's own literals: never escaped.
                     write_raw(out, k.as_bytes());
                     out.push(b':');
-                    v.write(out);
+                    if same_key(k, "reference") {
+                        *all_resolve &= match v {
+                            Node::Uid(u) => full_urls.contains(u),
+                            // Not a string: not a reference (the write goes into it).
+                            other => other
+                                .as_str()
+                                .is_none_or(|s| full_urls.iter().any(|u| u.as_str() == s)),
+                        };
+                    }
+                    v.write(out, full_urls, all_resolve);
                 }
                 out.push(b'}');
             }
