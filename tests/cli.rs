@@ -114,14 +114,17 @@ fn check_config_prints_the_schedule_prod_defaulting_to_nhs_englands_window_with_
     assert!(int.contains("schedule: continuous"), "{int}");
     let prod = check(&[("ADS__NHS_API__ENVIRONMENT", "prod")]);
     assert!(
-        prod.contains(
-            "schedule: window 03:00-06:00 Europe/London, on_overrun stop (next opening 20"
-        ),
+        prod.contains("schedule: window 03:00-06:00 Europe/London, on_overrun stop ("),
         "{prod}"
     );
-    // The next opening is in UTC (03:00 GMT or 02:00 UTC in summer time) and the retention the
-    // window needs is named.
-    assert!(prod.contains(":00:00Z, 03:00 "), "{prod}");
+    // The next opening (or, run between 03:00 and 06:00 UK time, the closing) is in UTC (03:00
+    // GMT or 02:00 UTC in summer time) and the retention the window needs is named.
+    if prod.contains("(open now, closes 20") {
+        assert!(prod.contains(":00:00Z, 06:00 "), "{prod}");
+    } else {
+        assert!(prod.contains("(next opening 20"), "{prod}");
+        assert!(prod.contains(":00:00Z, 03:00 "), "{prod}");
+    }
     assert!(prod.contains("retention.ms at least 48 hours"), "{prod}");
     // A window can be asked for anywhere, and a bad one names the key.
     let custom = check(&[
