@@ -102,7 +102,7 @@ pub fn bundle(b: &Value) -> Report {
 }
 
 /// [`bundle`] of the mapping's own tree, whose references the mapping has already found to
-/// resolve (the reference walk runs once per record).
+/// resolve (checked by the write's own walk: no walk of their own here).
 pub(crate) fn bundle_with_resolved_references<J: Json>(b: &J) -> Report {
     let mut report = Report::default();
     check_bundle(b, "$", References::Resolved, &mut report);

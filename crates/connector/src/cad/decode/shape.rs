@@ -1,6 +1,8 @@
-//! A non-allocating walk over the JSON that rejects arrays outside the schema's list fields:
-//! serde's derived structs also accept a JSON array of their fields in order, the schema does
-//! not. Run before deserialising; holds nothing.
+//! Rejecting arrays outside the schema's list fields: serde's derived structs also accept a
+//! JSON array of their fields in order, the schema does not. First a byte scan
+//! ([`arrays_only_in_list_fields`]) that settles a valid record without parsing it; when it is
+//! not sure, [`Shape`], a non-allocating serde walk, decides. Both run before deserialising and
+//! hold nothing.
 
 use std::fmt;
 
