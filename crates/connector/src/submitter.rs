@@ -141,7 +141,6 @@ impl Drop for FenceGuard {
     }
 }
 
-/// Hands a finished submission on: its acks, or a dead letter per record.
 /// An accepted submission as the acker needs it: each call's Bundle bytes and its records'
 /// values and headers are released (the acker writes keys, positions and trace context only),
 /// so the acks waiting to be written hold kilobytes, not the submissions' bodies.
@@ -156,6 +155,7 @@ fn without_bodies(mut batch: Batch) -> Batch {
     batch
 }
 
+/// Hands a finished submission on: its acks, or a dead letter per record.
 async fn deliver(
     batch: Batch,
     outcome: Submitted,

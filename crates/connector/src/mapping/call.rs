@@ -18,13 +18,13 @@ pub(super) fn message_header<'a>(cx: &Ctx<'a>) -> Option<Node<'a>> {
     }
     let o = cx.opts;
     Some(entry(
-        cx.url("MessageHeader"),
+        cx.url(&["MessageHeader"]),
         node!({
             "resourceType": "MessageHeader",
             "eventCoding": { "system": &o.message_event_system, "code": &o.message_event_code },
             "source": { "endpoint": &o.message_source_endpoint },
-            "sender": cx.reference_of(&["Organization/", &cx.call.submitter_ods]),
-            "focus": [ cx.reference("Communication") ],
+            "sender": cx.reference(&["Organization/", &cx.call.submitter_ods]),
+            "focus": [ cx.reference(&["Communication"]) ],
         }),
     ))
 }
@@ -113,7 +113,7 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
         } ],
         "status": status,
         "sent": t.call_answered,
-        "sender": cx.reference_of(&["Organization/", &call.submitter_ods]),
+        "sender": cx.reference(&["Organization/", &call.submitter_ods]),
         "recipient": [ cx.provider() ],
     });
     c.set("extension", extensions);
@@ -131,18 +131,18 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
     let about: Vec<Node<'a>> = call
         .patients
         .iter()
-        .map(|p| cx.reference_of(&["Encounter/", &p.contact_id]))
+        .map(|p| cx.reference(&["Encounter/", &p.contact_id]))
         .chain(
             vehicles
                 .iter()
                 .filter(|v| v.contact_id.is_none())
-                .map(|v| cx.reference(&v.path)),
+                .map(|v| cx.reference(&[&v.path])),
         )
         .collect();
     if !about.is_empty() {
         c.set("about", about);
     }
-    entry(cx.url("Communication"), c)
+    entry(cx.url(&["Communication"]), c)
 }
 
 fn response_category<'a>(
@@ -198,12 +198,12 @@ pub(super) fn triage_observations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
         .into_iter()
         .map(|(category, system, code)| {
             let (cat_code, cat_display) = TRIAGE_CATEGORIES[category];
-            let url = cx.url_of(&["Observation/triage/", cat_code]);
+            let url = cx.url(&["Observation/triage/", cat_code]);
             let mut obs = node!({
                 "resourceType": "Observation",
                 "status": "final",
                 "code": cx.nhs_concept(TRIAGE_CATEGORY_SYSTEM, cat_code, Some(cat_display)),
-                "focus": [ cx.reference("Communication") ],
+                "focus": [ cx.reference(&["Communication"]) ],
                 "performer": [ cx.provider() ],
                 "valueCodeableConcept": { "coding": [ { "system": system, "code": code } ] },
             });
@@ -226,7 +226,7 @@ pub(super) fn organizations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
     codes
         .into_iter()
         .map(|ods| {
-            let url = cx.url_of(&["Organization/", ods]);
+            let url = cx.url(&["Organization/", ods]);
             entry(
                 url,
                 node!({

@@ -34,7 +34,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
         if let Some(at) = item.recorded_at {
             r.set("performedDateTime", at);
         }
-        out.push(entry(cx.url(&path), r));
+        out.push(entry(cx.url(&[&path]), r));
     }
     for (i, m) in p.medications.iter().enumerate() {
         let path = subject.path("MedicationAdministration", "medications", i);
@@ -56,7 +56,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
                 node!({ "dose": quantity(dose.value, &dose.unit, &dose.unit) }),
             );
         }
-        out.push(entry(cx.url(&path), r));
+        out.push(entry(cx.url(&[&path]), r));
     }
     for (i, item) in p.safeguarding.iter().enumerate() {
         let path = subject.path("Flag", "safeguarding", i);
@@ -71,7 +71,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
         if let Some(at) = item.recorded_at {
             r.set("period", node!({ "start": at }));
         }
-        out.push(entry(cx.url(&path), r));
+        out.push(entry(cx.url(&[&path]), r));
     }
     for (i, item) in p.public_health.iter().enumerate() {
         let path = subject.path("Observation", "public_health", i);
@@ -88,7 +88,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
         if let Some(at) = item.recorded_at {
             r.set("effectiveDateTime", at);
         }
-        out.push(entry(cx.url(&path), r));
+        out.push(entry(cx.url(&[&path]), r));
     }
     out
 }
@@ -104,8 +104,8 @@ impl<'a> Subject<'a> {
     fn of(cx: &Ctx<'a>, p: &'a PatientContact) -> Self {
         Subject {
             contact_id: &p.contact_id,
-            patient: cx.reference_of(&["Patient/", &p.contact_id]),
-            encounter: cx.reference_of(&["Encounter/", &p.contact_id]),
+            patient: cx.reference(&["Patient/", &p.contact_id]),
+            encounter: cx.reference(&["Encounter/", &p.contact_id]),
         }
     }
 
@@ -145,7 +145,7 @@ fn condition<'a>(
     if let Some(at) = item.recorded_at {
         r.set("recordedDate", at);
     }
-    entry(cx.url(&path), r)
+    entry(cx.url(&[&path]), r)
 }
 
 /// Vital signs and scores. A systolic and a diastolic pressure taken at the same instant
@@ -194,7 +194,7 @@ fn observations<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> {
                 );
             }
         }
-        out.push(entry(cx.url(&path), r));
+        out.push(entry(cx.url(&[&path]), r));
     }
     out
 }

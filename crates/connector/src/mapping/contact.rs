@@ -67,7 +67,7 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         "resourceType": "Encounter",
         "status": status,
         "class": { "system": ACT_CODE_SYSTEM, "code": "FLD", "display": "field" },
-        "subject": cx.reference_of(&["Patient/", &p.contact_id]),
+        "subject": cx.reference(&["Patient/", &p.contact_id]),
         "serviceProvider": cx.provider(),
     });
 
@@ -120,7 +120,7 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         if let Some(dest) = &conveyance.destination {
             h.set(
                 "destination",
-                cx.reference_of(&["Location/receiving/", &dest.ods_site]),
+                cx.reference(&["Location/receiving/", &dest.ods_site]),
             );
         }
         e.set("hospitalization", h);
@@ -129,12 +129,12 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     let conditions: Vec<Node<'a>> = (0..p.diagnoses.len())
         .map(|i| format!("Condition/{}/diagnoses/{i}", p.contact_id))
         .chain((0..p.injuries.len()).map(|i| format!("Condition/{}/injuries/{i}", p.contact_id)))
-        .map(|path| node!({ "condition": cx.reference(&path) }))
+        .map(|path| node!({ "condition": cx.reference(&[&path]) }))
         .collect();
     if !conditions.is_empty() {
         e.set("diagnosis", conditions);
     }
-    entry(cx.url_of(&["Encounter/", &p.contact_id]), e)
+    entry(cx.url(&["Encounter/", &p.contact_id]), e)
 }
 
 /// One `Encounter.location`: the vehicle, its status and its time with the patient.
@@ -149,7 +149,7 @@ pub(super) fn vehicle_stay<'a>(cx: &Ctx<'a>, r: &Response) -> Node<'a> {
         "planned"
     };
     let mut stay = node!({
-        "location": cx.reference_of(&["Location/vehicle/", &r.call_sign]),
+        "location": cx.reference(&["Location/vehicle/", &r.call_sign]),
         "status": status,
     });
     let mut period = node!({});
@@ -222,5 +222,5 @@ pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     if let Some(pc) = &d.postcode {
         patient.set("address", node!([ { "postalCode": pc } ]));
     }
-    entry(cx.url_of(&["Patient/", &p.contact_id]), patient)
+    entry(cx.url(&["Patient/", &p.contact_id]), patient)
 }

@@ -12,7 +12,7 @@ use super::codes::{
     date_time_type_display, DATE_TIME_TYPE_SYSTEM, EXT_TYPED_DATE_TIME, UCUM_SYSTEM, YES_NO_SYSTEM,
 };
 use super::node::{node, Node, Uid};
-use super::{resource_id, resource_id_of, CodeSystemStyle, MappingOptions};
+use super::{resource_id_of, CodeSystemStyle, MappingOptions};
 use crate::cad::CadCall;
 
 /// One call being mapped, with its options.
@@ -37,22 +37,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The `urn:uuid:` full URL of a resource path.
-    pub(super) fn url(&self, path: &str) -> Uid {
-        Uid::url(resource_id(
-            &self.call.provider_ods,
-            &self.call.call_id,
-            path,
-        ))
-    }
-
-    /// `{"reference": <url of path>}`.
-    pub(super) fn reference(&self, path: &str) -> Node<'a> {
-        node!({ "reference": self.url(path) })
-    }
-
-    /// [`Ctx::url`] of the path that is `parts` joined (no `format!` per id).
-    pub(super) fn url_of(&self, parts: &[&str]) -> Uid {
+    /// The `urn:uuid:` full URL of the resource path that is `parts` joined (`["Patient/",
+    /// contact_id]`: no `format!` per id).
+    pub(super) fn url(&self, parts: &[&str]) -> Uid {
         Uid::url(resource_id_of(
             &self.call.provider_ods,
             &self.call.call_id,
@@ -60,9 +47,9 @@ impl<'a> Ctx<'a> {
         ))
     }
 
-    /// [`Ctx::reference`] of the path that is `parts` joined.
-    pub(super) fn reference_of(&self, parts: &[&str]) -> Node<'a> {
-        node!({ "reference": self.url_of(parts) })
+    /// `{"reference": <url of the path that is parts joined>}`.
+    pub(super) fn reference(&self, parts: &[&str]) -> Node<'a> {
+        node!({ "reference": self.url(parts) })
     }
 
     /// A code system URI in the configured spelling.

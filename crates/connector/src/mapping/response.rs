@@ -45,7 +45,7 @@ pub(super) fn vehicle_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
         .responses
         .iter()
         .map(|r| {
-            let url = cx.url_of(&["Location/vehicle/", &r.call_sign]);
+            let url = cx.url(&["Location/vehicle/", &r.call_sign]);
             let (kind, kind_display) = resource_type(r.resource_type);
             let location = node!({
                 "resourceType": "Location",
@@ -135,14 +135,14 @@ pub(super) fn vehicle_encounters<'a>(cx: &Ctx<'a>, plan: &[VehicleEncounter<'_>]
                     "location": [ vehicle_stay(cx, r) ],
                 });
                 if let Some(contact_id) = contact_id {
-                    e.set("subject", cx.reference_of(&["Patient/", contact_id]));
-                    e.set("partOf", cx.reference_of(&["Encounter/", contact_id]));
+                    e.set("subject", cx.reference(&["Patient/", contact_id]));
+                    e.set("partOf", cx.reference(&["Encounter/", contact_id]));
                 }
                 let times = typed_date_times(&response_times(t));
                 if !times.is_empty() {
                     e.set("extension", times);
                 }
-                entry(cx.url(path), e)
+                entry(cx.url(&[path]), e)
             },
         )
         .collect()
@@ -153,7 +153,7 @@ pub(super) fn receiving_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
     destinations(cx.call)
         .into_iter()
         .map(|(ods_site, name)| {
-            let url = cx.url_of(&["Location/receiving/", ods_site]);
+            let url = cx.url(&["Location/receiving/", ods_site]);
             let mut location = node!({
                 "resourceType": "Location",
                 "identifier": [ { "system": ODS_SITE_SYSTEM, "value": ods_site } ],

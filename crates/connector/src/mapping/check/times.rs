@@ -88,25 +88,17 @@ pub(super) fn typed_times<J: Json>(
     }
     // A resource has a handful of typed times: a scan of them beats a map.
     let mut by_code: Vec<(&str, TimeAt)> = Vec::with_capacity(times.len());
-    let get = |by_code: &[(&str, TimeAt)], code: &str| {
-        by_code
-            .iter()
-            .find(|(c, _)| c.len() == code.len() && *c == code)
-            .map(|(_, v)| *v)
-    };
+    let find =
+        |by_code: &[(&str, TimeAt)], code: &str| by_code.iter().position(|(c, _)| *c == code);
+    let get = |by_code: &[(&str, TimeAt)], code: &str| find(by_code, code).map(|at| by_code[at].1);
     for (code, at, i) in times {
         // As a map's insert: a repeated code keeps its last time, and is an error.
-        let repeated = match by_code.iter_mut().find(|(c, _)| *c == code) {
-            Some(slot) => {
-                slot.1 = (at, i);
-                true
-            }
-            None => {
-                by_code.push((code, (at, i)));
-                false
-            }
-        };
-        if repeated {
+        let repeated = find(&by_code, code);
+        match repeated {
+            Some(slot) => by_code[slot].1 = (at, i),
+            None => by_code.push((code, (at, i))),
+        }
+        if repeated.is_some() {
             r.error(
                 format!("{path}.extension[{i}]"),
                 "typed_date_time_repeated",
