@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -24,6 +25,9 @@ use crate::mapping::AdsItem;
 use crate::metrics::{FlushReason, Metrics};
 use crate::source::Envelope;
 use crate::telemetry;
+
+mod body;
+pub use body::RequestBody;
 
 /// A decoded, mapped and validated call with its source record.
 #[derive(Debug)]
@@ -59,8 +63,8 @@ pub struct BatchedCall {
     pub bundle_id: Uuid,
     /// Snapshot time of the bundle sent.
     pub snapshot_at: DateTime<Utc>,
-    /// The serialized call Bundle sent.
-    pub bytes: Vec<u8>,
+    /// The serialized call Bundle sent (shared with the request bodies made of it).
+    pub bytes: Bytes,
     /// ADS mandatory items the sent snapshot lacks although the call is closed.
     pub missing_at_close: Vec<AdsItem>,
     /// The record whose snapshot is sent.
@@ -83,16 +87,31 @@ pub struct Batch {
     pub id: Uuid,
     /// The calls, in first-arrival order.
     pub calls: Vec<BatchedCall>,
-    /// Body size estimate used for the byte limit.
+    /// The body's size in `batch` mode as the byte limit counts it (exact, or one byte over).
     pub bytes: usize,
     /// Why it was closed.
     pub reason: FlushReason,
 }
 
-/// Bytes a call adds to a `batch` Bundle besides its own: fullUrl, request, separators.
-const ENTRY_OVERHEAD: usize = 110;
+/// The `batch` Bundle's own bytes before its entries (around its id) and after them.
+const BATCH_HEAD: [&[u8]; 2] = [
+    br#"{"resourceType":"Bundle","id":""#,
+    br#"","type":"batch","entry":["#,
+];
+const BATCH_TAIL: &[u8] = b"]}";
+/// An entry's bytes before its Bundle (around the Bundle's id), after it, and between entries.
+const ENTRY_HEAD: [&[u8]; 2] = [br#"{"fullUrl":"urn:uuid:"#, br#"","resource":"#];
+const ENTRY_TAIL: &[u8] = br#","request":{"method":"POST","url":"Bundle"}}"#;
+const ENTRY_SEPARATOR: &[u8] = b",";
+/// A hyphenated UUID's length.
+const UUID_LEN: usize = 36;
+/// Bytes a call adds to a `batch` Bundle besides its own: fullUrl, request, the separator
+/// (the first entry has none, so a body is at most this one byte shorter than counted).
+const ENTRY_OVERHEAD: usize =
+    ENTRY_HEAD[0].len() + UUID_LEN + ENTRY_HEAD[1].len() + ENTRY_TAIL.len() + ENTRY_SEPARATOR.len();
 /// The outer Bundle's own bytes.
-const BATCH_OVERHEAD: usize = 100;
+const BATCH_OVERHEAD: usize =
+    BATCH_HEAD[0].len() + UUID_LEN + BATCH_HEAD[1].len() + BATCH_TAIL.len();
 
 impl Batch {
     /// Source records in this batch.
@@ -100,27 +119,50 @@ impl Batch {
         self.calls.iter().map(|c| 1 + c.superseded.len()).sum()
     }
 
-    /// The request body for `mode`.
-    pub fn body(&self, mode: SubmissionMode) -> Vec<u8> {
+    /// The request body for `mode`: the call Bundle itself, or the `batch` Bundle of them,
+    /// made of the Bundles' own buffers and the bytes around them (nothing copied).
+    pub fn body(&self, mode: SubmissionMode) -> RequestBody {
         if mode == SubmissionMode::Single && self.calls.len() == 1 {
-            return self.calls[0].bytes.clone();
+            return RequestBody::from_parts([self.calls[0].bytes.clone()]);
         }
-        let mut out = Vec::with_capacity(self.bytes + 64);
-        out.extend_from_slice(br#"{"resourceType":"Bundle","id":""#);
-        out.extend_from_slice(self.id.to_string().as_bytes());
-        out.extend_from_slice(br#"","type":"batch","entry":["#);
+        // The bytes between the Bundles, written into one buffer and handed out as slices of it.
+        let mut glue = Vec::with_capacity(BATCH_OVERHEAD + self.calls.len() * ENTRY_OVERHEAD);
+        let mut cuts = Vec::with_capacity(self.calls.len() + 1);
+        glue.extend_from_slice(BATCH_HEAD[0]);
+        glue.extend_from_slice(
+            self.id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        glue.extend_from_slice(BATCH_HEAD[1]);
         for (i, call) in self.calls.iter().enumerate() {
             if i > 0 {
-                out.push(b',');
+                glue.extend_from_slice(ENTRY_SEPARATOR);
             }
-            out.extend_from_slice(br#"{"fullUrl":"urn:uuid:"#);
-            out.extend_from_slice(call.bundle_id.to_string().as_bytes());
-            out.extend_from_slice(br#"","resource":"#);
-            out.extend_from_slice(&call.bytes);
-            out.extend_from_slice(br#","request":{"method":"POST","url":"Bundle"}}"#);
+            glue.extend_from_slice(ENTRY_HEAD[0]);
+            glue.extend_from_slice(
+                call.bundle_id
+                    .hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .as_bytes(),
+            );
+            glue.extend_from_slice(ENTRY_HEAD[1]);
+            cuts.push(glue.len());
+            glue.extend_from_slice(ENTRY_TAIL);
         }
-        out.extend_from_slice(b"]}");
-        out
+        glue.extend_from_slice(BATCH_TAIL);
+        cuts.push(glue.len());
+        let glue = Bytes::from(glue);
+        let mut parts = Vec::with_capacity(2 * self.calls.len() + 1);
+        let mut from = 0;
+        for (call, &cut) in self.calls.iter().zip(&cuts) {
+            parts.push(glue.slice(from..cut));
+            parts.push(call.bytes.clone());
+            from = cut;
+        }
+        parts.push(glue.slice(from..));
+        RequestBody::from_parts(parts)
     }
 }
 
@@ -170,7 +212,7 @@ impl BatchBuilder {
             provider_ods: call.provider_ods,
             bundle_id: call.bundle_id,
             snapshot_at: call.snapshot_at,
-            bytes: call.bytes,
+            bytes: Bytes::from(call.bytes),
             missing_at_close: call.missing_at_close,
             submitted: call.envelope,
             superseded: Vec::new(),
@@ -187,7 +229,7 @@ impl BatchBuilder {
             self.bytes = self.bytes + call.bytes.len() - held.bytes.len();
             let older = std::mem::replace(&mut held.submitted, call.envelope);
             held.superseded.push(older);
-            held.bytes = call.bytes;
+            held.bytes = Bytes::from(call.bytes);
             held.snapshot_at = call.snapshot_at;
             held.missing_at_close = call.missing_at_close;
         } else {
@@ -381,8 +423,15 @@ mod tests {
         b.push(call("a", 0, 1, 3));
         b.push(call("b", 1, 1, 3));
         let batch = b.take(FlushReason::Linger).unwrap();
-        let body: serde_json::Value =
-            serde_json::from_slice(&batch.body(SubmissionMode::Batch)).unwrap();
+        let bytes = batch.body(SubmissionMode::Batch).to_vec();
+        // The byte limit counts the body exactly, but for the first entry's missing separator.
+        assert_eq!(batch.bytes, bytes.len() + 1);
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["id"], batch.id.to_string());
+        assert_eq!(
+            body["entry"][1]["fullUrl"],
+            format!("urn:uuid:{}", batch.calls[1].bundle_id)
+        );
         assert_eq!(body["type"], "batch");
         assert_eq!(body["entry"].as_array().unwrap().len(), 2);
         assert_eq!(body["entry"][1]["resource"]["k"], "xxx");

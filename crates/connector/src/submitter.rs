@@ -55,7 +55,7 @@ use url::Url;
 
 use crate::acker::{Accepted, AckWork};
 use crate::auth::{AuthError, TokenProvider};
-use crate::batcher::Batch;
+use crate::batcher::{Batch, RequestBody};
 use crate::config::{ApiConfig, SubmissionMode};
 use crate::dead_letter::{DeadLetter, ErrorStage};
 use crate::health::{self, ApiHealth, Resumed};
@@ -146,7 +146,7 @@ impl Drop for FenceGuard {
 /// so the acks waiting to be written hold kilobytes, not the submissions' bodies.
 fn without_bodies(mut batch: Batch) -> Batch {
     for call in &mut batch.calls {
-        call.bytes = Vec::new();
+        call.bytes = Bytes::new();
         for envelope in std::iter::once(&mut call.submitted).chain(&mut call.superseded) {
             envelope.payload = None;
             envelope.headers = Vec::new();
@@ -301,7 +301,7 @@ impl Submitter {
 
     /// Sends one submission until it is accepted, refused, or out of retry budget.
     pub async fn submit(&self, batch: &Batch) -> Submitted {
-        let body = Bytes::from(batch.body(self.mode));
+        let body = batch.body(self.mode);
         let traceparent = batch_traceparent(batch);
         // The retry budget counts from the last answer that was not a misconfiguration: a pause
         // spends none of it, so no record is dead-lettered for a fault of the configuration.
@@ -457,7 +457,7 @@ impl Submitter {
         }
     }
 
-    async fn send(&self, body: &Bytes, token: Option<&str>, traceparent: &str) -> Attempt {
+    async fn send(&self, body: &RequestBody, token: Option<&str>, traceparent: &str) -> Attempt {
         let url: Url = self.config.submit_url.clone();
         let mut request = self
             .client
@@ -465,7 +465,7 @@ impl Submitter {
             .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
             .header(reqwest::header::ACCEPT, "application/json")
             .header("traceparent", traceparent)
-            .body(body.clone());
+            .body(body.to_reqwest());
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

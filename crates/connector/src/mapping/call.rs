@@ -136,7 +136,7 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
             vehicles
                 .iter()
                 .filter(|v| v.contact_id.is_none())
-                .map(|v| cx.reference(&[&v.path])),
+                .map(|v| node!({ "reference": v.url })),
         )
         .collect();
     if !about.is_empty() {

@@ -10,7 +10,7 @@
 
 use super::codes::*;
 use super::ctx::{concept, concept_of, entry, quantity, Ctx};
-use super::node::{node, Node};
+use super::node::{node, Node, Uid};
 use crate::cad::{ClinicalCode, Observation, ObservationKind, PatientContact};
 
 /// Every clinical entry of one contact.
@@ -23,7 +23,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
         }
     }
     for (i, item) in p.procedures.iter().enumerate() {
-        let path = subject.path("Procedure", "procedures", i);
+        let url = subject.url(cx, "Procedure", "procedures", i);
         let mut r = node!({
             "resourceType": "Procedure",
             "status": "completed",
@@ -34,10 +34,10 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
         if let Some(at) = item.recorded_at {
             r.set("performedDateTime", at);
         }
-        out.push(entry(cx.url(&[&path]), r));
+        out.push(entry(url, r));
     }
     for (i, m) in p.medications.iter().enumerate() {
-        let path = subject.path("MedicationAdministration", "medications", i);
+        let url = subject.url(cx, "MedicationAdministration", "medications", i);
         let mut r = node!({
             "resourceType": "MedicationAdministration",
             "status": "completed",
@@ -56,10 +56,10 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
                 node!({ "dose": quantity(dose.value, &dose.unit, &dose.unit) }),
             );
         }
-        out.push(entry(cx.url(&[&path]), r));
+        out.push(entry(url, r));
     }
     for (i, item) in p.safeguarding.iter().enumerate() {
-        let path = subject.path("Flag", "safeguarding", i);
+        let url = subject.url(cx, "Flag", "safeguarding", i);
         let mut r = node!({
             "resourceType": "Flag",
             "status": "active",
@@ -71,10 +71,10 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
         if let Some(at) = item.recorded_at {
             r.set("period", node!({ "start": at }));
         }
-        out.push(entry(cx.url(&[&path]), r));
+        out.push(entry(url, r));
     }
     for (i, item) in p.public_health.iter().enumerate() {
-        let path = subject.path("Observation", "public_health", i);
+        let url = subject.url(cx, "Observation", "public_health", i);
         let mut r = node!({
             "resourceType": "Observation",
             "status": "final",
@@ -88,7 +88,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
         if let Some(at) = item.recorded_at {
             r.set("effectiveDateTime", at);
         }
-        out.push(entry(cx.url(&[&path]), r));
+        out.push(entry(url, r));
     }
     out
 }
@@ -109,8 +109,19 @@ impl<'a> Subject<'a> {
         }
     }
 
-    fn path(&self, resource: &str, list: &str, index: usize) -> String {
-        format!("{resource}/{}/{list}/{index}", self.contact_id)
+    /// The full URL of item `index` of `list`, a `resource`: the id of the path
+    /// `resource/contact_id/list/index`, hashed from its parts (no text made for it).
+    fn url(&self, cx: &Ctx<'a>, resource: &str, list: &str, index: usize) -> Uid {
+        let mut digits = itoa::Buffer::new();
+        cx.url(&[
+            resource,
+            "/",
+            self.contact_id,
+            "/",
+            list,
+            "/",
+            digits.format(index),
+        ])
     }
 }
 
@@ -121,7 +132,7 @@ fn condition<'a>(
     index: usize,
     item: &'a ClinicalCode,
 ) -> Node<'a> {
-    let path = subject.path("Condition", list, index);
+    let url = subject.url(cx, "Condition", list, index);
     let mut category = vec![concept(
         CONDITION_CATEGORY_SYSTEM,
         "encounter-diagnosis",
@@ -145,7 +156,7 @@ fn condition<'a>(
     if let Some(at) = item.recorded_at {
         r.set("recordedDate", at);
     }
-    entry(cx.url(&[&path]), r)
+    entry(url, r)
 }
 
 /// Vital signs and scores. A systolic and a diastolic pressure taken at the same instant
@@ -160,7 +171,7 @@ fn observations<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> {
         if paired[i] {
             continue;
         }
-        let path = subject.path("Observation", "observations", i);
+        let url = subject.url(cx, "Observation", "observations", i);
         let partner = (o.kind == ObservationKind::SystolicBloodPressure)
             .then(|| {
                 (i + 1..obs.len()).find(|&j| {
@@ -194,7 +205,7 @@ fn observations<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> {
                 );
             }
         }
-        out.push(entry(cx.url(&[&path]), r));
+        out.push(entry(url, r));
     }
     out
 }

@@ -126,10 +126,14 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         e.set("hospitalization", h);
     }
 
+    let mut digits = itoa::Buffer::new();
     let conditions: Vec<Node<'a>> = (0..p.diagnoses.len())
-        .map(|i| format!("Condition/{}/diagnoses/{i}", p.contact_id))
-        .chain((0..p.injuries.len()).map(|i| format!("Condition/{}/injuries/{i}", p.contact_id)))
-        .map(|path| node!({ "condition": cx.reference(&[&path]) }))
+        .map(|i| ("/diagnoses/", i))
+        .chain((0..p.injuries.len()).map(|i| ("/injuries/", i)))
+        .map(|(list, i)| {
+            let reference = cx.reference(&["Condition/", &p.contact_id, list, digits.format(i)]);
+            node!({ "condition": reference })
+        })
         .collect();
     if !conditions.is_empty() {
         e.set("diagnosis", conditions);

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use super::codes::*;
 use super::contact::{patient_response, vehicle_stay};
 use super::ctx::{concept, entry, typed_date_times, Ctx};
-use super::node::{node, Node};
+use super::node::{node, Node, Uid};
 use crate::cad::{CadCall, Response, ResponseTimes};
 
 /// A response's times as `(DateTimeType code, time)`, in the order of the journey.
@@ -66,8 +66,9 @@ pub(super) fn vehicle_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
 
 /// An Encounter that carries one response's times besides a patient contact's own.
 pub(super) struct VehicleEncounter<'a> {
-    /// Resource path.
-    pub(super) path: String,
+    /// Full URL (the id of the resource path `Encounter/response/<call sign>` or
+    /// `Encounter/<contact id>/vehicle/<call sign>`).
+    pub(super) url: Uid,
     /// The response whose times it carries.
     pub(super) response: &'a Response,
     /// The contact whose patient the vehicle attended (another vehicle's times are that
@@ -89,7 +90,7 @@ pub(super) fn vehicle_encounter_plan<'a>(cx: &Ctx<'a>) -> Vec<VehicleEncounter<'
             .collect();
         if attended.is_empty() {
             out.push(VehicleEncounter {
-                path: format!("Encounter/response/{}", r.call_sign),
+                url: cx.url(&["Encounter/response/", &r.call_sign]),
                 response: r,
                 contact_id: None,
             });
@@ -98,7 +99,7 @@ pub(super) fn vehicle_encounter_plan<'a>(cx: &Ctx<'a>) -> Vec<VehicleEncounter<'
             let primary = patient_response(cx, p).is_some_and(|pr| pr.call_sign == r.call_sign);
             if !primary {
                 out.push(VehicleEncounter {
-                    path: format!("Encounter/{}/vehicle/{}", p.contact_id, r.call_sign),
+                    url: cx.url(&["Encounter/", &p.contact_id, "/vehicle/", &r.call_sign]),
                     response: r,
                     contact_id: Some(&p.contact_id),
                 });
@@ -113,7 +114,7 @@ pub(super) fn vehicle_encounters<'a>(cx: &Ctx<'a>, plan: &[VehicleEncounter<'_>]
     plan.iter()
         .map(
             |VehicleEncounter {
-                 path,
+                 url,
                  response: r,
                  contact_id,
              }| {
@@ -142,7 +143,7 @@ pub(super) fn vehicle_encounters<'a>(cx: &Ctx<'a>, plan: &[VehicleEncounter<'_>]
                 if !times.is_empty() {
                     e.set("extension", times);
                 }
-                entry(cx.url(&[path]), e)
+                entry(*url, e)
             },
         )
         .collect()
