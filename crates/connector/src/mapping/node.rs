@@ -49,6 +49,9 @@ pub(crate) enum Node<'a> {
 
 static NULL: Node<'static> = Node::Null;
 
+/// Members an object built by [`Node::object`] has room for besides its own.
+const OBJECT_SPARE: usize = 3;
+
 /// `urn:uuid:` and a hyphenated UUID, on the stack: the URL, or only the id.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Uid {
@@ -103,8 +106,11 @@ impl Uid {
 
 impl<'a> Node<'a> {
     /// An object of these members, in any order (sorted here; keys are unique).
-    pub(crate) fn object<const N: usize>(members: [(&'static str, Node<'a>); N]) -> Self {
-        let mut members = Vec::from(members);
+    pub(crate) fn object<const N: usize>(given: [(&'static str, Node<'a>); N]) -> Self {
+        // Room for members the mapping [`Node::set`]s afterwards (at most a few), so adding
+        // them moves nothing.
+        let mut members = Vec::with_capacity(N + OBJECT_SPARE);
+        members.extend(given);
         members.sort_unstable_by(|a, b| key_cmp(a.0, b.0));
         debug_assert!(members.windows(2).all(|w| w[0].0 != w[1].0));
         Node::Object(members)
