@@ -433,7 +433,7 @@ async fn produce(bootstrap: &str, topic: &str, n: u64, snapshots: u64) -> Result
                     call
                 };
                 let payload = to_json_line(&call).into_bytes();
-                (call.call_id.into_bytes(), payload)
+                (call.call_id.as_bytes().to_vec(), payload)
             })
             .collect();
         bytes += records.iter().map(|(_, v)| v.len() as u64).sum::<u64>();

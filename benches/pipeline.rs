@@ -30,7 +30,7 @@ fn call(i: usize, bundle: &[u8]) -> MappedCall {
             oversize: None,
         },
         call_key: format!("RX6/call-{}", i % 900),
-        call_id: format!("call-{i}"),
+        call_id: format!("call-{i}").into(),
         provider_ods: "RX6".into(),
         bundle_id: uuid::Uuid::new_v4(),
         snapshot_at: chrono::DateTime::from_timestamp(i as i64, 0).unwrap(),

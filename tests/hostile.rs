@@ -117,7 +117,7 @@ async fn hostile_input(broker: Broker, names: Names, big_bytes: usize) {
     for (i, case) in cases.iter().enumerate() {
         let call = generator.next_call();
         records.push((
-            call.call_id.clone().into_bytes(),
+            call.call_id.as_bytes().to_vec(),
             Some(to_json_line(&call).into_bytes()),
             Expect::Ack,
         ));

@@ -566,16 +566,18 @@ async fn produce_calls_with_rejections(
     let mut rejected = HashSet::new();
     for i in 0..n {
         let mut call = generator.next_call();
-        registered.insert(call.provider_ods.clone());
-        registered.insert(call.submitter_ods.clone());
+        registered.insert(call.provider_ods.to_string());
+        registered.insert(call.submitter_ods.to_string());
         if i % reject_every == reject_every - 1 {
             call.provider_ods = "RZZ99".into();
-            rejected.insert(call.call_id.clone());
+            rejected.insert(call.call_id.to_string());
         }
         let payload = generate::to_json_line(&call);
         producer
             .send(
-                FutureRecord::to(topic).key(&call.call_id).payload(&payload),
+                FutureRecord::to(topic)
+                    .key(call.call_id.as_str())
+                    .payload(&payload),
                 Duration::from_secs(5),
             )
             .await

@@ -282,19 +282,19 @@ fn needles(calls: &[CadCall]) -> Vec<Needle> {
         for patient in &call.patients {
             let d = &patient.demographics;
             if let Some(n) = &d.nhs_number {
-                add(n.clone(), false, false);
+                add(n.to_string(), false, false);
                 add(format!("{} {} {}", &n[..3], &n[3..6], &n[6..]), false, true);
             }
             for name in [&d.given_name, &d.family_name].into_iter().flatten() {
-                add(name.clone(), true, false);
+                add(name.to_string(), true, false);
             }
             if let Some(born) = d.birth_date {
                 add(born.to_string(), false, false);
             }
             if let Some(pc) = &d.postcode {
-                add(pc.clone(), false, false);
-                add(pc.to_lowercase(), false, true);
-                add(pc.replace(' ', ""), false, true);
+                add(pc.to_string(), false, false);
+                add(pc.to_lowercase().to_string(), false, true);
+                add(pc.replace(" ", "").to_string(), false, true);
             }
         }
     }

@@ -31,7 +31,7 @@ pub fn one_call_batch() -> Batch {
                 offset: 0,
                 generation: 1,
             },
-            key: Some(call.call_id.clone().into_bytes()),
+            key: Some(call.call_id.as_bytes().to_vec()),
             payload: None,
             headers: vec![],
             timestamp_ms: None,

@@ -327,12 +327,12 @@ impl CallSource {
             if !valid {
                 payload.truncate(payload.len() / 2);
             }
-            let key = call.call_id.clone();
+            let key = call.call_id.to_string();
             let record = FutureRecord::to(topic).key(&key).payload(&payload);
             let delivery = producer.send_result(record).map_err(|(e, _)| e).unwrap();
             pending.push((
                 delivery,
-                call.call_id.clone(),
+                call.call_id.to_string(),
                 valid,
                 call.snapshot_at.to_rfc3339(),
             ));
@@ -565,11 +565,13 @@ pub async fn produce_snapshots(
             if !valid {
                 payload.truncate(payload.len() / 2);
             }
-            let record = FutureRecord::to(topic).key(&call.call_id).payload(&payload);
+            let record = FutureRecord::to(topic)
+                .key(call.call_id.as_str())
+                .payload(&payload);
             let delivery = producer.send_result(record).map_err(|(e, _)| e).unwrap();
             pending.push((
                 delivery,
-                call.call_id.clone(),
+                call.call_id.to_string(),
                 valid,
                 call.snapshot_at.to_rfc3339(),
             ));

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::cad::Text;
 use crate::config::{BatchConfig, SubmissionMode};
 use crate::mapping::AdsItem;
 use crate::metrics::{FlushReason, Metrics};
@@ -37,9 +38,9 @@ pub struct MappedCall {
     /// `provider/call id`: snapshots with the same key are the same call.
     pub call_key: String,
     /// The call identifier.
-    pub call_id: String,
+    pub call_id: Text,
     /// Provider ODS code.
-    pub provider_ods: String,
+    pub provider_ods: Text,
     /// Deterministic Bundle id (the same for every snapshot of the call).
     pub bundle_id: Uuid,
     /// When the snapshot was taken; the newest wins.
@@ -56,9 +57,9 @@ pub struct BatchedCall {
     /// `provider/call id`.
     pub call_key: String,
     /// The call identifier.
-    pub call_id: String,
+    pub call_id: Text,
     /// Provider ODS code.
-    pub provider_ods: String,
+    pub provider_ods: Text,
     /// Bundle id.
     pub bundle_id: Uuid,
     /// Snapshot time of the bundle sent.
@@ -364,7 +365,7 @@ mod tests {
                 oversize: None,
             },
             call_key: format!("RX6/{key}"),
-            call_id: key.to_string(),
+            call_id: key.into(),
             provider_ods: "RX6".into(),
             bundle_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()),
             snapshot_at: DateTime::from_timestamp(snapshot_s, 0).unwrap(),

@@ -61,17 +61,17 @@ pub struct Problem {
 #[serde(deny_unknown_fields)]
 pub struct CadCall {
     /// Always `"cad.call.v1"`.
-    pub schema: String,
+    pub schema: Text,
     /// When this snapshot was taken (RFC 3339, UTC). Of two snapshots of one call, the later
     /// one wins.
     #[serde(with = "time::rfc3339")]
     pub snapshot_at: DateTime<Utc>,
     /// ODS code of the ambulance service that provided the response (ADS1).
-    pub provider_ods: String,
+    pub provider_ods: Text,
     /// ODS code of the organisation submitting the data (ADS0); often the provider itself.
-    pub submitter_ods: String,
+    pub submitter_ods: Text,
     /// The call identifier given by the control room (ADS3); unique per provider.
-    pub call_id: String,
+    pub call_id: Text,
     /// The date the call identifier was generated (ADS2A), `YYYY-MM-DD`.
     #[serde(with = "time::date")]
     pub call_date: NaiveDate,
@@ -94,10 +94,10 @@ pub struct CadCall {
     pub reporting_response_category: Option<ResponseCategory>,
     /// `Ambulance-Cat1EarlyPredictionFlag` code (two digits), when Cat 1 early prediction applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cat1_early_prediction: Option<String>,
+    pub cat1_early_prediction: Option<Text>,
     /// Why the call closed without a face-to-face response (ADS4), as the trust's stop code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_code: Option<String>,
+    pub stop_code: Option<Text>,
     /// How the call was dealt with (ADS33).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub treatment_type: Option<TreatmentType>,
@@ -311,13 +311,13 @@ pub struct Triage {
     /// The triage system.
     pub system: TriageSystem,
     /// AMPDS determinant (e.g. `09E01`) or Pathways disposition (e.g. `Dx011`).
-    pub disposition_code: String,
+    pub disposition_code: Text,
     /// Pathways symptom group (SG) code; Pathways only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symptom_group: Option<String>,
+    pub symptom_group: Option<Text>,
     /// Pathways symptom discriminator (SD) code; Pathways only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symptom_discriminator: Option<String>,
+    pub symptom_discriminator: Option<Text>,
 }
 
 /// How the call was dealt with (ADS33).
@@ -387,6 +387,11 @@ pub use decode::{decode, DecodeError, DecodeErrorKind};
 pub use response::{ResourceType, Response, ResponseTimes};
 pub use rules::{is_ods_code, is_snomed_id, is_uk_postcode, is_valid_nhs_number, nhs_check_digit};
 pub use time::{format_utc, utc_text, UtcText};
+
+/// The text of a decoded call: ids, codes, call signs and names. Up to 24 bytes (nearly every
+/// one of them) is held inline, so decoding a call makes no allocation per string; it reads as
+/// a `&str` and is made from one with `.into()`.
+pub type Text = compact_str::CompactString;
 
 #[cfg(test)]
 mod tests;

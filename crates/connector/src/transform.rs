@@ -107,8 +107,8 @@ fn guarded(
 /// What a record that maps becomes, without its envelope.
 struct Work {
     call_key: String,
-    call_id: String,
-    provider_ods: String,
+    call_id: crate::cad::Text,
+    provider_ods: crate::cad::Text,
     bundle_id: uuid::Uuid,
     snapshot_at: chrono::DateTime<chrono::Utc>,
     bytes: Vec<u8>,
@@ -368,8 +368,8 @@ mod tests {
                     let key = String::from_utf8_lossy(payload).into_owned();
                     Ok(Work {
                         call_key: key.clone(),
-                        call_id: key,
-                        provider_ods: "RX9".to_string(),
+                        call_id: key.into(),
+                        provider_ods: "RX9".into(),
                         bundle_id: uuid::Uuid::nil(),
                         snapshot_at: chrono::Utc::now(),
                         bytes: payload.to_vec(),

@@ -257,8 +257,8 @@ impl Coalescer {
                     .superseded
                     .send(SupersededRecord {
                         envelope: call.envelope,
-                        call_id: call.call_id,
-                        provider_ods: call.provider_ods,
+                        call_id: call.call_id.into(),
+                        provider_ods: call.provider_ods.into(),
                         bundle_id: call.bundle_id,
                         by_offset,
                     })
@@ -700,7 +700,7 @@ mod tests {
                 oversize: None,
             },
             call_key: format!("RX6/{key}"),
-            call_id: key.to_string(),
+            call_id: key.into(),
             provider_ods: "RX6".into(),
             bundle_id: uuid::Uuid::nil(),
             snapshot_at: DateTime::parse_from_rfc3339(&format!("2026-12-01T10:{minute:02}:00Z"))

@@ -83,11 +83,11 @@ impl Generator {
         let origin = self.call_origin();
         self.seq += 1;
         let mut call = CadCall {
-            schema: SCHEMA_ID.to_string(),
+            schema: SCHEMA_ID.to_string().into(),
             snapshot_at: answered + secs(self.rng.gen_range(2..=20)),
-            provider_ods: trust.ods.to_string(),
-            submitter_ods: submitter.to_string(),
-            call_id: format!("{}-{:06}", answered.format("%y%m%d"), self.seq % 1_000_000),
+            provider_ods: trust.ods.to_string().into(),
+            submitter_ods: submitter.to_string().into(),
+            call_id: format!("{}-{:06}", answered.format("%y%m%d"), self.seq % 1_000_000).into(),
             call_date: answered.date_naive(),
             call_origin: origin,
             nhs111_flag: Some(origin == CallOrigin::Nhs111),

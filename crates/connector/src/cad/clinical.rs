@@ -8,7 +8,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::time;
+use super::{time, Text};
 
 /// One observation. `Debug` is redacted.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -95,10 +95,10 @@ impl ObservationKind {
 #[serde(deny_unknown_fields)]
 pub struct ClinicalCode {
     /// SNOMED CT concept id (6–18 digits, valid Verhoeff check digit).
-    pub snomed: String,
+    pub snomed: Text,
     /// The concept's display term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display: Option<String>,
+    pub display: Option<Text>,
     /// When it was recorded or performed.
     #[serde(
         default,
@@ -119,10 +119,10 @@ impl fmt::Debug for ClinicalCode {
 #[serde(deny_unknown_fields)]
 pub struct Medication {
     /// SNOMED CT / dm+d concept id of the medicine.
-    pub snomed: String,
+    pub snomed: Text,
     /// The concept's display term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display: Option<String>,
+    pub display: Option<Text>,
     /// The dose given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dose: Option<Dose>,
@@ -148,5 +148,5 @@ pub struct Dose {
     /// Amount, greater than zero.
     pub value: f64,
     /// UCUM unit (e.g. `mg`, `mL`, `ug`).
-    pub unit: String,
+    pub unit: Text,
 }

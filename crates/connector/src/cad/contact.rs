@@ -7,17 +7,17 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{time, ClinicalCode, Medication, Observation};
+use super::{time, ClinicalCode, Medication, Observation, Text};
 
 /// One patient contact (ADS patient contact section). `Debug` shows only `contact_id`.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatientContact {
     /// The contact's identifier within the call, stable across snapshots (e.g. `"1"`).
-    pub contact_id: String,
+    pub contact_id: Text,
     /// Call signs (from `responses`) that attended this patient; the first is the lead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub call_signs: Vec<String>,
+    pub call_signs: Vec<Text>,
     /// Who the patient is.
     pub demographics: Demographics,
     /// Conveyance outcome and destination.
@@ -60,17 +60,17 @@ impl fmt::Debug for PatientContact {
 pub struct Demographics {
     /// NHS number: ten digits, valid modulus-11 check digit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nhs_number: Option<String>,
+    pub nhs_number: Option<Text>,
     /// How far the NHS number was verified: a UK Core `NHSNumberVerificationStatusEngland`
     /// code, `01` … `08`; `01` and `02` ("number present") need `nhs_number`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nhs_number_status: Option<NhsNumberStatus>,
     /// Given name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub given_name: Option<String>,
+    pub given_name: Option<Text>,
     /// Family name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family_name: Option<String>,
+    pub family_name: Option<Text>,
     /// Date of birth, `YYYY-MM-DD`, not after `call_date`.
     #[serde(
         default,
@@ -83,7 +83,7 @@ pub struct Demographics {
     pub gender: Option<Gender>,
     /// Postcode of usual address, upper case (e.g. `LS9 7TF`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postcode: Option<String>,
+    pub postcode: Option<Text>,
 }
 
 impl fmt::Debug for Demographics {
@@ -204,7 +204,7 @@ pub struct Conveyance {
     pub destination: Option<Destination>,
     /// The conveying call sign; one of the contact's `call_signs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conveyed_by: Option<String>,
+    pub conveyed_by: Option<Text>,
 }
 
 impl fmt::Debug for Conveyance {
@@ -249,8 +249,8 @@ impl ConveyanceOutcome {
 #[serde(deny_unknown_fields)]
 pub struct Destination {
     /// ODS site (or organisation) code: 3 to 6 upper-case letters and digits.
-    pub ods_site: String,
+    pub ods_site: Text,
     /// The site's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
 }

@@ -5,14 +5,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::time;
+use super::{time, Text};
 
 /// One responding resource (ADS response section). Call signs are unique within a call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Response {
     /// The resource's call sign.
-    pub call_sign: String,
+    pub call_sign: Text,
     /// The kind of resource.
     pub resource_type: ResourceType,
     /// The response's typed timestamps.

@@ -325,7 +325,7 @@ fn demographics(d: &Demographics, base: &At, call_date: NaiveDate) -> Result {
     Ok(())
 }
 
-fn conveyance(c: &Conveyance, base: &At, call_signs: &[String]) -> Result {
+fn conveyance(c: &Conveyance, base: &At, call_signs: &[Text]) -> Result {
     match (&c.destination, c.outcome.is_conveyed()) {
         (None, true) => {
             return Err(DecodeError::MissingField {

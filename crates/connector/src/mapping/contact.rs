@@ -17,11 +17,11 @@ pub(super) fn patient_response<'a>(cx: &Ctx<'a>, p: &PatientContact) -> Option<&
     let attending = || {
         p.call_signs
             .iter()
-            .filter_map(|cs| cx.call.responses.iter().find(|r| &r.call_sign == cs))
+            .filter_map(|cs| cx.call.responses.iter().find(|r| r.call_sign == *cs))
     };
     let conveyed_by = p.conveyance.as_ref().and_then(|c| c.conveyed_by.as_ref());
     conveyed_by
-        .and_then(|cs| attending().find(|r| &r.call_sign == cs))
+        .and_then(|cs| attending().find(|r| r.call_sign == *cs))
         .or_else(|| attending().next())
 }
 
@@ -44,7 +44,7 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     let attending: Vec<&'a Response> = p
         .call_signs
         .iter()
-        .filter_map(|cs| cx.call.responses.iter().find(|r| &r.call_sign == cs))
+        .filter_map(|cs| cx.call.responses.iter().find(|r| r.call_sign == *cs))
         .collect();
     // Finished when every attending response is done; a contact no vehicle attended (hear and
     // treat) when the call is closed (`encounter_open_after_call_closed`).

@@ -307,6 +307,12 @@ impl<'a> From<&'a String> for Node<'a> {
     }
 }
 
+impl<'a> From<&'a crate::cad::Text> for Node<'a> {
+    fn from(s: &'a crate::cad::Text) -> Self {
+        Node::Str(s)
+    }
+}
+
 impl From<String> for Node<'_> {
     fn from(s: String) -> Self {
         Node::String(s)

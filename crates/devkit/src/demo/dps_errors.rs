@@ -33,7 +33,7 @@ pub fn registered_ods(seed: u64) -> HashSet<String> {
     let mut generator = Generator::new(seed);
     (0..500)
         .map(|_| generator.next_call())
-        .flat_map(|c| [c.provider_ods, c.submitter_ods])
+        .flat_map(|c| [c.provider_ods.into(), c.submitter_ods.into()])
         .collect()
 }
 

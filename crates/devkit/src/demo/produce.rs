@@ -59,7 +59,7 @@ pub(super) async fn produce(
             key: "traceparent",
             value: Some(&traceparent),
         });
-        records.push((call.call_id.clone().into_bytes(), payload, headers));
+        records.push((call.call_id.as_bytes().to_vec(), payload, headers));
     }
     // Without a pace, everything at once; with one, in 40 slices spread over it.
     let slices = if pace.is_zero() { 1 } else { 40 };

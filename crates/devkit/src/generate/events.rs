@@ -89,7 +89,7 @@ impl Generator {
                     .expect("every category has AMPDS codes");
                 Triage {
                     system,
-                    disposition_code: code.to_string(),
+                    disposition_code: code.to_string().into(),
                     symptom_group: None,
                     symptom_discriminator: None,
                 }
@@ -103,9 +103,9 @@ impl Generator {
                     .expect("every category has Pathways codes");
                 Triage {
                     system,
-                    disposition_code: code.to_string(),
-                    symptom_group: Some(self.rng.gen_range(1000..1200).to_string()),
-                    symptom_discriminator: Some(self.rng.gen_range(2000..5000).to_string()),
+                    disposition_code: code.to_string().into(),
+                    symptom_group: Some(self.rng.gen_range(1000..1200).to_string().into()),
+                    symptom_discriminator: Some(self.rng.gen_range(2000..5000).to_string().into()),
                 }
             }
         };
@@ -124,7 +124,7 @@ impl Generator {
         call.initial_response_category = Some(category);
         call.reporting_response_category = Some(reporting);
         if category == ResponseCategory::C1 && self.rng.gen_bool(0.3) {
-            call.cat1_early_prediction = Some("01".to_string());
+            call.cat1_early_prediction = Some("01".to_string().into());
         }
         call.times.dispatch_code_established = Some(t);
         // ARP: the clock starts at the earliest of the dispatch code and 240 s after connection.
@@ -133,7 +133,7 @@ impl Generator {
             || (reporting >= ResponseCategory::C3 && self.rng.gen_bool(0.1));
         if hear_and_treat {
             call.treatment_type = Some(TreatmentType::HearAndTreat);
-            call.stop_code = Some("01".to_string());
+            call.stop_code = Some("01".to_string().into());
         }
     }
 
@@ -162,7 +162,7 @@ impl Generator {
         .map(|(r, _)| r)
         .expect("positive weights");
         call.responses.push(Response {
-            call_sign,
+            call_sign: call_sign.into(),
             resource_type,
             times: ResponseTimes {
                 mobilised: Some(t),
@@ -256,8 +256,8 @@ impl Generator {
             call.patients[p].conveyance = Some(Conveyance {
                 outcome,
                 destination: outcome.is_conveyed().then(|| Destination {
-                    ods_site: ods_site.to_string(),
-                    name: Some(name.to_string()),
+                    ods_site: ods_site.to_string().into(),
+                    name: Some(name.to_string().into()),
                 }),
                 conveyed_by: outcome.is_conveyed().then(|| call_sign.clone()),
             });

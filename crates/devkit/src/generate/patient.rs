@@ -54,21 +54,21 @@ impl Generator {
             None => None,
         };
         PatientContact {
-            contact_id: n.to_string(),
-            call_signs: vec![call_sign.to_string()],
+            contact_id: n.to_string().into(),
+            call_signs: vec![call_sign.to_string().into()],
             demographics: Demographics {
-                nhs_number: nhs_number.clone(),
+                nhs_number: nhs_number.clone().map(Into::into),
                 nhs_number_status,
-                given_name: known.then(|| given.choose(&mut self.rng).expect("names").to_string()),
+                given_name: known.then(|| (*given.choose(&mut self.rng).expect("names")).into()),
                 family_name: known.then(|| {
                     FAMILY_NAMES
                         .choose(&mut self.rng)
+                        .map(|name| (*name).into())
                         .expect("names")
-                        .to_string()
                 }),
                 birth_date: self.rng.gen_bool(0.95).then_some(birth_date),
                 gender: Some(gender),
-                postcode: self.rng.gen_bool(0.9).then(|| self.postcode(trust)),
+                postcode: self.rng.gen_bool(0.9).then(|| self.postcode(trust).into()),
             },
             conveyance: None,
             observations: Vec::new(),
@@ -134,8 +134,8 @@ impl Generator {
             ));
         }
         let coded = |(code, display): (&str, &str), when| ClinicalCode {
-            snomed: code.to_string(),
-            display: Some(display.to_string()),
+            snomed: code.to_string().into(),
+            display: Some(display.to_string().into()),
             recorded_at: Some(when),
         };
         if self.rng.gen_bool(0.8) {
@@ -149,11 +149,11 @@ impl Generator {
         for _ in 0..self.rng.gen_range(0..=2) {
             let (code, display, amount, unit) = *MEDICATIONS.choose(&mut self.rng).expect("codes");
             p.medications.push(Medication {
-                snomed: code.to_string(),
-                display: Some(display.to_string()),
+                snomed: code.to_string().into(),
+                display: Some(display.to_string().into()),
                 dose: Some(Dose {
                     value: amount,
-                    unit: unit.to_string(),
+                    unit: unit.to_string().into(),
                 }),
                 administered_at: Some(at(&mut self.rng)),
             });
