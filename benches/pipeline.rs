@@ -29,7 +29,7 @@ fn call(i: usize, bundle: &[u8]) -> MappedCall {
             traceparent: None,
             oversize: None,
         },
-        call_key: format!("RX6/call-{}", i % 900),
+        call_key: format!("RX6/call-{}", i % 900).into(),
         call_id: format!("call-{i}").into(),
         provider_ods: "RX6".into(),
         bundle_id: uuid::Uuid::new_v4(),

@@ -36,7 +36,7 @@ pub struct MappedCall {
     /// The source record.
     pub envelope: Envelope,
     /// `provider/call id`: snapshots with the same key are the same call.
-    pub call_key: String,
+    pub call_key: Text,
     /// The call identifier.
     pub call_id: Text,
     /// Provider ODS code.
@@ -55,7 +55,7 @@ pub struct MappedCall {
 #[derive(Debug)]
 pub struct BatchedCall {
     /// `provider/call id`.
-    pub call_key: String,
+    pub call_key: Text,
     /// The call identifier.
     pub call_id: Text,
     /// Provider ODS code.
@@ -171,7 +171,7 @@ impl Batch {
 pub struct BatchBuilder {
     config: BatchConfig,
     calls: Vec<BatchedCall>,
-    index: HashMap<String, usize>,
+    index: HashMap<Text, usize>,
     bytes: usize,
     opened: Option<Instant>,
 }
@@ -364,7 +364,7 @@ mod tests {
                 traceparent: None,
                 oversize: None,
             },
-            call_key: format!("RX6/{key}"),
+            call_key: format!("RX6/{key}").into(),
             call_id: key.into(),
             provider_ods: "RX6".into(),
             bundle_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()),

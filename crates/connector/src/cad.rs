@@ -123,8 +123,12 @@ impl fmt::Debug for CadCall {
 
 impl CadCall {
     /// The call's identity across snapshots: `"{provider_ods}/{call_id}"`.
-    pub fn call_key(&self) -> String {
-        format!("{}/{}", self.provider_ods, self.call_id)
+    pub fn call_key(&self) -> Text {
+        let mut key = Text::with_capacity(self.provider_ods.len() + 1 + self.call_id.len());
+        key.push_str(&self.provider_ods);
+        key.push('/');
+        key.push_str(&self.call_id);
+        key
     }
 
     /// Checks every rule of the contract that serde does not (codes, check digits, timestamp

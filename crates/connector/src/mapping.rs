@@ -78,7 +78,7 @@ pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0xb541606d_3dbb_49ed_a57d_1261764
 #[derive(Clone, PartialEq)]
 pub struct CallBundle {
     /// `"{provider_ods}/{call_id}"`, as [`CadCall::call_key`].
-    pub call_key: String,
+    pub call_key: crate::cad::Text,
     /// `Bundle.id`; the same for every snapshot of the call.
     pub bundle_id: Uuid,
     /// The snapshot this Bundle was made from (`Bundle.timestamp`).
@@ -201,7 +201,7 @@ pub fn bundle_id(provider_ods: &str, call_id: &str) -> Uuid {
 #[derive(Clone, PartialEq)]
 pub struct EncodedBundle {
     /// `"{provider_ods}/{call_id}"`, as [`CadCall::call_key`].
-    pub call_key: String,
+    pub call_key: crate::cad::Text,
     /// `Bundle.id`; the same for every snapshot of the call.
     pub bundle_id: Uuid,
     /// The snapshot this Bundle was made from (`Bundle.timestamp`).

@@ -56,6 +56,7 @@ use url::Url;
 use crate::acker::{Accepted, AckWork};
 use crate::auth::{AuthError, TokenProvider};
 use crate::batcher::{Batch, RequestBody};
+use crate::cad::Text;
 use crate::config::{ApiConfig, SubmissionMode};
 use crate::dead_letter::{DeadLetter, ErrorStage};
 use crate::health::{self, ApiHealth, Resumed};
@@ -132,7 +133,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
 /// Ends a batch's turn at the fence for its keys when dropped.
 struct FenceGuard {
     fence: Arc<CallFence>,
-    keys: Vec<String>,
+    keys: Vec<Text>,
 }
 
 impl Drop for FenceGuard {
@@ -250,7 +251,7 @@ impl Submitter {
         let fence = Arc::new(CallFence::default());
         let mut tasks = JoinSet::new();
         while let Some(batch) = input.recv().await {
-            let keys: Vec<String> = batch.calls.iter().map(|c| c.call_key.clone()).collect();
+            let keys: Vec<Text> = batch.calls.iter().map(|c| c.call_key.clone()).collect();
             // Takes the batch's turn for each of its calls now, in arrival order; it waits for
             // the turn in its own task, so later batches of other calls are not held behind it.
             let turn = fence.reserve(&keys);
@@ -551,17 +552,17 @@ impl Drop for InFlightGuard {
 #[derive(Default)]
 pub struct CallFence {
     /// Per call with a snapshot in flight or waiting: (turns handed out, turns finished).
-    turns: Mutex<HashMap<String, (u64, u64)>>,
+    turns: Mutex<HashMap<Text, (u64, u64)>>,
     left: Notify,
 }
 
 /// A batch's place in the queue of each of its calls ([`CallFence::reserve`]).
 #[derive(Debug)]
-pub struct FenceTurn(Vec<(String, u64)>);
+pub struct FenceTurn(Vec<(Text, u64)>);
 
 impl CallFence {
     /// Waits until none of `keys` is in flight, then marks them all in flight.
-    pub async fn enter(&self, keys: &[String]) {
+    pub async fn enter(&self, keys: &[Text]) {
         let turn = self.reserve(keys);
         self.wait_turn(&turn).await;
     }
@@ -569,7 +570,7 @@ impl CallFence {
     /// Queues a batch of `keys` behind every earlier batch sharing a call with it; does not
     /// wait. Every reserved turn must end with [`Self::leave`] (the dispatch's guard does it
     /// however the task ends), or the call's later snapshots wait for ever.
-    pub fn reserve(&self, keys: &[String]) -> FenceTurn {
+    pub fn reserve(&self, keys: &[Text]) -> FenceTurn {
         let mut turns = self.turns.lock().expect("fence lock poisoned");
         FenceTurn(
             keys.iter()
@@ -591,7 +592,7 @@ impl CallFence {
             left.as_mut().enable();
             {
                 let turns = self.turns.lock().expect("fence lock poisoned");
-                let due = |(k, t): &(String, u64)| turns.get(k).is_some_and(|(_, f)| f == t);
+                let due = |(k, t): &(Text, u64)| turns.get(k).is_some_and(|(_, f)| f == t);
                 if turn.0.iter().all(due) {
                     return;
                 }
@@ -601,7 +602,7 @@ impl CallFence {
     }
 
     /// Ends the current turn of each of `keys` (the batch in flight for them is done).
-    pub fn leave(&self, keys: &[String]) {
+    pub fn leave(&self, keys: &[Text]) {
         let mut turns = self.turns.lock().expect("fence lock poisoned");
         for k in keys {
             if let Some((issued, finished)) = turns.get_mut(k) {
@@ -703,7 +704,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_batch_waits_alone_and_each_call_keeps_its_snapshots_in_order() {
         let fence = Arc::new(CallFence::default());
-        let keys = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        let keys = |ks: &[&str]| ks.iter().map(|k| Text::from(*k)).collect::<Vec<_>>();
         // Arrival order: A1 (call A), A2 (call A again), B1 (call B), A3 with B2 (both again).
         let a1 = fence.reserve(&keys(&["A"]));
         let a2 = fence.reserve(&keys(&["A"]));

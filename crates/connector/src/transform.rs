@@ -106,7 +106,7 @@ fn guarded(
 
 /// What a record that maps becomes, without its envelope.
 struct Work {
-    call_key: String,
+    call_key: crate::cad::Text,
     call_id: crate::cad::Text,
     provider_ods: crate::cad::Text,
     bundle_id: uuid::Uuid,
@@ -367,7 +367,7 @@ mod tests {
                     }
                     let key = String::from_utf8_lossy(payload).into_owned();
                     Ok(Work {
-                        call_key: key.clone(),
+                        call_key: key.clone().into(),
                         call_id: key.into(),
                         provider_ods: "RX9".into(),
                         bundle_id: uuid::Uuid::nil(),

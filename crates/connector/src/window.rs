@@ -699,7 +699,7 @@ mod tests {
                 traceparent: None,
                 oversize: None,
             },
-            call_key: format!("RX6/{key}"),
+            call_key: format!("RX6/{key}").into(),
             call_id: key.into(),
             provider_ods: "RX6".into(),
             bundle_id: uuid::Uuid::nil(),
