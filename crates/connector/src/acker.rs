@@ -330,17 +330,18 @@ impl AckPublisher {
                 prepared.push((value, headers, envelope, outcome));
             }
         }
-        let records = prepared.iter().map(|(value, headers, envelope, _)| {
+        let done: Vec<&RecordPos> = prepared.iter().map(|(_, _, e, _)| &e.pos).collect();
+        // Each record takes its headers (produced once; no copy of them).
+        let records = prepared.iter_mut().map(|(value, headers, envelope, _)| {
             let key = envelope.key.as_deref().unwrap_or_default();
             let r = FutureRecord::<[u8], [u8]>::to(&self.topic)
                 .key(key)
                 .payload(value.as_slice());
-            match headers {
-                Some(h) => r.headers(h.clone()),
+            match headers.take() {
+                Some(h) => r.headers(h),
                 None => r,
             }
         });
-        let done = prepared.iter().map(|(_, _, e, _)| &e.pos);
         writer.write(records, done).instrument(send).await?;
         for (_, _, envelope, outcome) in &prepared {
             self.metrics.ack_published(*outcome, envelope.timestamp_ms);
