@@ -129,26 +129,19 @@ impl Batch {
         // The bytes between the Bundles, written into one buffer and handed out as slices of it.
         let mut glue = Vec::with_capacity(BATCH_OVERHEAD + self.calls.len() * ENTRY_OVERHEAD);
         let mut cuts = Vec::with_capacity(self.calls.len() + 1);
-        glue.extend_from_slice(BATCH_HEAD[0]);
-        glue.extend_from_slice(
-            self.id
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .as_bytes(),
-        );
-        glue.extend_from_slice(BATCH_HEAD[1]);
+        // `before`, the id, `after`.
+        let around = |glue: &mut Vec<u8>, [before, after]: [&[u8]; 2], id: &Uuid| {
+            glue.extend_from_slice(before);
+            let mut text = Uuid::encode_buffer();
+            glue.extend_from_slice(id.hyphenated().encode_lower(&mut text).as_bytes());
+            glue.extend_from_slice(after);
+        };
+        around(&mut glue, BATCH_HEAD, &self.id);
         for (i, call) in self.calls.iter().enumerate() {
             if i > 0 {
                 glue.extend_from_slice(ENTRY_SEPARATOR);
             }
-            glue.extend_from_slice(ENTRY_HEAD[0]);
-            glue.extend_from_slice(
-                call.bundle_id
-                    .hyphenated()
-                    .encode_lower(&mut Uuid::encode_buffer())
-                    .as_bytes(),
-            );
-            glue.extend_from_slice(ENTRY_HEAD[1]);
+            around(&mut glue, ENTRY_HEAD, &call.bundle_id);
             cuts.push(glue.len());
             glue.extend_from_slice(ENTRY_TAIL);
         }
