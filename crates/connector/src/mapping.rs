@@ -53,7 +53,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cad::CadCall;
-use node::{node, Json, Node};
+use node::{key, node, Json, Node};
 
 mod call;
 pub mod check;
@@ -330,8 +330,8 @@ fn declare_profiles(entries: &mut [Node<'_>]) {
             continue;
         };
         match resource.get_mut("meta") {
-            Some(meta) => meta.set("profile", node!([profile])),
-            None => resource.set("meta", node!({ "profile": [profile] })),
+            Some(meta) => meta.set(key!("profile"), node!([profile])),
+            None => resource.set(key!("meta"), node!({ "profile": [profile] })),
         }
     }
 }

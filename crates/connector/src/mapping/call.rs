@@ -6,7 +6,7 @@
 
 use super::codes::*;
 use super::ctx::{entry, typed_date_times, yes_no, Ctx};
-use super::node::{node, Node};
+use super::node::{key, node, Node};
 use super::response::VehicleEncounter;
 use super::BundleType;
 use crate::cad::{ResponseCategory, TriageSystem};
@@ -116,14 +116,17 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
         "sender": cx.reference(&["Organization/", &call.submitter_ods]),
         "recipient": [ cx.provider() ],
     });
-    c.set("extension", extensions);
+    c.set(key!("extension"), extensions);
     if let Some(code) = &call.stop_code {
-        c.set("statusReason", cx.nhs_concept(STOP_CODE_SYSTEM, code, None));
+        c.set(
+            key!("statusReason"),
+            cx.nhs_concept(STOP_CODE_SYSTEM, code, None),
+        );
     }
     if let Some(tt) = call.treatment_type {
         let (code, display) = treatment_type(tt);
         c.set(
-            "category",
+            key!("category"),
             vec![cx.nhs_concept(TREATMENT_TYPE_SYSTEM, code, Some(display))],
         );
     }
@@ -140,7 +143,7 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
         )
         .collect();
     if !about.is_empty() {
-        c.set("about", about);
+        c.set(key!("about"), about);
     }
     entry(cx.url(&["Communication"]), c)
 }
@@ -208,7 +211,7 @@ pub(super) fn triage_observations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
                 "valueCodeableConcept": { "coding": [ { "system": system, "code": code } ] },
             });
             if let Some(at) = cx.call.times.dispatch_code_established {
-                obs.set("effectiveDateTime", at);
+                obs.set(key!("effectiveDateTime"), at);
             }
             entry(url, obs)
         })

@@ -10,7 +10,7 @@
 
 use super::codes::*;
 use super::ctx::{concept, concept_of, entry, quantity, Ctx};
-use super::node::{node, Node, Uid};
+use super::node::{key, node, Node, Uid};
 use crate::cad::{ClinicalCode, Observation, ObservationKind, PatientContact};
 
 /// Every clinical entry of one contact.
@@ -32,7 +32,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
             "encounter": subject.encounter.clone(),
         });
         if let Some(at) = item.recorded_at {
-            r.set("performedDateTime", at);
+            r.set(key!("performedDateTime"), at);
         }
         out.push(entry(url, r));
     }
@@ -46,13 +46,13 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
             "context": subject.encounter.clone(),
         });
         match m.administered_at {
-            Some(at) => r.set("effectiveDateTime", at),
+            Some(at) => r.set(key!("effectiveDateTime"), at),
             // effective[x] is 1..1 in FHIR R4: say that the time is unknown.
-            None => r.set("_effectiveDateTime", data_absent("unknown")),
+            None => r.set(key!("_effectiveDateTime"), data_absent("unknown")),
         }
         if let Some(dose) = &m.dose {
             r.set(
-                "dosage",
+                key!("dosage"),
                 node!({ "dose": quantity(dose.value, &dose.unit, &dose.unit) }),
             );
         }
@@ -69,7 +69,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
             "encounter": subject.encounter.clone(),
         });
         if let Some(at) = item.recorded_at {
-            r.set("period", node!({ "start": at }));
+            r.set(key!("period"), node!({ "start": at }));
         }
         out.push(entry(url, r));
     }
@@ -86,7 +86,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
             "encounter": subject.encounter.clone(),
         });
         if let Some(at) = item.recorded_at {
-            r.set("effectiveDateTime", at);
+            r.set(key!("effectiveDateTime"), at);
         }
         out.push(entry(url, r));
     }
@@ -154,7 +154,7 @@ fn condition<'a>(
         "encounter": subject.encounter.clone(),
     });
     if let Some(at) = item.recorded_at {
-        r.set("recordedDate", at);
+        r.set(key!("recordedDate"), at);
     }
     entry(url, r)
 }
@@ -191,16 +191,16 @@ fn observations<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> {
         match partner {
             Some(j) => {
                 paired[j] = true;
-                r.set("category", vec![category(o.kind)]);
-                r.set("code", concept_of(BLOOD_PRESSURE_PANEL));
-                r.set("component", vec![component(o), component(&obs[j])]);
+                r.set(key!("category"), vec![category(o.kind)]);
+                r.set(key!("code"), concept_of(BLOOD_PRESSURE_PANEL));
+                r.set(key!("component"), vec![component(o), component(&obs[j])]);
             }
             None => {
                 let coding = observation(o.kind);
-                r.set("category", vec![category(o.kind)]);
-                r.set("code", concept_of(coding.codings));
+                r.set(key!("category"), vec![category(o.kind)]);
+                r.set(key!("code"), concept_of(coding.codings));
                 r.set(
-                    "valueQuantity",
+                    key!("valueQuantity"),
                     quantity(o.value, coding.unit_display, o.kind.unit()),
                 );
             }
@@ -230,7 +230,7 @@ fn snomed(item: &ClinicalCode) -> Node<'_> {
 fn snomed_concept<'a>(code: &'a str, display: Option<&'a str>) -> Node<'a> {
     let mut coding = node!({ "system": SNOMED_SYSTEM, "code": code });
     if let Some(display) = display {
-        coding.set("display", display);
+        coding.set(key!("display"), display);
     }
     node!({ "coding": [coding] })
 }

@@ -7,7 +7,7 @@
 
 use super::codes::*;
 use super::ctx::{concept, entry, typed_date_times, Ctx};
-use super::node::{node, Node};
+use super::node::{key, node, Node};
 use super::response::response_times;
 use crate::cad::{PatientContact, Response};
 
@@ -76,7 +76,7 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     if let Some(r) = patient_response(cx, p) {
         let times = typed_date_times(&response_times(&r.times));
         if !times.is_empty() {
-            e.set("extension", times);
+            e.set(key!("extension"), times);
         }
     }
 
@@ -86,7 +86,7 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         .filter_map(|r| r.times.arrived_on_scene)
         .min()
     {
-        period.set("start", start);
+        period.set(key!("start"), start);
     }
     if finished {
         let end = attending
@@ -94,16 +94,16 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
             .filter_map(|r| r.times.clear.or(r.times.stood_down))
             .max();
         if let Some(end) = end {
-            period.set("end", end);
+            period.set(key!("end"), end);
         }
     }
     if period != node!({}) {
-        e.set("period", period);
+        e.set(key!("period"), period);
     }
 
     if !attending.is_empty() {
         e.set(
-            "location",
+            key!("location"),
             attending
                 .iter()
                 .map(|r| vehicle_stay(cx, r))
@@ -119,11 +119,11 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         });
         if let Some(dest) = &conveyance.destination {
             h.set(
-                "destination",
+                key!("destination"),
                 cx.reference(&["Location/receiving/", &dest.ods_site]),
             );
         }
-        e.set("hospitalization", h);
+        e.set(key!("hospitalization"), h);
     }
 
     let mut digits = itoa::Buffer::new();
@@ -136,7 +136,7 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         })
         .collect();
     if !conditions.is_empty() {
-        e.set("diagnosis", conditions);
+        e.set(key!("diagnosis"), conditions);
     }
     entry(cx.url(&["Encounter/", &p.contact_id]), e)
 }
@@ -158,14 +158,14 @@ pub(super) fn vehicle_stay<'a>(cx: &Ctx<'a>, r: &Response) -> Node<'a> {
     });
     let mut period = node!({});
     if let Some(start) = t.arrived_on_scene {
-        period.set("start", start);
+        period.set(key!("start"), start);
     }
     // A stand-down can be recorded without the arrival it cancelled: keep start ≤ end.
     if let Some(end) = left.filter(|end| t.arrived_on_scene.is_none_or(|s| s <= *end)) {
-        period.set("end", end);
+        period.set(key!("end"), end);
     }
     if period != node!({}) {
-        stay.set("period", period);
+        stay.set(key!("period"), period);
     }
     stay
 }
@@ -179,7 +179,7 @@ pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
             let mut identifier = node!({ "system": NHS_NUMBER_SYSTEM, "value": n });
             if let Some(status) = d.nhs_number_status {
                 identifier.set(
-                    "extension",
+                    key!("extension"),
                     node!([ {
                         "url": EXT_NHS_NUMBER_VERIFICATION,
                         "valueCodeableConcept":
@@ -187,7 +187,7 @@ pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
                     } ]),
                 );
             }
-            patient.set("identifier", vec![identifier]);
+            patient.set(key!("identifier"), vec![identifier]);
         }
         // UK Core's way to say a number is absent: no NHS-number identifier (its value is 1..1
         // in UKCore-Patient) and the reason on the Patient. The CAD's trace status of a
@@ -195,7 +195,7 @@ pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         // verification-status extension sits only on an identifier): see docs/mapping.md.
         None => {
             patient.set(
-                "extension",
+                key!("extension"),
                 node!([ {
                     "url": EXT_NHS_NUMBER_UNAVAILABLE_REASON,
                     "valueCodeableConcept": concept(
@@ -210,21 +210,21 @@ pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
     if d.given_name.is_some() || d.family_name.is_some() {
         let mut name = node!({});
         if let Some(family) = &d.family_name {
-            name.set("family", family);
+            name.set(key!("family"), family);
         }
         if let Some(given) = &d.given_name {
-            name.set("given", node!([given]));
+            name.set(key!("given"), node!([given]));
         }
-        patient.set("name", vec![name]);
+        patient.set(key!("name"), vec![name]);
     }
     if let Some(g) = d.gender {
-        patient.set("gender", g.code());
+        patient.set(key!("gender"), g.code());
     }
     if let Some(born) = d.birth_date {
-        patient.set("birthDate", born);
+        patient.set(key!("birthDate"), born);
     }
     if let Some(pc) = &d.postcode {
-        patient.set("address", node!([ { "postalCode": pc } ]));
+        patient.set(key!("address"), node!([ { "postalCode": pc } ]));
     }
     entry(cx.url(&["Patient/", &p.contact_id]), patient)
 }

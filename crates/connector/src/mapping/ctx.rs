@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::codes::{
     date_time_type_display, DATE_TIME_TYPE_SYSTEM, EXT_TYPED_DATE_TIME, UCUM_SYSTEM, YES_NO_SYSTEM,
 };
-use super::node::{node, Node, Uid};
+use super::node::{key, node, Node, Uid};
 use super::{resource_id_of, CodeSystemStyle, MappingOptions};
 use crate::cad::CadCall;
 
@@ -76,7 +76,7 @@ impl<'a> Ctx<'a> {
     ) -> Node<'a> {
         let mut coding = node!({ "system": self.system(system), "code": code.into() });
         if let Some(display) = display {
-            coding.set("display", display);
+            coding.set(key!("display"), display);
         }
         node!({ "coding": [coding] })
     }
@@ -89,10 +89,10 @@ impl<'a> Ctx<'a> {
 
 /// One Bundle entry; sets the resource's `id` (the UUID of its full URL).
 pub(super) fn entry(full_url: Uid, mut resource: Node<'_>) -> Node<'_> {
-    resource.set("id", full_url.id_only());
+    resource.set(key!("id"), full_url.id_only());
     Node::Object(vec![
-        ("fullUrl", Node::Uid(full_url)),
-        ("resource", resource),
+        (key!("fullUrl"), Node::Uid(full_url)),
+        (key!("resource"), resource),
     ])
 }
 

@@ -22,6 +22,15 @@ use uuid::Uuid;
 
 use crate::cad::{format_utc, utc_text};
 
+/// A member key as [`Node`] holds it, `"key":` (a `&'static str`, so it can be written as it
+/// is): from the literal key.
+macro_rules! key {
+    ($k:literal) => {
+        concat!("\"", $k, "\":")
+    };
+}
+pub(crate) use key;
+
 /// One JSON value of a Bundle under construction.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Node<'a> {
@@ -43,7 +52,8 @@ pub(crate) enum Node<'a> {
     Date(NaiveDate),
     /// An array.
     Array(Vec<Node<'a>>),
-    /// An object, its members sorted by key.
+    /// An object, its members sorted by key; each key held as it is written, `"key":`
+    /// ([`key!`]), so writing a member's key is one copy.
     Object(Vec<(&'static str, Node<'a>)>),
 }
 
@@ -111,16 +121,22 @@ impl<'a> Node<'a> {
         // them moves nothing.
         let mut members = Vec::with_capacity(N + OBJECT_SPARE);
         members.extend(given);
-        members.sort_unstable_by(|a, b| key_cmp(a.0, b.0));
+        debug_assert!(
+            members.iter().all(|m| is_written_key(m.0)),
+            "keys come from key!"
+        );
+        members.sort_unstable_by(|a, b| written_key_cmp(a.0, b.0));
         debug_assert!(members.windows(2).all(|w| w[0].0 != w[1].0));
         Node::Object(members)
     }
 
-    /// Sets member `key` of an object (replacing one already there). A no-op on a non-object.
+    /// Sets member `key` (written form, [`key!`]) of an object (replacing one already there).
+    /// A no-op on a non-object.
     pub(crate) fn set(&mut self, key: &'static str, value: impl Into<Node<'a>>) {
+        debug_assert!(is_written_key(key), "keys come from key!");
         if let Node::Object(members) = self {
             let value = value.into();
-            match members.binary_search_by(|m| key_cmp(m.0, key)) {
+            match members.binary_search_by(|m| written_key_cmp(m.0, key)) {
                 Ok(at) => members[at].1 = value,
                 Err(at) => members.insert(at, (key, value)),
             }
@@ -131,7 +147,7 @@ impl<'a> Node<'a> {
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Node<'a>> {
         match self {
             Node::Object(members) => members
-                .binary_search_by(|m| key_cmp(m.0, key))
+                .binary_search_by(|m| key_cmp(bare(m.0), key))
                 .ok()
                 .map(|at| &mut members[at].1),
             _ => None,
@@ -188,10 +204,9 @@ impl<'a> Node<'a> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    // Keys are the mapping's own literals: never escaped.
-                    write_raw(out, k.as_bytes());
-                    out.push(b':');
-                    if same_key(k, "reference") {
+                    // Keys are the mapping's own literals, already quoted: never escaped.
+                    out.extend_from_slice(k.as_bytes());
+                    if same_key(k, key!("reference")) {
                         *all_resolve &= match v {
                             Node::Uid(u) => full_urls.contains(u),
                             // Not a string: not a reference (the write goes into it).
@@ -236,6 +251,17 @@ fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// [`key_cmp`] of two written keys (`"key":`), which is the order of their keys (a key's
+/// characters all sort after the quote that ends a shorter one); their first bytes are the
+/// same quote, so the keys' own first bytes decide first.
+#[inline]
+fn written_key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().get(1), b.as_bytes().get(1)) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
 /// True when `a` and `b` are the same key: the same literal (one pointer), or the same bytes.
 /// Keys of one length mostly differ in their first byte, which decides without a `memcmp`.
 #[inline]
@@ -250,7 +276,30 @@ fn same_key(a: &str, b: &str) -> bool {
 /// search compares bytes at every step.
 #[inline]
 fn member<'n, 'a>(members: &'n [(&'static str, Node<'a>)], key: &str) -> Option<&'n Node<'a>> {
-    members.iter().find(|m| same_key(m.0, key)).map(|m| &m.1)
+    let key = key.as_bytes();
+    members
+        .iter()
+        .find(|m| {
+            let written = m.0.as_bytes();
+            written.len() == key.len() + 3
+                && written.get(1) == key.first()
+                && &written[1..=key.len()] == key
+        })
+        .map(|m| &m.1)
+}
+
+/// The key of a written key (`"key":` → `key`).
+#[inline]
+fn bare(written: &str) -> &str {
+    // The quotes and the colon are one byte each: the slice is on character boundaries.
+    written
+        .get(1..written.len() - 2)
+        .expect("a written key is quoted")
+}
+
+/// True for a key in its written form.
+fn is_written_key(k: &str) -> bool {
+    k.len() >= 3 && k.starts_with('"') && k.ends_with("\":") && !needs_escape(bare(k))
 }
 
 /// True when serde_json would escape a character of `s` (a control character, `"` or `\`).
@@ -404,7 +453,7 @@ impl Serialize for Node<'_> {
             Node::Object(members) => {
                 let mut map = s.serialize_map(Some(members.len()))?;
                 for (k, v) in members {
-                    map.serialize_entry(k, v)?;
+                    map.serialize_entry(bare(k), v)?;
                 }
                 map.end()
             }
@@ -526,7 +575,7 @@ impl Json for Node<'_> {
             Node::Object(members) => members,
             _ => &[],
         };
-        members.iter().map(|(k, v)| (*k, v))
+        members.iter().map(|(k, v)| (bare(k), v))
     }
 
     fn has(&self, key: &str) -> bool {
@@ -542,13 +591,13 @@ macro_rules! node {
         $crate::mapping::node::Node::object([$($out)*])
     };
     (@object [$($out:tt)*] $k:literal : { $($inner:tt)* } $(, $($rest:tt)*)?) => {
-        node!(@object [$($out)* ($k, node!({ $($inner)* })),] $($($rest)*)?)
+        node!(@object [$($out)* ($crate::mapping::node::key!($k), node!({ $($inner)* })),] $($($rest)*)?)
     };
     (@object [$($out:tt)*] $k:literal : [ $($inner:tt)* ] $(, $($rest:tt)*)?) => {
-        node!(@object [$($out)* ($k, node!([ $($inner)* ])),] $($($rest)*)?)
+        node!(@object [$($out)* ($crate::mapping::node::key!($k), node!([ $($inner)* ])),] $($($rest)*)?)
     };
     (@object [$($out:tt)*] $k:literal : $v:expr $(, $($rest:tt)*)?) => {
-        node!(@object [$($out)* ($k, $crate::mapping::node::Node::from($v)),] $($($rest)*)?)
+        node!(@object [$($out)* ($crate::mapping::node::key!($k), $crate::mapping::node::Node::from($v)),] $($($rest)*)?)
     };
     (@array [$($out:tt)*]) => {
         $crate::mapping::node::Node::Array(vec![$($out)*])
@@ -627,11 +676,39 @@ mod tests {
     }
 
     #[test]
+    fn written_keys_sort_as_their_keys_sort() {
+        let keys = [
+            "id",
+            "identifier",
+            "value",
+            "valueQuantity",
+            "valueCode",
+            "_effectiveDateTime",
+            "effectiveDateTime",
+            "a",
+            "ab",
+            "a_b",
+            "a1",
+            "Z",
+            "reference",
+            "resource",
+        ];
+        let written: Vec<String> = keys.iter().map(|k| format!("\"{k}\":")).collect();
+        let mut by_written: Vec<&String> = written.iter().collect();
+        by_written.sort_by(|a, b| written_key_cmp(a, b));
+        let mut plain = keys.to_vec();
+        plain.sort();
+        let bares: Vec<&str> = by_written.iter().map(|w| bare(w)).collect();
+        assert_eq!(bares, plain);
+        assert_eq!(key!("id"), "\"id\":");
+    }
+
+    #[test]
     fn set_keeps_members_in_key_order_and_replaces_a_member_already_there() {
         let mut n = node!({ "b": "1", "d": "2" });
-        n.set("c", "3");
-        n.set("a", "0");
-        n.set("d", "4");
+        n.set(key!("c"), "3");
+        n.set(key!("a"), "0");
+        n.set(key!("d"), "4");
         assert_eq!(
             n.to_bytes(0),
             br#"{"a":"0","b":"1","c":"3","d":"4"}"#.to_vec()

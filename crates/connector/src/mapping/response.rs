@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use super::codes::*;
 use super::contact::{patient_response, vehicle_stay};
 use super::ctx::{concept, entry, typed_date_times, Ctx};
-use super::node::{node, Node, Uid};
+use super::node::{key, node, Node, Uid};
 use crate::cad::{CadCall, Response, ResponseTimes};
 
 /// A response's times as `(DateTimeType code, time)`, in the order of the journey.
@@ -136,12 +136,12 @@ pub(super) fn vehicle_encounters<'a>(cx: &Ctx<'a>, plan: &[VehicleEncounter<'_>]
                     "location": [ vehicle_stay(cx, r) ],
                 });
                 if let Some(contact_id) = contact_id {
-                    e.set("subject", cx.reference(&["Patient/", contact_id]));
-                    e.set("partOf", cx.reference(&["Encounter/", contact_id]));
+                    e.set(key!("subject"), cx.reference(&["Patient/", contact_id]));
+                    e.set(key!("partOf"), cx.reference(&["Encounter/", contact_id]));
                 }
                 let times = typed_date_times(&response_times(t));
                 if !times.is_empty() {
-                    e.set("extension", times);
+                    e.set(key!("extension"), times);
                 }
                 entry(*url, e)
             },
@@ -161,7 +161,7 @@ pub(super) fn receiving_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
                 "mode": "instance",
             });
             if let Some(name) = name {
-                location.set("name", name);
+                location.set(key!("name"), name);
             }
             entry(url, location)
         })
