@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::batcher::Batch;
+use crate::cad::Text;
 use crate::kafka::ProduceError;
 use crate::metrics::{AckOutcome, Metrics};
 use crate::offsets::RecordPos;
@@ -75,9 +76,9 @@ pub struct SupersededRecord {
     /// The source record.
     pub envelope: Envelope,
     /// The call identifier.
-    pub call_id: String,
+    pub call_id: Text,
     /// Provider ODS code.
-    pub provider_ods: String,
+    pub provider_ods: Text,
     /// The call's Bundle id (the same for every snapshot of the call).
     pub bundle_id: uuid::Uuid,
     /// Offset, in the same partition, of the newer snapshot that replaces this one.

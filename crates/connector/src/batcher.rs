@@ -8,9 +8,10 @@
 //! gets its own ack. A single call larger than `max_bytes` is sent alone rather than refused.
 //! [`Batch::body`] encodes the submission: the call Bundle itself (`single` mode) or a FHIR
 //! `batch` Bundle whose entries are the call Bundles, as a [`RequestBody`] of the Bundles' own
-//! serialized bytes and the few bytes around them (no second serialization, and no copy). No I/O and no failure here. Memory: the one open batch, at
-//! most `batch.max_calls` calls and `batch.max_bytes` of Bundles (a single larger call aside),
-//! plus the source records it answers for.
+//! serialized bytes and the few bytes around them (no second serialization, and no copy). No
+//! I/O and no failure here. Memory: the one open batch, at most `batch.max_calls` calls and
+//! `batch.max_bytes` of Bundles (a single larger call aside), plus the source records it
+//! answers for.
 
 use std::collections::HashMap;
 

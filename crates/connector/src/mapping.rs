@@ -10,9 +10,9 @@
 //! **One tree, one write:** the entries build one `Node` tree (`mapping/node.rs`: static keys,
 //! strings borrowed from the call, ids inline, times as values, no `serde_json::Value`); local
 //! validation reads that tree (times as values, never parsed back; references checked by the
-//! write's own walk) and it is written once, keys in the order `serde_json::Value` keeps them, so the bytes are those
-//! `serde_json::to_vec` of the equivalent `Value` gives (debug builds assert it on every
-//! [`map_validated`], so every test that maps a call checks it).
+//! write's own walk) and it is written once, keys in the order `serde_json::Value` keeps them,
+//! so the bytes are those `serde_json::to_vec` of the equivalent `Value` gives (debug builds
+//! assert it on every [`map_validated`], so every test that maps a call checks it).
 //!
 //! **Shape** (ADS IG, `shared/docs/nhs-api.md` §2; every choice where the IG is not public is in
 //! `docs/mapping.md`), in Bundle order:
@@ -52,7 +52,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::cad::CadCall;
+use crate::cad::{CadCall, Text};
 use node::{key, node, Json, Node};
 
 mod call;
@@ -78,7 +78,7 @@ pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0xb541606d_3dbb_49ed_a57d_1261764
 #[derive(Clone, PartialEq)]
 pub struct CallBundle {
     /// `"{provider_ods}/{call_id}"`, as [`CadCall::call_key`].
-    pub call_key: crate::cad::Text,
+    pub call_key: Text,
     /// `Bundle.id`; the same for every snapshot of the call.
     pub bundle_id: Uuid,
     /// The snapshot this Bundle was made from (`Bundle.timestamp`).
@@ -201,7 +201,7 @@ pub fn bundle_id(provider_ods: &str, call_id: &str) -> Uuid {
 #[derive(Clone, PartialEq)]
 pub struct EncodedBundle {
     /// `"{provider_ods}/{call_id}"`, as [`CadCall::call_key`].
-    pub call_key: crate::cad::Text,
+    pub call_key: Text,
     /// `Bundle.id`; the same for every snapshot of the call.
     pub bundle_id: Uuid,
     /// The snapshot this Bundle was made from (`Bundle.timestamp`).

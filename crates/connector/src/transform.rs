@@ -106,9 +106,9 @@ fn guarded(
 
 /// What a record that maps becomes, without its envelope.
 struct Work {
-    call_key: crate::cad::Text,
-    call_id: crate::cad::Text,
-    provider_ods: crate::cad::Text,
+    call_key: cad::Text,
+    call_id: cad::Text,
+    provider_ods: cad::Text,
     bundle_id: uuid::Uuid,
     snapshot_at: chrono::DateTime<chrono::Utc>,
     bytes: Vec<u8>,

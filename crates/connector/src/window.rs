@@ -257,8 +257,8 @@ impl Coalescer {
                     .superseded
                     .send(SupersededRecord {
                         envelope: call.envelope,
-                        call_id: call.call_id.into(),
-                        provider_ods: call.provider_ods.into(),
+                        call_id: call.call_id,
+                        provider_ods: call.provider_ods,
                         bundle_id: call.bundle_id,
                         by_offset,
                     })

@@ -109,20 +109,31 @@ impl<'a> Subject<'a> {
         }
     }
 
-    /// The full URL of item `index` of `list`, a `resource`: the id of the path
-    /// `resource/contact_id/list/index`, hashed from its parts (no text made for it).
     fn url(&self, cx: &Ctx<'a>, resource: &str, list: &str, index: usize) -> Uid {
-        let mut digits = itoa::Buffer::new();
-        cx.url(&[
-            resource,
-            "/",
-            self.contact_id,
-            "/",
-            list,
-            "/",
-            digits.format(index),
-        ])
+        item_url(cx, resource, self.contact_id, list, index)
     }
+}
+
+/// The full URL of item `index` of a contact's `list`, a `resource`: the id of the path
+/// `resource/contact_id/list/index`, hashed from its parts (no text made for it). The one
+/// spelling of that path, for the resource's entry and for every reference to it.
+pub(super) fn item_url(
+    cx: &Ctx<'_>,
+    resource: &str,
+    contact_id: &str,
+    list: &str,
+    index: usize,
+) -> Uid {
+    let mut digits = itoa::Buffer::new();
+    cx.url(&[
+        resource,
+        "/",
+        contact_id,
+        "/",
+        list,
+        "/",
+        digits.format(index),
+    ])
 }
 
 fn condition<'a>(

@@ -5,6 +5,7 @@
 //! to the contact's Conditions) and the Patient (demographics, NHS number and its verification
 //! status). Pure.
 
+use super::clinical::item_url;
 use super::codes::*;
 use super::ctx::{concept, entry, typed_date_times, Ctx};
 use super::node::{key, node, Node};
@@ -126,13 +127,12 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         e.set(key!("hospitalization"), h);
     }
 
-    let mut digits = itoa::Buffer::new();
     let conditions: Vec<Node<'a>> = (0..p.diagnoses.len())
-        .map(|i| ("/diagnoses/", i))
-        .chain((0..p.injuries.len()).map(|i| ("/injuries/", i)))
+        .map(|i| ("diagnoses", i))
+        .chain((0..p.injuries.len()).map(|i| ("injuries", i)))
         .map(|(list, i)| {
-            let reference = cx.reference(&["Condition/", &p.contact_id, list, digits.format(i)]);
-            node!({ "condition": reference })
+            let url = item_url(cx, "Condition", &p.contact_id, list, i);
+            node!({ "condition": { "reference": url } })
         })
         .collect();
     if !conditions.is_empty() {

@@ -206,7 +206,7 @@ impl<'a> Node<'a> {
                     }
                     // Keys are the mapping's own literals, already quoted: never escaped.
                     out.extend_from_slice(k.as_bytes());
-                    if same_key(k, key!("reference")) {
+                    if same_written_key(k, key!("reference")) {
                         *all_resolve &= match v {
                             Node::Uid(u) => full_urls.contains(u),
                             // Not a string: not a reference (the write goes into it).
@@ -262,13 +262,14 @@ fn written_key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// True when `a` and `b` are the same key: the same literal (one pointer), or the same bytes.
-/// Keys of one length mostly differ in their first byte, which decides without a `memcmp`.
+/// True when `a` and `b` are the same written key (`"key":`): the same literal (one
+/// pointer), or the same bytes. Written keys of one length mostly differ in their second byte
+/// (the first is the same quote), which decides without a `memcmp`.
 #[inline]
-fn same_key(a: &str, b: &str) -> bool {
+fn same_written_key(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && (std::ptr::eq(a.as_ptr(), b.as_ptr())
-            || (a.as_bytes().first() == b.as_bytes().first() && a.as_bytes() == b.as_bytes()))
+            || (a.as_bytes().get(1) == b.as_bytes().get(1) && a.as_bytes() == b.as_bytes()))
 }
 
 /// Member `key` of an object's members. Objects hold a few members (at most about a dozen):
