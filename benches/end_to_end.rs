@@ -13,7 +13,11 @@
 //! the table: two builds side by side, e.g. a copy of the binary before a change and after it;
 //! default: this build's), `ADS_E2E_SNAPSHOTS` (K: the records are N/K calls of K
 //! snapshots each, produced round by round as a day's backlog; default: one record in ten a later
-//! snapshot), `ADS_E2E_SCHEDULE=window` (the connector in `[schedule]` window mode, the window
+//! snapshot), `ADS_E2E_FETCH_WAIT_MS` (`fetch.wait.max.ms` of the raw consumer and the
+//! connector alike, default 10: Tansu 0.6 holds every fetch for this long even when records are
+//! waiting, so at librdkafka's default of 500 ms both readers measure the broker's wait, about
+//! 10,000 records/s, not themselves; a Kafka broker answers as soon as `fetch.min.bytes` is
+//! there), `ADS_E2E_SCHEDULE=window` (the connector in `[schedule]` window mode, the window
 //! open from the start: the backlog is indexed, then only the newest snapshot of each call is
 //! POSTed; the table adds the distinct calls, the call entries POSTed and the records acked
 //! `superseded`). Every connector round reports its peak resident memory (`VmHWM`). Linux only:
@@ -21,9 +25,10 @@
 //!
 //! Method. The records (seeded generator, one in ten a later snapshot of an earlier call, none
 //! invalid) are produced once to a fresh CAD topic. Then the rounds alternate raw, connector, and
-//! the table shows medians. Raw: a fresh consumer (librdkafka defaults) assigned every partition
-//! from the beginning; wall time from `assign` to the N-th record, CPU time of this process over
-//! the same span (nothing else runs in it then). Connector: a fresh consumer group and fresh ack
+//! the table shows medians. Raw: a fresh consumer (librdkafka's defaults but
+//! `fetch.wait.max.ms`) assigned every partition from the beginning; wall time from `assign` to
+//! the N-th record, CPU time of this process over the same span (nothing else runs in it then).
+//! Connector: a fresh consumer group and fresh ack
 //! and dead-letter topics per round, the sandbox (`ads-connector sandbox --open`, no quota) in a
 //! process of its own, started once; wall time from the connector's `/readyz` first answering 200
 //! (partitions assigned) to the N-th ack or dead letter read back from Kafka, CPU time of the
@@ -87,12 +92,7 @@ fn main() -> Result<()> {
     let mut connector = vec![Vec::new(); settings.connectors.len()];
     let mut sandbox_use = vec![Vec::new(); settings.connectors.len()];
     for round in 1..=settings.rounds {
-        let r = raw_round(
-            &broker.bootstrap,
-            &cad,
-            settings.partitions,
-            settings.records,
-        )?;
+        let r = raw_round(&broker.bootstrap, &cad, &settings)?;
         eprintln!("round {round}: raw       {r}");
         raw.push(r);
         for (i, binary) in settings.connectors.iter().enumerate() {
@@ -108,8 +108,7 @@ fn main() -> Result<()> {
                 &names,
                 &sandbox,
                 work.path(),
-                settings.records,
-                settings.window,
+                &settings,
             )?;
             eprintln!(
                 "round {round}: connector {} {c}; sandbox {s}",
@@ -145,6 +144,8 @@ struct Settings {
     snapshots: u64,
     /// `[schedule]` window mode, open from the start.
     window: bool,
+    /// `fetch.wait.max.ms` of the raw consumer and the connector alike.
+    fetch_wait_ms: u32,
 }
 
 impl Settings {
@@ -167,6 +168,7 @@ impl Settings {
                 None => vec![PathBuf::from(CONNECTOR)],
             },
             snapshots: var("ADS_E2E_SNAPSHOTS", 0)?,
+            fetch_wait_ms: var("ADS_E2E_FETCH_WAIT_MS", 10)?,
             window: match std::env::var("ADS_E2E_SCHEDULE").as_deref() {
                 Ok("window") => true,
                 Ok("continuous") | Err(_) => false,
@@ -448,15 +450,17 @@ async fn produce(bootstrap: &str, topic: &str, n: u64, snapshots: u64) -> Result
 }
 
 /// A plain consumer reading the whole topic and doing nothing with the records.
-fn raw_round(bootstrap: &str, topic: &str, partitions: i32, n: u64) -> Result<Sample> {
+fn raw_round(bootstrap: &str, topic: &str, settings: &Settings) -> Result<Sample> {
+    let n = settings.records;
     let group = format!("e2e-raw-{}", uuid::Uuid::new_v4().simple());
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string())
         .create()?;
     let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions {
+    for partition in 0..settings.partitions {
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
     }
     let deadline = Instant::now() + Duration::from_secs(120 + n / 1000);
@@ -486,7 +490,6 @@ fn raw_round(bootstrap: &str, topic: &str, partitions: i32, n: u64) -> Result<Sa
 
 /// `ads-connector run` with a fresh group and ack topic, until every record is acked or
 /// dead-lettered.
-#[allow(clippy::too_many_arguments)]
 fn connector_round(
     binary: &Path,
     bootstrap: &str,
@@ -494,9 +497,9 @@ fn connector_round(
     names: &Names,
     sandbox: &Sandbox,
     work: &Path,
-    n: u64,
-    window: bool,
+    settings: &Settings,
 ) -> Result<(Sample, SandboxUse)> {
+    let (n, window) = (settings.records, settings.window);
     let health = format!("127.0.0.1:{}", free_port()?);
     // Window mode: a UTC window open from an hour ago to three hours ahead.
     let schedule = if window {
@@ -518,6 +521,7 @@ fn connector_round(
         topics = ["{cad}"]
         ack_topic = "{ack}"
         dead_letter_topic = "{dlq}"
+        properties = {{ "fetch.wait.max.ms" = "{fetch_wait_ms}" }}
         [nhs_api]
         environment = "custom"
         base_url = "{base}"
@@ -538,6 +542,7 @@ fn connector_round(
         ack = names.ack,
         dlq = names.dlq,
         base = sandbox.base_url,
+        fetch_wait_ms = settings.fetch_wait_ms,
     );
     let path = work.join(format!("{}.toml", names.group));
     std::fs::write(&path, config)?;
@@ -729,10 +734,11 @@ fn print_table(
     println!("connector: {}", binary.display());
     println!(
         "end to end on one broker ({bootstrap}): {} records of {} bytes on average, {} partitions, \
-         {} alternating rounds, medians",
+         fetch.wait.max.ms {}, {} alternating rounds, medians",
         settings.records,
         bytes / settings.records.max(1),
         settings.partitions,
+        settings.fetch_wait_ms,
         settings.rounds
     );
     println!(

@@ -15,11 +15,12 @@ use ads_connector::config::{ApiConfig, AuthConfig, RateLimitConfig, SubmissionMo
 use ads_connector::health::ApiHealth;
 use ads_connector::metrics::Metrics;
 use ads_connector::rate_limit::RateLimiter;
-use ads_connector::submitter::{Submitted, Submitter};
+use ads_connector::submitter::{unfinished_limit, Submitted, Submitter, SubmitterOutput};
 use common::{
     app, one_call_batch, process_message_url, shared_key as key, spawn_sandbox, write_jwks,
 };
 use nhs_emulator::{SandboxConfig, SandboxHandle};
+use tokio::sync::mpsc;
 use url::Url;
 
 const API_KEY: &str = "client-test-app";
@@ -277,6 +278,51 @@ async fn a_submission_is_accepted_with_the_message_id() {
         Submitted::Rejected { kind, message } => panic!("{}: {message}", kind.as_str()),
     }
     assert_eq!(f.sandbox.received_calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_submitter_whose_acker_takes_nothing_stops_taking_batches_at_its_unfinished_limit() {
+    let f = Fixture::start(|cfg, _| cfg.open_access = true).await;
+    let mut submitter = f.submitter(
+        f.tokens(&AuthConfig::None),
+        f.submit_url(),
+        Duration::from_secs(5),
+    );
+    submitter.config.max_in_flight = 2;
+    let limit = unfinished_limit(2);
+    let offered = 20;
+    let (batches, input) = mpsc::channel(offered);
+    for _ in 0..offered {
+        batches.send(one_call_batch()).await.unwrap();
+    }
+    // One slot for an accepted submission, never taken: the acker is stuck.
+    let (acks, mut stuck_acker) = mpsc::channel(1);
+    let (dead_letters, _dead) = mpsc::channel(1);
+    let run = tokio::spawn(submitter.run(input, SubmitterOutput { acks, dead_letters }));
+
+    // The one in the acker's slot, and the limit's worth answered and waiting to hand over.
+    let expected = limit + 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while f.sandbox.received_calls().len() < expected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the submissions were not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        batches.capacity(),
+        expected,
+        "batches taken by the submitter"
+    );
+    assert_eq!(f.sandbox.received_calls().len(), expected);
+
+    // The acker takes one: one more batch is taken, no more.
+    stuck_acker.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(batches.capacity(), expected + 1);
+    run.abort();
 }
 
 #[tokio::test]

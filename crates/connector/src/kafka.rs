@@ -24,7 +24,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
@@ -102,6 +102,16 @@ impl ProduceError {
 /// it drained a backlog). The window pass's reader has a budget of its own of the same size. The
 /// operator's `kafka.properties` can still set it.
 pub const PREFETCH_KBYTES: usize = 8192;
+
+/// How long librdkafka waits before fetching a partition again once the prefetch budget
+/// ([`PREFETCH_KBYTES`]) was full (`fetch.queue.backoff.ms`, default 1000). While the connector
+/// drains a backlog the budget is full most of the time; at the default, each partition then
+/// waited up to a second after the pipeline had taken its records, the consumer's queue ran
+/// dry, and the whole pipeline waited on Kafka (measured on Tansu: the source waited for
+/// records 60 % of the time, and the connector ran at 7,400 records/s against 89,000 for a raw
+/// consumer). librdkafka's documentation says to lower it when the queue thresholds are low.
+/// The operator's `kafka.properties` can still set it.
+pub const FETCH_QUEUE_BACKOFF_MS: u32 = 20;
 
 /// The configuration of every Kafka client of the process; see the module header.
 #[derive(Clone)]
@@ -236,6 +246,9 @@ impl KafkaClients {
             .set("fetch.wait.max.ms", "50")
             // The memory budget of the records librdkafka fetches ahead (see [`PREFETCH_KBYTES`]).
             .set("queued.max.messages.kbytes", PREFETCH_KBYTES.to_string())
+            // And fetches again soon after the pipeline takes from a full budget (see
+            // [`FETCH_QUEUE_BACKOFF_MS`]).
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.to_string())
             // Statistics feed the per-partition consumer lag gauge (crate::lag).
             .set("statistics.interval.ms", "5000");
         // The operator's properties win over the defaults above, as they always have.
@@ -478,7 +491,18 @@ pub async fn produce_all<'a>(
     producer: &FutureProducer,
     records: impl Iterator<Item = FutureRecord<'a, [u8], [u8]>>,
 ) -> Result<(), ProduceError> {
-    let mut deliveries = Vec::new();
+    enqueue_all(producer, records).await?.delivered().await
+}
+
+/// Hands every record to the producer, in order, waiting and retrying while its local queue is
+/// full; [`Deliveries::delivered`] then waits for the broker. Records enqueued by one call come
+/// before those of a later call on every partition (librdkafka keeps enqueue order, and the
+/// idempotent producer keeps it through retries).
+pub async fn enqueue_all<'a>(
+    producer: &FutureProducer,
+    records: impl Iterator<Item = FutureRecord<'a, [u8], [u8]>>,
+) -> Result<Deliveries, ProduceError> {
+    let mut deliveries = Vec::with_capacity(records.size_hint().0);
     for mut record in records {
         loop {
             match producer.send_result(record) {
@@ -494,14 +518,25 @@ pub async fn produce_all<'a>(
             }
         }
     }
-    for delivery in deliveries {
-        match delivery.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((error, _))) => return Err(ProduceError::Delivery(error)),
-            Err(_cancelled) => return Err(ProduceError::Delivery(KafkaError::Canceled)),
+    Ok(Deliveries(deliveries))
+}
+
+/// Records handed to the producer by [`enqueue_all`], not yet known to be delivered.
+#[must_use = "a write is not durable until its deliveries are awaited"]
+pub struct Deliveries(Vec<DeliveryFuture>);
+
+impl Deliveries {
+    /// Waits for every delivery report; the first failure is the error.
+    pub async fn delivered(self) -> Result<(), ProduceError> {
+        for delivery in self.0 {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => return Err(ProduceError::Delivery(error)),
+                Err(_cancelled) => return Err(ProduceError::Delivery(KafkaError::Canceled)),
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -533,13 +568,21 @@ mod tests {
             .source_consumer(&default);
         assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("8192"));
         assert_eq!(
+            consumer.get("fetch.queue.backoff.ms"),
+            Some("20"),
+            "fetches again soon after the pipeline takes from a full budget"
+        );
+        assert_eq!(
             consumer.get("fetch.max.bytes"),
             None,
             "left to librdkafka, which lowers it to the prefetch budget"
         );
-        let raised = config("properties = { \"queued.max.messages.kbytes\" = \"32768\" }");
+        let raised = config(
+            "properties = { \"queued.max.messages.kbytes\" = \"32768\", \"fetch.queue.backoff.ms\" = \"100\" }",
+        );
         let consumer = KafkaClients::new(&raised).unwrap().source_consumer(&raised);
         assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("32768"));
+        assert_eq!(consumer.get("fetch.queue.backoff.ms"), Some("100"));
     }
 
     #[test]

@@ -28,6 +28,10 @@
 //! token provider next allows a request, not after its own backoff, and a 401/403 of the API (the
 //! platform answers again) ends the token provider's failure backoff ([`TokenProvider::reject`]).
 //!
+//! Memory: at most [`unfinished_limit`] submissions are unfinished in this stage (in flight,
+//! held at the fence, or answered and waiting for the acker); past that it takes no batch, so
+//! an acker that cannot write stops consumption instead of piling submissions up here.
+//!
 //! Configuration faults stop the line, not the data. An answer only a wrong URL, path or
 //! credential explains (404, 405, any 3xx: redirects are never followed, see [`http_client`]; a
 //! 2xx without the API's id; a 401/403 again after a fresh token, or at all without
@@ -250,7 +254,18 @@ impl Submitter {
         let in_flight = Arc::new(InFlight::default());
         let fence = Arc::new(CallFence::default());
         let mut tasks = JoinSet::new();
-        while let Some(batch) = input.recv().await {
+        loop {
+            // Submissions answered but not yet taken by the acker stay in their tasks: bounded,
+            // so an acker that cannot write (Kafka not acknowledging) stops this stage taking
+            // batches instead of holding every later one here.
+            while tasks.len() >= unfinished_limit(this.config.max_in_flight) {
+                if let Some(joined) = tasks.join_next().await {
+                    this.check(joined)?;
+                }
+            }
+            let Some(batch) = input.recv().await else {
+                break;
+            };
             let keys: Vec<Text> = batch.calls.iter().map(|c| c.call_key.clone()).collect();
             // Takes the batch's turn for each of its calls now, in arrival order; it waits for
             // the turn in its own task, so later batches of other calls are not held behind it.
@@ -499,6 +514,14 @@ impl Submitter {
             Err(_) => Attempt::Transport,
         }
     }
+}
+
+/// The submission tasks the stage keeps unfinished at most: `max_in_flight` sending or held at
+/// the fence, and as many again answered and waiting for the acker to take them. A stalled acker
+/// (Kafka not acknowledging) then holds a bounded number of submissions here, and the channels
+/// behind fill and pause consumption, as a stalled API does.
+pub fn unfinished_limit(max_in_flight: usize) -> usize {
+    2 * max_in_flight.max(1)
 }
 
 /// Submissions in flight, under a limit that moves with the API's latency.

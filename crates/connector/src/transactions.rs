@@ -41,7 +41,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::kafka::{produce_all, OutputTopics, ProduceError};
+use crate::kafka::{enqueue_all, produce_all, Deliveries, OutputTopics, ProduceError};
 use crate::metrics::{Metrics, Outcome};
 use crate::offsets::{Offsets, RecordPos};
 use crate::source::CadConsumer;
@@ -79,28 +79,100 @@ impl DurableWriter {
         match &self.transactions {
             Some(transactions) => transactions.publish(records, done).await,
             None => {
-                let mut written: Vec<&str> = Vec::with_capacity(1);
-                let records = records.inspect(|r| {
-                    if !written.contains(&r.topic) {
-                        written.push(r.topic);
-                    }
-                });
-                if let Err(error) = produce_all(&self.producer, records).await {
-                    // A broker that refuses writes to a deleted topic: name the topic.
-                    if matches!(
-                        error.kafka_error().rdkafka_error_code(),
-                        Some(RDKafkaErrorCode::UnknownTopicOrPartition)
-                            | Some(RDKafkaErrorCode::UnknownTopic)
-                    ) {
-                        self.topics.confirm(&written, Instant::now()).await?;
-                    }
-                    return Err(error);
-                }
-                self.topics.confirm(&written, Instant::now()).await?;
-                self.offsets.complete(done);
-                Ok(())
+                self.start(records, done.into_iter().cloned().collect())
+                    .await?
+                    .finish()
+                    .await
             }
         }
+    }
+
+    /// Starts a write: hands `records` to the producer now, in order, and returns the
+    /// [`PendingWrite`] that finishes it (waits for the broker, confirms the topics written to,
+    /// then marks `done` done). Writes started one after another land in that order on every
+    /// partition; they may finish in any order, and each marks only its own records done, so an
+    /// offset is still committed only past records whose writes were delivered. In
+    /// transactional mode the whole transaction runs here, one at a time as always, and the
+    /// pending write has nothing left to do.
+    pub async fn start<'a>(
+        &self,
+        records: impl Iterator<Item = FutureRecord<'a, [u8], [u8]>>,
+        done: Vec<RecordPos>,
+    ) -> Result<PendingWrite, ProduceError> {
+        if let Some(transactions) = &self.transactions {
+            transactions.publish(records, &done).await?;
+            return Ok(PendingWrite(None));
+        }
+        let mut written: Vec<String> = Vec::with_capacity(1);
+        let records = records.inspect(|r| {
+            if !written.iter().any(|t| t == r.topic) {
+                written.push(r.topic.to_string());
+            }
+        });
+        let enqueued = enqueue_all(&self.producer, records).await;
+        let unfinished = Unfinished {
+            deliveries: None,
+            written,
+            done,
+            topics: self.topics.clone(),
+            offsets: self.offsets.clone(),
+        };
+        match enqueued {
+            Ok(deliveries) => Ok(PendingWrite(Some(Unfinished {
+                deliveries: Some(deliveries),
+                ..unfinished
+            }))),
+            Err(error) => Err(unfinished.refused(error).await),
+        }
+    }
+}
+
+/// The rest of a write [`DurableWriter::start`] began; [`PendingWrite::finish`] does it.
+#[must_use = "a write marks its records done only when it is finished"]
+pub struct PendingWrite(Option<Unfinished>);
+
+struct Unfinished {
+    deliveries: Option<Deliveries>,
+    /// The topics written to.
+    written: Vec<String>,
+    done: Vec<RecordPos>,
+    topics: OutputTopics,
+    offsets: Offsets,
+}
+
+impl PendingWrite {
+    /// Waits for the broker to have every record, confirms the topics written to still exist
+    /// ([`OutputTopics::confirm`]), then marks the write's source records done.
+    pub async fn finish(self) -> Result<(), ProduceError> {
+        let Some(mut rest) = self.0 else {
+            return Ok(());
+        };
+        if let Some(deliveries) = rest.deliveries.take() {
+            if let Err(error) = deliveries.delivered().await {
+                return Err(rest.refused(error).await);
+            }
+        }
+        let written: Vec<&str> = rest.written.iter().map(String::as_str).collect();
+        rest.topics.confirm(&written, Instant::now()).await?;
+        rest.offsets.complete(&rest.done);
+        Ok(())
+    }
+}
+
+impl Unfinished {
+    /// The error of a write that failed: a broker that refuses writes to a deleted topic is named
+    /// by the topic's check.
+    async fn refused(self, error: ProduceError) -> ProduceError {
+        if matches!(
+            error.kafka_error().rdkafka_error_code(),
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic)
+        ) {
+            let written: Vec<&str> = self.written.iter().map(String::as_str).collect();
+            if let Err(missing) = self.topics.confirm(&written, Instant::now()).await {
+                return missing;
+            }
+        }
+        error
     }
 }
 

@@ -419,6 +419,7 @@ pub const ALLOWED_PROPERTIES: &[&str] = &[
     "fetch.message.max.bytes",
     "queued.min.messages",
     "queued.max.messages.kbytes",
+    "fetch.queue.backoff.ms",
     "heartbeat.interval.ms",
     "max.poll.interval.ms",
     "statistics.interval.ms",
