@@ -17,10 +17,13 @@
 //! connector alike, default 10: Tansu 0.6 holds every fetch for this long even when records are
 //! waiting, so at librdkafka's default of 500 ms both readers measure the broker's wait, about
 //! 10,000 records/s, not themselves; a Kafka broker answers as soon as `fetch.min.bytes` is
-//! there), `ADS_E2E_SCHEDULE=window` (the connector in `[schedule]` window mode, the window
+//! there), `ADS_E2E_SANDBOX_RECORD` (set: the sandbox records every call, as in the tests; by
+//! default it is a fast sink, `sandbox --sink`, which counts and answers each POST without
+//! parsing it, as issue 16's baseline was measured: recording costs the sandbox about 5 ms of
+//! CPU per POST, taken from the same two cores as the connector), `ADS_E2E_SCHEDULE=window` (the connector in `[schedule]` window mode, the window
 //! open from the start: the backlog is indexed, then only the newest snapshot of each call is
-//! POSTed; the table adds the distinct calls, the call entries POSTed and the records acked
-//! `superseded`). Every connector round reports its peak resident memory (`VmHWM`). Linux only:
+//! POSTed; the sandbox records calls; the table adds the distinct calls, the call entries POSTed
+//! and the records acked `superseded`). Every connector round reports its peak resident memory (`VmHWM`). Linux only:
 //! CPU time and memory are read from `/proc`.
 //!
 //! Method. The records (seeded generator, one in ten a later snapshot of an earlier call, none
@@ -29,7 +32,8 @@
 //! `fetch.wait.max.ms`) assigned every partition from the beginning; wall time from `assign` to
 //! the N-th record, CPU time of this process over the same span (nothing else runs in it then).
 //! Connector: a fresh consumer group and fresh ack
-//! and dead-letter topics per round, the sandbox (`ads-connector sandbox --open`, no quota) in a
+//! and dead-letter topics per round, the sandbox (`ads-connector sandbox --open`, no quota,
+//! `--sink` unless told to record) in a
 //! process of its own, started once; wall time from the connector's `/readyz` first answering 200
 //! (partitions assigned) to the N-th ack or dead letter read back from Kafka, CPU time of the
 //! connector process over the same span (start-up and shutdown excluded). The sandbox's CPU time
@@ -87,6 +91,7 @@ fn main() -> Result<()> {
             .sandbox_binary
             .as_deref()
             .unwrap_or(Path::new(CONNECTOR)),
+        settings.record_calls,
     )?;
     let mut raw = Vec::new();
     let mut connector = vec![Vec::new(); settings.connectors.len()];
@@ -146,6 +151,8 @@ struct Settings {
     window: bool,
     /// `fetch.wait.max.ms` of the raw consumer and the connector alike.
     fetch_wait_ms: u32,
+    /// The sandbox records every call (else it is a fast sink, `sandbox --sink`).
+    record_calls: bool,
 }
 
 impl Settings {
@@ -169,6 +176,8 @@ impl Settings {
             },
             snapshots: var("ADS_E2E_SNAPSHOTS", 0)?,
             fetch_wait_ms: var("ADS_E2E_FETCH_WAIT_MS", 10)?,
+            record_calls: std::env::var("ADS_E2E_SCHEDULE").as_deref() == Ok("window")
+                || std::env::var_os("ADS_E2E_SANDBOX_RECORD").is_some(),
             window: match std::env::var("ADS_E2E_SCHEDULE").as_deref() {
                 Ok("window") => true,
                 Ok("continuous") | Err(_) => false,
@@ -308,7 +317,7 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    fn start(binary: &Path) -> Result<Self> {
+    fn start(binary: &Path, record_calls: bool) -> Result<Self> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let mut child = Command::new(binary)
@@ -320,6 +329,7 @@ impl Sandbox {
                 "--listen",
                 &addr,
             ])
+            .args((!record_calls).then_some("--sink"))
             .env("ADS_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -392,6 +402,25 @@ async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> Result<()> {
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &options).await? {
         result.map_err(|(topic, code)| anyhow::anyhow!("cannot create {topic}: {code}"))?;
+    }
+    // A created topic can be missing from the broker's metadata for a moment (Tansu 0.6, and
+    // Kafka until it propagates); the connector's start-up check would then stop it.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    for (name, _) in topics {
+        let name = name.to_string();
+        wait_until(
+            Duration::from_secs(30),
+            "a new topic in the metadata",
+            || {
+                let metadata = reader.fetch_metadata(Some(&name), Duration::from_secs(5))?;
+                Ok(metadata
+                    .topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()))
+            },
+        )?;
     }
     Ok(())
 }
@@ -760,8 +789,13 @@ fn print_table(
         connector_cpu / raw_cpu
     );
     println!(
-        "sandbox (its own process, not counted above): {sandbox_ms:.2} ms CPU per POST, \
-         {sandbox_per_1k:.4} CPU s per 1k records"
+        "sandbox{} (its own process, not counted above): {sandbox_ms:.2} ms CPU per POST, \
+         {sandbox_per_1k:.4} CPU s per 1k records",
+        if settings.record_calls {
+            ", recording calls"
+        } else {
+            " --sink"
+        }
     );
     let peak = connector
         .iter()
@@ -773,10 +807,15 @@ fn print_table(
     } else {
         "continuous mode"
     };
-    let entries = median(sandbox.iter().map(|s| s.calls as f64).collect());
+    let entries = if settings.record_calls {
+        let entries = median(sandbox.iter().map(|s| s.calls as f64).collect());
+        format!("{entries:.0} call entries")
+    } else {
+        "the call entries (not counted by `sandbox --sink`)".to_string()
+    };
     let superseded = median(connector.iter().map(|s| s.superseded as f64).collect());
     println!(
-        "{schedule}: {calls} distinct calls, {entries:.0} call entries POSTed in {:.0} POSTs, \
+        "{schedule}: {calls} distinct calls, {entries} POSTed in {:.0} POSTs, \
          {superseded:.0} records acked superseded (medians)",
         median(sandbox.iter().map(|s| s.posts as f64).collect())
     );

@@ -122,6 +122,10 @@ enum Command {
         #[arg(long, value_name = "SPEC", default_value = "none",
               value_parser = |s: &str| sandbox::FaultProfile::parse(s).map(Box::new))]
         faults: Box<sandbox::FaultProfile>,
+        /// A fast sink: count and answer accepted submissions without parsing or recording
+        /// their calls (`/_sandbox/calls` stays empty, no DPS reports), for throughput benchmarks.
+        #[arg(long)]
+        sink: bool,
     },
     /// Write an RSA key pair and its JWKS.
     Keygen {
@@ -210,6 +214,7 @@ fn real_main() -> Result<ExitCode> {
             quota_per_minute,
             public_url,
             faults,
+            sink,
         } => {
             let apps = apps
                 .iter()
@@ -226,6 +231,7 @@ fn real_main() -> Result<ExitCode> {
                 quota_per_minute,
                 public_url,
                 faults: *faults,
+                record_calls: !sink,
                 ..sandbox::SandboxConfig::default()
             };
             runtime.block_on(async {

@@ -808,6 +808,27 @@ async fn open_access_needs_no_token_but_keeps_the_quota() {
 }
 
 #[tokio::test]
+async fn a_sink_answers_and_counts_submissions_without_recording_their_calls() {
+    let sandbox = spawn(|cfg| cfg.record_calls = false).await;
+    let token = sandbox.access_token().await;
+    let bundle = serde_json::to_vec(&call_bundle("bundle-1", "CALL-0001")).unwrap();
+    let response = sandbox.submit(Some(&token), bundle.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let message: Value = response.json().await.unwrap();
+    assert!(message["message"].as_str().is_some_and(|id| !id.is_empty()));
+
+    let stats = sandbox.handle.stats();
+    assert_eq!(stats.submissions_accepted, 1);
+    assert_eq!(stats.bytes_received, bundle.len() as u64);
+    assert_eq!(stats.calls_received, 0);
+    assert_eq!(
+        stats.unparseable_bodies, 0,
+        "not parsed, so not counted unparseable"
+    );
+    assert!(sandbox.handle.received_calls().is_empty());
+}
+
+#[tokio::test]
 async fn single_call_bundle_is_recorded_with_its_ids_and_hash() {
     let sandbox = spawn(|_| {}).await;
     let token = sandbox.access_token().await;

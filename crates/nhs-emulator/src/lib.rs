@@ -91,6 +91,12 @@ pub struct SandboxConfig {
     pub token_lifetime_secs: u64,
     /// Faults to inject; the default injects none. Switch later with [`SandboxHandle::set_faults`].
     pub faults: FaultProfile,
+    /// Record every accepted call (`/_sandbox/calls`, `calls_received`, the DPS reports). Off,
+    /// an accepted submission is counted (`submissions_accepted`, `bytes_received`) and answered
+    /// without its body being parsed: a fast sink, so a throughput benchmark on a shared machine
+    /// measures the client, not the sandbox's own work (issue 16's baseline was measured
+    /// against such a sink).
+    pub record_calls: bool,
 }
 
 impl Default for SandboxConfig {
@@ -103,6 +109,7 @@ impl Default for SandboxConfig {
             public_url: None,
             token_lifetime_secs: 599,
             faults: FaultProfile::default(),
+            record_calls: true,
         }
     }
 }
@@ -273,6 +280,7 @@ pub async fn start(listener: TcpListener, cfg: SandboxConfig) -> std::io::Result
     let settings = Settings {
         apps,
         open_access: cfg.open_access,
+        record_calls: cfg.record_calls,
         token_url: token_url.clone(),
         token_lifetime: Duration::from_secs(cfg.token_lifetime_secs),
     };

@@ -87,6 +87,7 @@ pub(crate) struct Settings {
     /// API key → JWKS file (`None` = no public key registered).
     pub apps: HashMap<String, Option<PathBuf>>,
     pub open_access: bool,
+    pub record_calls: bool,
     pub token_url: Url,
     pub token_lifetime: Duration,
 }
@@ -229,6 +230,9 @@ impl Shared {
         let mut state = self.lock();
         state.stats.submissions_accepted += 1;
         state.stats.bytes_received += bytes as u64;
+        if !self.settings.record_calls {
+            return;
+        }
         match calls {
             Some(calls) => {
                 state.stats.calls_received += calls.len() as u64;
