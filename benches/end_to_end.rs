@@ -807,16 +807,16 @@ fn print_table(
     } else {
         "continuous mode"
     };
-    let entries = if settings.record_calls {
+    let posts = median(sandbox.iter().map(|s| s.posts as f64).collect());
+    let posted = if settings.record_calls {
         let entries = median(sandbox.iter().map(|s| s.calls as f64).collect());
-        format!("{entries:.0} call entries")
+        format!("{entries:.0} call entries POSTed in {posts:.0} POSTs")
     } else {
-        "the call entries (not counted by `sandbox --sink`)".to_string()
+        format!("{posts:.0} POSTs (`sandbox --sink` does not count their call entries)")
     };
     let superseded = median(connector.iter().map(|s| s.superseded as f64).collect());
     println!(
-        "{schedule}: {calls} distinct calls, {entries} POSTed in {:.0} POSTs, \
-         {superseded:.0} records acked superseded (medians)",
-        median(sandbox.iter().map(|s| s.posts as f64).collect())
+        "{schedule}: {calls} distinct calls, {posted}, {superseded:.0} records acked superseded \
+         (medians)"
     );
 }
