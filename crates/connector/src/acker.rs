@@ -24,9 +24,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
-
 use chrono::{DateTime, Utc};
+use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
