@@ -57,7 +57,7 @@ const CHANNEL_RECORDS: usize = 1024;
 
 /// Mapped calls buffered after the transform (and after the window coalescer): each holds its
 /// serialized Bundle (about 15 kB for a generated call, 4× its record), so fewer than records.
-/// The transform's workers keep up to (3N+2)×16 more inside the stage.
+/// The transform's workers keep up to (3N+2) × [`transform::CHUNK_RECORDS`] more inside the stage.
 const CHANNEL_MAPPED: usize = 256;
 
 /// Submissions waiting for the submitter beyond the one it holds: the submitter takes the next
