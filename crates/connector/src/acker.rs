@@ -22,6 +22,7 @@
 //! ack was not delivered is committed.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -81,6 +82,9 @@ pub const SUPERSEDED_PER_WRITE: usize = 512;
 /// over, about 10 ms a submission on loopback (the submitter's tasks waited 156 ms on average
 /// to hand their submissions over). Bounds the acks and positions held here.
 pub const ACK_WRITES_IN_FLIGHT: usize = 8;
+
+/// The rest of one ack write: waits for the broker, then counts the acks.
+type AckWrite = Pin<Box<dyn Future<Output = Result<(), ProduceError>> + Send>>;
 
 /// A record the window pass acks `superseded` without a POST: a newer snapshot of the same call
 /// (by `snapshot_at`) is in the same partition's backlog, at `by_offset`.
@@ -217,14 +221,19 @@ impl AckPublisher {
         } = input;
         let mut submissions_open = true;
         let mut held = Vec::with_capacity(SUPERSEDED_PER_WRITE);
-        // Submissions whose acks are with the producer, waiting for the broker.
-        let mut writes = FuturesUnordered::new();
+        // Writes whose acks are with the producer, waiting for the broker. Polled together, and
+        // nothing here waits for a write on its own: a pending write may hold the topic
+        // check's lock (`PendingWrite`).
+        let mut writes: FuturesUnordered<AckWrite> = FuturesUnordered::new();
         loop {
             tokio::select! {
                 Some(finished) = writes.next(), if !writes.is_empty() => finished?,
                 work = submissions.recv(),
                     if submissions_open && writes.len() < ACK_WRITES_IN_FLIGHT => match work {
-                    Some(work) => writes.push(self.publish(&work, &output).await?),
+                    Some(work) => {
+                        let write = self.publish(&work, &output).await?;
+                        writes.push(write);
+                    }
                     None => submissions_open = false,
                 },
                 n = async {
@@ -232,11 +241,12 @@ impl AckPublisher {
                         Some(rx) => rx.recv_many(&mut held, SUPERSEDED_PER_WRITE).await,
                         None => std::future::pending().await,
                     }
-                }, if superseded.is_some() => {
+                }, if superseded.is_some() && writes.len() < ACK_WRITES_IN_FLIGHT => {
                     if n == 0 {
                         superseded = None;
                     } else {
-                        self.publish_superseded(&held, &output).await?;
+                        let write = self.publish_superseded(&held, &output).await?;
+                        writes.push(write);
                         held.clear();
                     }
                 },
@@ -245,12 +255,13 @@ impl AckPublisher {
         }
     }
 
-    /// Acks records the window pass superseded, in one write.
+    /// Hands the acks of records the window pass superseded to the producer, as one write; the
+    /// returned future finishes it and counts the acks.
     async fn publish_superseded(
         &self,
         records: &[SupersededRecord],
         writer: &DurableWriter,
-    ) -> Result<(), ProduceError> {
+    ) -> Result<AckWrite, ProduceError> {
         let mut prepared: Vec<(Vec<u8>, &Envelope)> = Vec::with_capacity(records.len());
         for r in records {
             let bundle_id = r.bundle_id.to_string();
@@ -291,13 +302,17 @@ impl AckPublisher {
             }
         });
         let done = prepared.iter().map(|(_, e)| &e.pos);
-        writer.write(records, done).await?;
-        for (_, envelope) in &prepared {
-            self.metrics
-                .ack_published(AckOutcome::Superseded, envelope.timestamp_ms);
-            self.metrics.schedule_coalesced();
-        }
-        Ok(())
+        let pending = writer.start(records, done.cloned().collect()).await?;
+        let timestamps: Vec<Option<i64>> = prepared.iter().map(|(_, e)| e.timestamp_ms).collect();
+        let metrics = self.metrics.clone();
+        Ok(Box::pin(async move {
+            pending.finish().await?;
+            for timestamp_ms in timestamps {
+                metrics.ack_published(AckOutcome::Superseded, timestamp_ms);
+                metrics.schedule_coalesced();
+            }
+            Ok(())
+        }))
     }
 
     /// Hands the submission's acks to the producer; the returned future finishes the write and
@@ -306,7 +321,7 @@ impl AckPublisher {
         &self,
         work: &AckWork,
         writer: &DurableWriter,
-    ) -> Result<impl Future<Output = Result<(), ProduceError>> + Send + 'static, ProduceError> {
+    ) -> Result<AckWrite, ProduceError> {
         let mut prepared: Vec<(Vec<u8>, Option<OwnedHeaders>, &Envelope, AckOutcome)> = Vec::new();
         let send = telemetry::send_span(&work.span, &self.topic, work.batch.records());
         let send_traceparent = telemetry::traceparent(&send);
@@ -379,16 +394,18 @@ impl AckPublisher {
         });
         let pending = writer.start(records, done).instrument(send.clone()).await?;
         let metrics = self.metrics.clone();
-        Ok(async move {
-            pending.finish().await?;
-            for (outcome, timestamp_ms) in published {
-                metrics.ack_published(outcome, timestamp_ms);
+        Ok(Box::pin(
+            async move {
+                pending.finish().await?;
+                for (outcome, timestamp_ms) in published {
+                    metrics.ack_published(outcome, timestamp_ms);
+                }
+                for item in missing {
+                    metrics.ads_item_missing_at_close(item);
+                }
+                Ok(())
             }
-            for item in missing {
-                metrics.ads_item_missing_at_close(item);
-            }
-            Ok(())
-        }
-        .instrument(send))
+            .instrument(send),
+        ))
     }
 }

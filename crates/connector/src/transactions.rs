@@ -109,30 +109,31 @@ impl DurableWriter {
                 written.push(r.topic.to_string());
             }
         });
+        // A refused enqueue is reported by `finish` too: naming a missing topic takes the topic
+        // check's lock, which a pending write of the caller may hold (see `PendingWrite`).
         let enqueued = enqueue_all(&self.producer, records).await;
-        let unfinished = Unfinished {
-            deliveries: None,
+        Ok(PendingWrite(Some(Unfinished {
+            enqueued,
             written,
             done,
             topics: self.topics.clone(),
             offsets: self.offsets.clone(),
-        };
-        match enqueued {
-            Ok(deliveries) => Ok(PendingWrite(Some(Unfinished {
-                deliveries: Some(deliveries),
-                ..unfinished
-            }))),
-            Err(error) => Err(unfinished.refused(error).await),
-        }
+        })))
     }
 }
 
 /// The rest of a write [`DurableWriter::start`] began; [`PendingWrite::finish`] does it.
+///
+/// A caller holding several must poll them together (as the acker does, in one
+/// `FuturesUnordered`) and never wait for another write of its own in between: a pending write
+/// can hold the lock of the shared topic check ([`OutputTopics::confirm`]) while it waits, and a
+/// write that needs that lock would wait for a future nobody polls.
 #[must_use = "a write marks its records done only when it is finished"]
 pub struct PendingWrite(Option<Unfinished>);
 
 struct Unfinished {
-    deliveries: Option<Deliveries>,
+    /// The records handed to the producer, or why they could not be.
+    enqueued: Result<Deliveries, ProduceError>,
     /// The topics written to.
     written: Vec<String>,
     done: Vec<RecordPos>,
@@ -144,36 +145,42 @@ impl PendingWrite {
     /// Waits for the broker to have every record, confirms the topics written to still exist
     /// ([`OutputTopics::confirm`]), then marks the write's source records done.
     pub async fn finish(self) -> Result<(), ProduceError> {
-        let Some(mut rest) = self.0 else {
+        let Some(Unfinished {
+            enqueued,
+            written,
+            done,
+            topics,
+            offsets,
+        }) = self.0
+        else {
             return Ok(());
         };
-        if let Some(deliveries) = rest.deliveries.take() {
-            if let Err(error) = deliveries.delivered().await {
-                return Err(rest.refused(error).await);
-            }
+        let written: Vec<&str> = written.iter().map(String::as_str).collect();
+        let delivered = match enqueued {
+            Ok(deliveries) => deliveries.delivered().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = delivered {
+            return Err(refused(&topics, &written, error).await);
         }
-        let written: Vec<&str> = rest.written.iter().map(String::as_str).collect();
-        rest.topics.confirm(&written, Instant::now()).await?;
-        rest.offsets.complete(&rest.done);
+        topics.confirm(&written, Instant::now()).await?;
+        offsets.complete(&done);
         Ok(())
     }
 }
 
-impl Unfinished {
-    /// The error of a write that failed: a broker that refuses writes to a deleted topic is named
-    /// by the topic's check.
-    async fn refused(self, error: ProduceError) -> ProduceError {
-        if matches!(
-            error.kafka_error().rdkafka_error_code(),
-            Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic)
-        ) {
-            let written: Vec<&str> = self.written.iter().map(String::as_str).collect();
-            if let Err(missing) = self.topics.confirm(&written, Instant::now()).await {
-                return missing;
-            }
+/// The error of a write that failed: a broker that refuses writes to a deleted topic is named by
+/// the topic's check.
+async fn refused(topics: &OutputTopics, written: &[&str], error: ProduceError) -> ProduceError {
+    if matches!(
+        error.kafka_error().rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic)
+    ) {
+        if let Err(missing) = topics.confirm(written, Instant::now()).await {
+            return missing;
         }
-        error
     }
+    error
 }
 
 /// The one transactional producer shared by the acker and the dead-letter stage; see the
