@@ -76,15 +76,10 @@ impl DurableWriter {
         records: impl Iterator<Item = FutureRecord<'a, [u8], [u8]>>,
         done: impl IntoIterator<Item = &'p RecordPos>,
     ) -> Result<(), ProduceError> {
-        match &self.transactions {
-            Some(transactions) => transactions.publish(records, done).await,
-            None => {
-                self.start(records, done.into_iter().cloned().collect())
-                    .await?
-                    .finish()
-                    .await
-            }
-        }
+        self.start(records, done.into_iter().cloned().collect())
+            .await?
+            .finish()
+            .await
     }
 
     /// Starts a write: hands `records` to the producer now, in order, and returns the
