@@ -296,15 +296,15 @@ pub fn encode_validated(
         "entry": entries,
     });
     // About 1.3 kB per entry in generated calls; one growth at most for most Bundles. The
-    // write checks the references on its way (always resolved, unless the mapping has a bug;
-    // the detailed walk only names the first that does not), before the other checks, and
+    // write checks the references and the codings on its way (references always resolve and
+    // codings are clean unless the mapping has a bug or a call carries a code the checks
+    // refuse; the detailed walks, which name paths, run only then), before the other checks, and
     // nothing written is kept unless all of them pass.
-    let (bytes, references_resolve) =
-        bundle.to_bytes_resolving(1024 + entry_count * 1280, &entry_uids(&bundle));
-    if !references_resolve {
+    let (bytes, walked) = bundle.to_bytes_walked(1024 + entry_count * 1280, &entry_uids(&bundle));
+    if !walked.references_resolve {
         check_references(&bundle)?;
     }
-    let report = check::bundle_with_resolved_references(&bundle);
+    let report = check::bundle_walked(&bundle, walked);
     if !report.errors.is_empty() {
         return Err(MappingError::InvalidBundle {
             problems: report.errors,
@@ -577,12 +577,50 @@ mod tests {
             node!({ "entry": [ { "fullUrl": a, "resource": {
                 "subject": { "reference": target } } } ] })
         };
-        let resolves = |n: &Node<'_>| n.to_bytes_resolving(0, &entry_uids(n)).1;
+        let resolves = |n: &Node<'_>| n.to_bytes_walked(0, &entry_uids(n)).1.references_resolve;
         assert!(resolves(&bundle(Node::Uid(a))));
         assert!(resolves(&bundle(Node::String(a.as_str().to_string()))));
         assert!(!resolves(&bundle(Node::Uid(b))));
         assert!(!resolves(&bundle(Node::String(b.as_str().to_string()))));
         assert!(check_references(&bundle(Node::Uid(b))).is_err());
+    }
+
+    #[test]
+    fn the_writes_coding_check_leaves_every_coding_problem_to_local_validation_with_its_path() {
+        let a = node::Uid::url(Uuid::from_u128(1));
+        let bundle = |system: &'static str, code: &'static str| {
+            node!({
+                "resourceType": "Bundle", "id": a.id_only(), "type": "collection",
+                "timestamp": "2025-03-01T12:00:00Z",
+                "meta": { "tag": [ { "system": ADS_BUNDLE_TYPE_SYSTEM, "code": "mvp" } ] },
+                "entry": [ { "fullUrl": a, "resource": { "resourceType": "Basic", "id": a.id_only(),
+                    "code": { "coding": [ { "system": system, "code": code } ] } } } ],
+            })
+        };
+        for (system, code, clean) in [
+            (YES_NO_SYSTEM, "Y", true),
+            (YES_NO_SYSTEM, "maybe", false),
+            (SNOMED_SYSTEM, "22298006", true),
+            (SNOMED_SYSTEM, "22298007", false),
+            (CAT1_EARLY_PREDICTION_SYSTEM, "01", true),
+            (CAT1_EARLY_PREDICTION_SYSTEM, "02", false),
+            ("https://example.org/any", "anything", true),
+        ] {
+            let n = bundle(system, code);
+            let (bytes, walked) = n.to_bytes_walked(0, &entry_uids(&n));
+            assert_eq!(walked.codings_clean, clean, "{system} {code}");
+            // Whatever the walk found, the report is the one of the same Bundle read as JSON.
+            let value: Value = serde_json::from_slice(&bytes).unwrap();
+            let report = check::bundle_walked(&n, walked);
+            assert_eq!(report, check::bundle(&value), "{system} {code}");
+            let coding_problems = report
+                .errors
+                .iter()
+                .chain(&report.warnings)
+                .filter(|p| p.path == "$.entry[0].resource.code.coding[0].code")
+                .count();
+            assert_eq!(coding_problems, usize::from(!clean), "{system} {code}");
+        }
     }
 
     #[test]

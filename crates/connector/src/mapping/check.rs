@@ -28,13 +28,14 @@ use std::fmt;
 use serde_json::Value;
 
 use super::codes::*;
-use super::node::Json;
+use super::node::{Json, Walked};
 use super::Problem;
 
 mod code_systems;
 mod resources;
 mod times;
 
+pub(crate) use code_systems::coding_is_clean;
 pub use code_systems::is_loinc_code;
 use code_systems::{codings, system_name};
 use resources::{communication, identifiers, patient};
@@ -84,12 +85,12 @@ pub fn submission(b: &Value) -> Report {
             check_bundle(
                 &e["resource"],
                 &format!("$.entry[{i}].resource"),
-                References::Check,
+                NOT_WALKED,
                 &mut report,
             );
         }
     } else {
-        check_bundle(b, "$", References::Check, &mut report);
+        check_bundle(b, "$", NOT_WALKED, &mut report);
     }
     report
 }
@@ -97,26 +98,25 @@ pub fn submission(b: &Value) -> Report {
 /// Validates one ADS call Bundle.
 pub fn bundle(b: &Value) -> Report {
     let mut report = Report::default();
-    check_bundle(b, "$", References::Check, &mut report);
+    check_bundle(b, "$", NOT_WALKED, &mut report);
     report
 }
 
-/// [`bundle`] of the mapping's own tree, whose references the mapping has already found to
-/// resolve (checked by the write's own walk: no walk of their own here).
-pub(crate) fn bundle_with_resolved_references<J: Json>(b: &J) -> Report {
+/// [`bundle`] of the mapping's own tree, after its write: the references and codings the
+/// write's own walk found in order ([`Walked`]) are not walked again here.
+pub(crate) fn bundle_walked<J: Json>(b: &J, walked: Walked) -> Report {
     let mut report = Report::default();
-    check_bundle(b, "$", References::Resolved, &mut report);
+    check_bundle(b, "$", walked, &mut report);
     report
 }
 
-/// Whether [`check_bundle`] walks the references.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum References {
-    Check,
-    Resolved,
-}
+/// Nothing known yet: every check walks the Bundle itself.
+const NOT_WALKED: Walked = Walked {
+    references_resolve: false,
+    codings_clean: false,
+};
 
-fn check_bundle<J: Json>(b: &J, base: &str, references: References, r: &mut Report) {
+fn check_bundle<J: Json>(b: &J, base: &str, walked: Walked, r: &mut Report) {
     if !b["resourceType"].is("Bundle") {
         r.error(
             format!("{base}.resourceType"),
@@ -159,8 +159,7 @@ fn check_bundle<J: Json>(b: &J, base: &str, references: References, r: &mut Repo
         return;
     }
     let full_urls = full_urls(entries, base, r);
-    let refs = if references == References::Resolved || super::all_references_resolve(b, &full_urls)
-    {
+    let refs = if walked.references_resolve || super::all_references_resolve(b, &full_urls) {
         Vec::new()
     } else {
         super::references_in(b)
@@ -204,7 +203,9 @@ fn check_bundle<J: Json>(b: &J, base: &str, references: References, r: &mut Repo
             Some("Patient") => patient(res, path, r),
             _ => {}
         }
-        codings(res, path, &mut segments, r);
+        if !walked.codings_clean {
+            codings(res, path, &mut segments, r);
+        }
         typed_times(res, path, snapshot, r);
     }
     if times::cross_section(entries, base, r) {

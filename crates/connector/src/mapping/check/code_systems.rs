@@ -129,28 +129,52 @@ fn known(system: &str) -> Option<(&'static str, Known)> {
     })
 }
 
+/// What local validation says of one coding, when it says something.
+enum Verdict {
+    /// Not in a closed list: an error.
+    NotInList(&'static str),
+    /// Failing a code system's format check: an error.
+    FailsCheck(&'static str),
+    /// Not in the published part of a partly published list: a warning.
+    NotInVisiblePart(&'static str),
+}
+
+fn verdict(system: &str, code: &str) -> Option<Verdict> {
+    let (label, k) = known(system)?;
+    match k {
+        Known::Closed(codes) if !codes.contains(&code) => Some(Verdict::NotInList(label)),
+        Known::Check(ok) if !ok(code) => Some(Verdict::FailsCheck(label)),
+        Known::Visible(codes) if !codes.contains(&code) => Some(Verdict::NotInVisiblePart(label)),
+        _ => None,
+    }
+}
+
+/// True when local validation has nothing to say about this coding (no error, no warning): what
+/// the Bundle write checks on its way ([`crate::mapping::node::Walked`]), so that [`codings`]
+/// runs only when there is something to report.
+pub(crate) fn coding_is_clean(system: &str, code: &str) -> bool {
+    verdict(system, code).is_none()
+}
+
 /// Checks one coding; `path` is only built when there is something to report.
 fn coding(system: &str, code: &str, path: impl FnOnce() -> String, r: &mut Report) {
-    let Some((label, k)) = known(system) else {
-        return;
-    };
-    match k {
-        Known::Closed(codes) if !codes.contains(&code) => r.error(
+    match verdict(system, code) {
+        Some(Verdict::NotInList(label)) => r.error(
             path(),
             "code_not_in_code_system",
             format!("code is not in {label}"),
         ),
-        Known::Check(ok) if !ok(code) => r.error(
+        Some(Verdict::FailsCheck(label)) => r.error(
             path(),
             "code_not_in_code_system",
             format!("code is not a valid {label} code"),
         ),
-        Known::Visible(codes) if !codes.contains(&code) => r.warn(
+        Some(Verdict::NotInVisiblePart(label)) => r.warn(
             path(),
             "code_not_in_visible_code_system",
             format!("code is not in the published part of {label}"),
         ),
-        _ => {}
+        None => {}
     }
 }
 
