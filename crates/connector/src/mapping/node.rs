@@ -70,7 +70,7 @@ pub(crate) struct Walked {
     pub(crate) codings_clean: bool,
 }
 
-/// Members an object built by [`Node::object_in_order`] has room for besides its own.
+/// Members an object built by [`Node::object`] has room for besides its own.
 const OBJECT_SPARE: usize = 3;
 
 /// `urn:uuid:` and a hyphenated UUID, on the stack: the URL, or only the id.
@@ -126,28 +126,18 @@ impl Uid {
 }
 
 impl<'a> Node<'a> {
-    /// An object of these members (written keys, [`key!`]), taken in `order` ([`key_order`]
-    /// of their keys, computed when the program is compiled: building an object sorts nothing).
-    pub(crate) fn object_in_order<const N: usize>(
-        given: [(&'static str, Node<'a>); N],
-        order: &[u8; MAX_LITERAL_MEMBERS],
-    ) -> Self {
+    /// An object of these members, in any order (sorted here; keys are unique).
+    pub(crate) fn object<const N: usize>(given: [(&'static str, Node<'a>); N]) -> Self {
         // Room for members the mapping [`Node::set`]s afterwards (at most a few), so adding
         // them moves nothing.
         let mut members = Vec::with_capacity(N + OBJECT_SPARE);
-        let mut given = given.map(Some);
-        members.extend(order[..N].iter().map(|&i| {
-            given[usize::from(i)]
-                .take()
-                .expect("key_order is a permutation")
-        }));
+        members.extend(given);
         debug_assert!(
             members.iter().all(|m| is_written_key(m.0)),
             "keys come from key!"
         );
-        debug_assert!(members
-            .windows(2)
-            .all(|w| written_key_cmp(w[0].0, w[1].0).is_lt()));
+        members.sort_unstable_by(|a, b| written_key_cmp(a.0, b.0));
+        debug_assert!(members.windows(2).all(|w| w[0].0 != w[1].0));
         Node::Object(members)
     }
 
@@ -294,60 +284,6 @@ fn written_key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
         (Some(x), Some(y)) if x != y => x.cmp(y),
         _ => a.cmp(b),
     }
-}
-
-/// The most members a [`node!`] object may have.
-pub(crate) const MAX_LITERAL_MEMBERS: usize = 24;
-
-/// The order in which [`written_key_cmp`] sorts `keys` (written keys, [`key!`]): `order[i]` is
-/// the index in `keys` of the `i`th member. A `const fn`: [`node!`] computes it for each
-/// object it writes when the program is compiled, and a repeated key fails the build.
-pub(crate) const fn key_order(keys: &[&str]) -> [u8; MAX_LITERAL_MEMBERS] {
-    assert!(
-        keys.len() <= MAX_LITERAL_MEMBERS,
-        "a node! object has at most MAX_LITERAL_MEMBERS members"
-    );
-    let mut order = [0u8; MAX_LITERAL_MEMBERS];
-    let mut i = 0;
-    while i < keys.len() {
-        order[i] = i as u8;
-        i += 1;
-    }
-    // Insertion sort: a few keys, once, at compile time.
-    let mut i = 1;
-    while i < keys.len() {
-        let mut j = i;
-        while j > 0 && bytes_lt(keys[order[j] as usize], keys[order[j - 1] as usize]) {
-            let t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-            j -= 1;
-        }
-        i += 1;
-    }
-    let mut i = 1;
-    while i < keys.len() {
-        assert!(
-            bytes_lt(keys[order[i - 1] as usize], keys[order[i] as usize]),
-            "a node! object names each key once"
-        );
-        i += 1;
-    }
-    order
-}
-
-/// `a < b` in byte order (`str::cmp`), as a `const fn`; for written keys it is
-/// [`written_key_cmp`]'s order (their first bytes are the same quote).
-const fn bytes_lt(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut i = 0;
-    while i < a.len() && i < b.len() {
-        if a[i] != b[i] {
-            return a[i] < b[i];
-        }
-        i += 1;
-    }
-    a.len() < b.len()
 }
 
 /// True when `a` and `b` are the same written key (`"key":`): the same literal (one
@@ -673,15 +609,12 @@ impl Json for Node<'_> {
 }
 
 /// A [`Node`] written like `serde_json::json!`: `{ "key": value, … }` objects (keys are
-/// string literals, put in key order by [`Node::object_in_order`] in the order [`key_order`]
-/// computed when the program was compiled), `[ … ]` arrays, and any `Into<Node>` expression as
-/// a value.
+/// string literals, sorted by [`Node::object`]), `[ … ]` arrays, and any `Into<Node>`
+/// expression as a value.
 macro_rules! node {
-    (@object [$(($k:expr, $v:expr),)*]) => {{
-        const ORDER: [u8; $crate::mapping::node::MAX_LITERAL_MEMBERS] =
-            $crate::mapping::node::key_order(&[$($k),*]);
-        $crate::mapping::node::Node::object_in_order([$(($k, $v)),*], &ORDER)
-    }};
+    (@object [$($out:tt)*]) => {
+        $crate::mapping::node::Node::object([$($out)*])
+    };
     (@object [$($out:tt)*] $k:literal : { $($inner:tt)* } $(, $($rest:tt)*)?) => {
         node!(@object [$($out)* ($crate::mapping::node::key!($k), node!({ $($inner)* })),] $($($rest)*)?)
     };
@@ -793,29 +726,6 @@ mod tests {
         let bares: Vec<&str> = by_written.iter().map(|w| bare(w)).collect();
         assert_eq!(bares, plain);
         assert_eq!(key!("id"), "\"id\":");
-    }
-
-    #[test]
-    fn key_order_sorts_written_keys_as_their_keys_sort() {
-        let keys = [
-            key!("valueQuantity"),
-            key!("id"),
-            key!("value"),
-            key!("_effectiveDateTime"),
-            key!("identifier"),
-            key!("a_b"),
-            key!("Z"),
-        ];
-        let order = key_order(&keys);
-        let ordered: Vec<&str> = order[..keys.len()]
-            .iter()
-            .map(|&i| bare(keys[usize::from(i)]))
-            .collect();
-        let mut sorted: Vec<&str> = keys.iter().map(|k| bare(k)).collect();
-        sorted.sort();
-        assert_eq!(ordered, sorted);
-        let n = node!({ "b": "2", "a": "1", "c": { "z": 1i64, "y": 2i64 } });
-        assert_eq!(n.to_bytes(0), br#"{"a":"1","b":"2","c":{"y":2,"z":1}}"#.to_vec());
     }
 
     #[test]
