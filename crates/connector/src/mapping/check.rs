@@ -35,8 +35,8 @@ mod code_systems;
 mod resources;
 mod times;
 
-pub(crate) use code_systems::coding_is_clean;
 pub use code_systems::is_loinc_code;
+pub(crate) use code_systems::{coding_is_clean, system_codes};
 use code_systems::{codings, system_name};
 use resources::{communication, identifiers, patient};
 use times::typed_times;

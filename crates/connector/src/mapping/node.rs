@@ -20,7 +20,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
-use super::check::coding_is_clean;
+use super::check::{coding_is_clean, system_codes};
 use crate::cad::{format_utc, utc_text};
 
 /// A member key as [`Node`] holds it, `"key":` (a `&'static str`, so it can be written as it
@@ -230,14 +230,8 @@ impl<'a> Node<'a> {
                                 .is_none_or(|s| full_urls.iter().any(|u| u.as_str() == s)),
                         };
                     } else if same_written_key(k, key!("coding")) {
-                        // As `check::code_systems::codings` reads a `coding` member.
-                        for c in v.as_array().unwrap_or(&[]) {
-                            if let (Some(system), Some(code)) =
-                                (c["system"].as_str(), c["code"].as_str())
-                            {
-                                walked.codings_clean &= coding_is_clean(system, code);
-                            }
-                        }
+                        walked.codings_clean &=
+                            system_codes(v).all(|(_, system, code)| coding_is_clean(system, code));
                     }
                     v.write(out, full_urls, walked);
                 }

@@ -34,23 +34,21 @@ pub(super) fn codings<'a, J: Json>(
     }
     for (k, child) in v.members() {
         if k == "coding" {
-            for (i, c) in child.as_array().into_iter().flatten().enumerate() {
-                if let (Some(system), Some(code)) = (c["system"].as_str(), c["code"].as_str()) {
-                    let path = || {
-                        let mut path = base.to_string();
-                        for segment in segments.iter() {
-                            match segment {
-                                Segment::Key(k) => {
-                                    path.push('.');
-                                    path.push_str(k);
-                                }
-                                Segment::Index(i) => path.push_str(&format!("[{i}]")),
+            for (i, system, code) in system_codes(child) {
+                let path = || {
+                    let mut path = base.to_string();
+                    for segment in segments.iter() {
+                        match segment {
+                            Segment::Key(k) => {
+                                path.push('.');
+                                path.push_str(k);
                             }
+                            Segment::Index(i) => path.push_str(&format!("[{i}]")),
                         }
-                        format!("{path}.coding[{i}].code")
-                    };
-                    coding(system, code, path, r);
-                }
+                    }
+                    format!("{path}.coding[{i}].code")
+                };
+                coding(system, code, path, r);
             }
         } else {
             segments.push(Segment::Key(k));
@@ -58,6 +56,18 @@ pub(super) fn codings<'a, J: Json>(
             segments.pop();
         }
     }
+}
+
+/// The codings of a `coding` member that have both a system and a code, as local validation
+/// reads them: `(index, system, code)`. The Bundle write reads them the same way
+/// ([`crate::mapping::node::Walked`]).
+pub(crate) fn system_codes<J: Json>(coding: &J) -> impl Iterator<Item = (usize, &str, &str)> {
+    coding
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, c)| Some((i, c["system"].as_str()?, c["code"].as_str()?)))
 }
 
 /// What we know about a code system: a closed list, a partly published list, or a check.
