@@ -9,8 +9,9 @@
 //! Knobs: `ADS_E2E_RECORDS` (default 200000), `ADS_E2E_ROUNDS` (3), `ADS_E2E_PARTITIONS` (4),
 //! `ADS_E2E_SANDBOX` (another `ads-connector` binary to serve the sandbox API, to compare two
 //! sandboxes on the same connector), `ADS_E2E_CONNECTORS` (`ads-connector` binaries separated by
-//! `:`, each run in every round on the same records and sandbox, each with a row of its own in
-//! the table: two builds side by side, e.g. a copy of the binary before a change and after it;
+//! `:`, each run in every round on the same records and sandbox, round r starting with the
+//! r-th, each with a row of its own in the table: two builds side by side, e.g. a copy of the
+//! binary before a change and after it;
 //! default: this build's), `ADS_E2E_SNAPSHOTS` (K: the records are N/K calls of K
 //! snapshots each, produced round by round as a day's backlog; default: one record in ten a later
 //! snapshot), `ADS_E2E_FETCH_WAIT_MS` (`fetch.wait.max.ms` of the raw consumer and the
@@ -100,7 +101,11 @@ fn main() -> Result<()> {
         let r = raw_round(&broker.bootstrap, &cad, &settings)?;
         eprintln!("round {round}: raw       {r}");
         raw.push(r);
-        for (i, binary) in settings.connectors.iter().enumerate() {
+        // Each round starts with the next build, so none always runs first (on a broker that
+        // has taken fewer acks) or last.
+        let n = settings.connectors.len();
+        for i in (0..n).map(|k| (k + round as usize - 1) % n) {
+            let binary = &settings.connectors[i];
             let names = Names::new(run_id, round, i);
             runtime.block_on(create_topics(
                 &broker.bootstrap,

@@ -10,7 +10,7 @@
 
 use super::codes::*;
 use super::ctx::{concept, concept_of, entry, quantity, Ctx};
-use super::node::{key, node, Node, Uid};
+use super::node::{frozen, key, node, Node, Uid};
 use crate::cad::{ClinicalCode, Observation, ObservationKind, PatientContact};
 
 /// Every clinical entry of one contact.
@@ -63,7 +63,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
         let mut r = node!({
             "resourceType": "Flag",
             "status": "active",
-            "category": [ concept(FLAG_CATEGORY_SYSTEM, "safety", "Safety") ],
+            "category": [ frozen!(concept(FLAG_CATEGORY_SYSTEM, "safety", "Safety")) ],
             "code": snomed(item),
             "subject": subject.patient.clone(),
             "encounter": subject.encounter.clone(),
@@ -79,7 +79,7 @@ pub(super) fn entries<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> 
             "resourceType": "Observation",
             "status": "final",
             "category": [
-                concept(OBSERVATION_CATEGORY_SYSTEM, "social-history", "Social History"),
+                frozen!(concept(OBSERVATION_CATEGORY_SYSTEM, "social-history", "Social History")),
             ],
             "code": snomed(item),
             "subject": subject.patient.clone(),
@@ -144,21 +144,21 @@ fn condition<'a>(
     item: &'a ClinicalCode,
 ) -> Node<'a> {
     let url = subject.url(cx, "Condition", list, index);
-    let mut category = vec![concept(
+    let mut category = vec![frozen!(concept(
         CONDITION_CATEGORY_SYSTEM,
         "encounter-diagnosis",
         "Encounter Diagnosis",
-    )];
+    ))];
     if list == "injuries" {
-        category.push(concept(
+        category.push(frozen!(concept(
             SNOMED_SYSTEM,
             TRAUMATIC_INJURY.0,
             TRAUMATIC_INJURY.1,
-        ));
+        )));
     }
     let mut r = node!({
         "resourceType": "Condition",
-        "clinicalStatus": concept(CONDITION_CLINICAL_SYSTEM, "active", "Active"),
+        "clinicalStatus": frozen!(concept(CONDITION_CLINICAL_SYSTEM, "active", "Active")),
         "category": category,
         "code": snomed(item),
         "subject": subject.patient.clone(),
@@ -222,8 +222,18 @@ fn observations<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> {
 }
 
 fn category(kind: ObservationKind) -> Node<'static> {
-    let (code, display) = observation(kind).category;
-    concept(OBSERVATION_CATEGORY_SYSTEM, code, display)
+    let category = observation(kind).category;
+    if category == VITAL_SIGNS {
+        frozen!(concept(
+            OBSERVATION_CATEGORY_SYSTEM,
+            VITAL_SIGNS.0,
+            VITAL_SIGNS.1
+        ))
+    } else if category == SURVEY {
+        frozen!(concept(OBSERVATION_CATEGORY_SYSTEM, SURVEY.0, SURVEY.1))
+    } else {
+        concept(OBSERVATION_CATEGORY_SYSTEM, category.0, category.1)
+    }
 }
 
 fn component(o: &Observation) -> Node<'static> {

@@ -274,8 +274,10 @@ pub struct ObservationCoding {
     pub unit_display: &'static str,
 }
 
-const VITAL_SIGNS: (&str, &str) = ("vital-signs", "Vital Signs");
-const SURVEY: (&str, &str) = ("survey", "Survey");
+/// The `vital-signs` Observation category (code, display).
+pub const VITAL_SIGNS: (&str, &str) = ("vital-signs", "Vital Signs");
+/// The `survey` Observation category (code, display).
+pub const SURVEY: (&str, &str) = ("survey", "Survey");
 const LABORATORY: (&str, &str) = ("laboratory", "Laboratory");
 
 /// The coding of one observation kind.

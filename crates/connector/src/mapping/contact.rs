@@ -8,7 +8,7 @@
 use super::clinical::item_url;
 use super::codes::*;
 use super::ctx::{concept, entry, typed_date_times, Ctx};
-use super::node::{key, node, Node};
+use super::node::{frozen, key, node, Node};
 use super::response::response_times;
 use crate::cad::{PatientContact, Response};
 
@@ -198,11 +198,11 @@ pub(super) fn patient<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
                 key!("extension"),
                 node!([ {
                     "url": EXT_NHS_NUMBER_UNAVAILABLE_REASON,
-                    "valueCodeableConcept": concept(
+                    "valueCodeableConcept": frozen!(concept(
                         NHS_NUMBER_UNAVAILABLE_REASON_SYSTEM,
                         "nhs-number-not-known",
                         "NHS number not known",
-                    ),
+                    )),
                 } ]),
             );
         }

@@ -9,9 +9,10 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 
 use super::codes::{
-    date_time_type_display, DATE_TIME_TYPE_SYSTEM, EXT_TYPED_DATE_TIME, UCUM_SYSTEM, YES_NO_SYSTEM,
+    date_time_type_display, DATE_TIME_TYPES, DATE_TIME_TYPE_SYSTEM, EXT_TYPED_DATE_TIME,
+    UCUM_SYSTEM, YES_NO_SYSTEM,
 };
-use super::node::{key, node, Node, Uid};
+use super::node::{frozen, key, node, Frozen, Node, Uid};
 use super::{resource_id_of, CodeSystemStyle, MappingOptions};
 use crate::cad::CadCall;
 
@@ -115,9 +116,9 @@ pub(super) fn concept_of<'a>(codings: &'a [(&'a str, &'a str, &'a str)]) -> Node
 /// The HL7 Yes/No CodeableConcept of an ADS flag.
 pub(super) fn yes_no(flag: bool) -> Node<'static> {
     if flag {
-        concept(YES_NO_SYSTEM, "Y", "Yes")
+        frozen!(concept(YES_NO_SYSTEM, "Y", "Yes"))
     } else {
-        concept(YES_NO_SYSTEM, "N", "No")
+        frozen!(concept(YES_NO_SYSTEM, "N", "No"))
     }
 }
 
@@ -142,13 +143,31 @@ pub(super) fn typed_date_time<'a>(code: &'a str, at: DateTime<Utc>) -> Node<'a> 
     node!({
         "url": EXT_TYPED_DATE_TIME,
         "extension": [
-            {
-                "url": "dateTimeType",
-                "valueCodeableConcept":
-                    concept(DATE_TIME_TYPE_SYSTEM, code, date_time_type_display(code)),
-            },
+            date_time_type(code),
             { "url": "dateTime", "valueDateTime": at },
         ],
+    })
+}
+
+/// The `dateTimeType` half of a typed date-time: frozen for every code of
+/// [`DATE_TIME_TYPES`] (the mapping uses no other).
+fn date_time_type(code: &str) -> Node<'_> {
+    static FROZEN: std::sync::LazyLock<Vec<Frozen>> = std::sync::LazyLock::new(|| {
+        DATE_TIME_TYPES
+            .iter()
+            .map(|(code, _)| Frozen::new(date_time_type_item(code)))
+            .collect()
+    });
+    match DATE_TIME_TYPES.iter().position(|(c, _)| *c == code) {
+        Some(at) => Node::Frozen(&FROZEN[at]),
+        None => date_time_type_item(code),
+    }
+}
+
+fn date_time_type_item(code: &str) -> Node<'_> {
+    node!({
+        "url": "dateTimeType",
+        "valueCodeableConcept": concept(DATE_TIME_TYPE_SYSTEM, code, date_time_type_display(code)),
     })
 }
 

@@ -11,6 +11,10 @@
 //! the checks to parse it back, and keeps its maps as B-trees. A `Node` object is one sorted
 //! `Vec` with static keys, strings are borrowed where they can be, ids live inline and times
 //! are formatted straight into the output. Pure; never fails.
+//!
+//! Constant parts (a CodeableConcept of fixed codes, the type half of a typed date-time) are
+//! [`Frozen`]: built and written once per process, then shared by every Bundle. A frozen node
+//! reads like the tree it was made from; writing it is one copy.
 
 use std::borrow::Cow;
 use std::ops::Index;
@@ -56,7 +60,47 @@ pub(crate) enum Node<'a> {
     /// An object, its members sorted by key; each key held as it is written, `"key":`
     /// ([`key!`]), so writing a member's key is one copy.
     Object(Vec<(&'static str, Node<'a>)>),
+    /// A constant subtree, written once ([`Frozen`]).
+    Frozen(&'static Frozen),
 }
+
+/// A constant subtree and its JSON, made once (in a `static`) and shared by every Bundle that
+/// holds it: reading it reads the tree, writing it copies the JSON, and the write's walk takes
+/// its coding verdict as found when it was made. It holds no `reference` (a reference names an
+/// entry of one Bundle).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Frozen {
+    node: Node<'static>,
+    json: Box<[u8]>,
+    codings_clean: bool,
+}
+
+impl Frozen {
+    /// Freezes `node`. Panics (a bug in the mapping) when it holds a `reference`.
+    pub(crate) fn new(node: Node<'static>) -> Self {
+        let (json, walked) = node.to_bytes_walked(0, &[]);
+        assert!(
+            walked.references_resolve,
+            "a frozen node holds no reference"
+        );
+        Frozen {
+            node,
+            json: json.into_boxed_slice(),
+            codings_clean: walked.codings_clean,
+        }
+    }
+}
+
+/// A `static` [`Frozen`] of `$node` (an expression of constants), as a [`Node`]: made the
+/// first time it is used.
+macro_rules! frozen {
+    ($node:expr) => {{
+        static FROZEN: std::sync::LazyLock<$crate::mapping::node::Frozen> =
+            std::sync::LazyLock::new(|| $crate::mapping::node::Frozen::new($node));
+        $crate::mapping::node::Node::Frozen(&FROZEN)
+    }};
+}
+pub(crate) use frozen;
 
 static NULL: Node<'static> = Node::Null;
 
@@ -145,6 +189,10 @@ impl<'a> Node<'a> {
     /// A no-op on a non-object.
     pub(crate) fn set(&mut self, key: &'static str, value: impl Into<Node<'a>>) {
         debug_assert!(is_written_key(key), "keys come from key!");
+        debug_assert!(
+            !matches!(self, Node::Frozen(_)),
+            "a frozen node is not changed"
+        );
         if let Node::Object(members) = self {
             let value = value.into();
             match members.binary_search_by(|m| written_key_cmp(m.0, key)) {
@@ -190,9 +238,10 @@ impl<'a> Node<'a> {
             Node::Null => out.extend_from_slice(b"null"),
             Node::Str(v) => write_str(out, v),
             Node::String(v) => write_str(out, v),
-            Node::Int(n) => {
-                use std::io::Write as _;
-                write!(out, "{n}").expect("a Vec takes any bytes");
+            Node::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Node::Frozen(f) => {
+                out.extend_from_slice(&f.json);
+                walked.codings_clean &= f.codings_clean;
             }
             Node::Float(_) | Node::Date(_) => {
                 // Rare: serde_json's own number form, chrono's date form.
@@ -350,6 +399,7 @@ impl<'a> Index<&str> for Node<'a> {
     fn index(&self, key: &str) -> &Node<'a> {
         match self {
             Node::Object(members) => member(members, key).unwrap_or(&NULL),
+            Node::Frozen(f) => &f.node[key],
             _ => &NULL,
         }
     }
@@ -361,6 +411,7 @@ impl<'a> Index<usize> for Node<'a> {
     fn index(&self, i: usize) -> &Node<'a> {
         match self {
             Node::Array(items) => items.get(i).unwrap_or(&NULL),
+            Node::Frozen(f) => &f.node[i],
             _ => &NULL,
         }
     }
@@ -432,6 +483,7 @@ impl<'a> From<Vec<Node<'a>>> for Node<'a> {
 impl Serialize for Node<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
+            Node::Frozen(f) => f.node.serialize(s),
             Node::Null => s.serialize_unit(),
             Node::Str(v) => s.serialize_str(v),
             Node::String(v) => s.serialize_str(v),
@@ -550,9 +602,20 @@ impl Json for serde_json::Value {
     }
 }
 
+impl<'a> Node<'a> {
+    /// The node a [`Frozen`] holds, or this one.
+    #[inline]
+    fn thawed(&self) -> &Node<'a> {
+        match self {
+            Node::Frozen(f) => &f.node,
+            other => other,
+        }
+    }
+}
+
 impl Json for Node<'_> {
     fn as_str(&self) -> Option<&str> {
-        match self {
+        match self.thawed() {
             Node::Str(s) => Some(s),
             Node::String(s) => Some(s),
             Node::Uid(u) => Some(u.as_str()),
@@ -562,20 +625,20 @@ impl Json for Node<'_> {
 
     fn is_string(&self) -> bool {
         matches!(
-            self,
+            self.thawed(),
             Node::Str(_) | Node::String(_) | Node::Uid(_) | Node::Time(_) | Node::Date(_)
         )
     }
 
     fn as_time(&self) -> Option<DateTime<Utc>> {
-        match self {
+        match self.thawed() {
             Node::Time(t) => Some(*t),
             other => other.as_str().and_then(parse_time),
         }
     }
 
     fn as_f64(&self) -> Option<f64> {
-        match self {
+        match self.thawed() {
             Node::Int(n) => Some(*n as f64),
             Node::Float(f) if f.is_finite() => Some(*f),
             _ => None,
@@ -583,14 +646,14 @@ impl Json for Node<'_> {
     }
 
     fn as_array(&self) -> Option<&[Self]> {
-        match self {
+        match self.thawed() {
             Node::Array(items) => Some(items),
             _ => None,
         }
     }
 
     fn members(&self) -> impl Iterator<Item = (&str, &Self)> {
-        let members: &[(&'static str, Node<'_>)] = match self {
+        let members: &[(&'static str, Node<'_>)] = match self.thawed() {
             Node::Object(members) => members,
             _ => &[],
         };
@@ -598,7 +661,7 @@ impl Json for Node<'_> {
     }
 
     fn has(&self, key: &str) -> bool {
-        matches!(self, Node::Object(members) if member(members, key).is_some())
+        matches!(self.thawed(), Node::Object(members) if member(members, key).is_some())
     }
 }
 
@@ -720,6 +783,36 @@ mod tests {
         let bares: Vec<&str> = by_written.iter().map(|w| bare(w)).collect();
         assert_eq!(bares, plain);
         assert_eq!(key!("id"), "\"id\":");
+    }
+
+    #[test]
+    fn a_frozen_node_writes_reads_and_checks_as_the_tree_it_was_made_from() {
+        let tree =
+            || node!({ "coding": [ { "system": "http://snomed.info/sct", "code": "22298006" } ] });
+        // A frozen node lives in a `static`: leaked here, as long.
+        let frozen: &'static Frozen = Box::leak(Box::new(Frozen::new(tree())));
+        let (plain, plain_walk) = node!({ "a": tree(), "b": [tree()] }).to_bytes_walked(0, &[]);
+        let held = node!({ "a": Node::Frozen(frozen), "b": [Node::Frozen(frozen)] });
+        let (bytes, walk) = held.to_bytes_walked(0, &[]);
+        assert_eq!(bytes, plain);
+        assert_eq!(walk, plain_walk);
+        assert_eq!(serde_json::to_vec(&held).unwrap(), plain);
+        let read = &held["b"][0]["coding"][0];
+        assert!(read["code"].is("22298006") && read.has("system"));
+        assert_eq!(held["a"]["coding"].as_array().map(<[_]>::len), Some(1));
+        assert_eq!(held["a"].members().count(), 1);
+        // A coding local validation refuses is remembered as refused.
+        let refused = Frozen::new(node!({ "coding": [ {
+            "system": "http://snomed.info/sct", "code": "22298007" } ] }));
+        let refused: &'static Frozen = Box::leak(Box::new(refused));
+        let (_, walk) = node!({ "a": Node::Frozen(refused) }).to_bytes_walked(0, &[]);
+        assert!(!walk.codings_clean);
+    }
+
+    #[test]
+    #[should_panic(expected = "a frozen node holds no reference")]
+    fn a_frozen_node_cannot_hold_a_reference() {
+        Frozen::new(node!({ "subject": { "reference": "urn:uuid:x" } }));
     }
 
     #[test]

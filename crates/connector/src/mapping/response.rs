@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use super::codes::*;
 use super::contact::{patient_response, vehicle_stay};
 use super::ctx::{concept, entry, typed_date_times, Ctx};
-use super::node::{key, node, Node, Uid};
+use super::node::{frozen, key, node, Node, Uid};
 use crate::cad::{CadCall, Response, ResponseTimes};
 
 /// A response's times as `(DateTimeType code, time)`, in the order of the journey.
@@ -53,10 +53,10 @@ pub(super) fn vehicle_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
                 "name": &r.call_sign,
                 "mode": "instance",
                 "type": [
-                    concept(ROLE_CODE_SYSTEM, "AMB", "Ambulance"),
+                    frozen!(concept(ROLE_CODE_SYSTEM, "AMB", "Ambulance")),
                     cx.nhs_concept(RESPONSE_RESOURCE_TYPE_SYSTEM, kind, Some(kind_display)),
                 ],
-                "physicalType": concept(LOCATION_PHYSICAL_TYPE_SYSTEM, "ve", "Vehicle"),
+                "physicalType": frozen!(concept(LOCATION_PHYSICAL_TYPE_SYSTEM, "ve", "Vehicle")),
                 "managingOrganization": cx.provider(),
             });
             entry(url, location)
