@@ -397,9 +397,8 @@ impl<'a> Index<&str> for Node<'a> {
     type Output = Node<'a>;
 
     fn index(&self, key: &str) -> &Node<'a> {
-        match self {
+        match self.thawed() {
             Node::Object(members) => member(members, key).unwrap_or(&NULL),
-            Node::Frozen(f) => &f.node[key],
             _ => &NULL,
         }
     }
@@ -409,9 +408,8 @@ impl<'a> Index<usize> for Node<'a> {
     type Output = Node<'a>;
 
     fn index(&self, i: usize) -> &Node<'a> {
-        match self {
+        match self.thawed() {
             Node::Array(items) => items.get(i).unwrap_or(&NULL),
-            Node::Frozen(f) => &f.node[i],
             _ => &NULL,
         }
     }
