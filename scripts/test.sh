@@ -87,6 +87,12 @@ if [ "$status" -ne 0 ]; then log "mesh-sandbox log (tail)"; tail -40 "$MESH_LOG"
 log "skipped (ignored by the runner: what they need is absent)"
 grep -E '^test .* \.\.\. ignored' "$WORK/test.log" | sed 's/^test /  /' >&2 || true
 
+# The failed tests by name, here at the end where a CI log's tail shows them.
+if grep -qE '^test .* \.\.\. FAILED|^HANG: |^FAIL ' "$WORK/test.log" "$WORK/deploy.log"; then
+  log "failed"
+  grep -hE '^test .* \.\.\. FAILED|^HANG: |^FAIL ' "$WORK/test.log" "$WORK/deploy.log" | sed 's/^/  /' >&2 || true
+fi
+
 # One closing line over everything (the last cargo line is the doc-tests').
 awk '/^test result:/ { p += $4; f += $6; s += $8 }
      /^HANG: / { f += 1 }
