@@ -14,8 +14,12 @@
 
 use std::hint::black_box;
 
+/// The binary's allocator (`src/allocator.rs`).
+#[path = "../src/allocator.rs"]
+mod allocator;
+
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 use ads_connector::cad::{self, CadCall};
 use ads_connector::mapping::{check, encode_validated, map_call, MappingOptions};
