@@ -5,8 +5,8 @@
 //! points at a resource this mapping emits.
 
 use super::codes::*;
-use super::ctx::{entry, typed_date_times, yes_no, Ctx};
-use super::node::{key, node, Node};
+use super::ctx::{entry, typed_date_times, yes_no, Ctx, CODE_SYSTEM_STYLES};
+use super::node::{key, node, FrozenSet, Node};
 use super::response::VehicleEncounter;
 use super::BundleType;
 use crate::cad::{ResponseCategory, TriageSystem};
@@ -29,14 +29,35 @@ pub(super) fn message_header<'a>(cx: &Ctx<'a>) -> Option<Node<'a>> {
     ))
 }
 
+// The frozen concepts of this section ([`Ctx::nhs_concept_frozen`]): room for 16 codes per code
+// system style; the enums have fewer.
+static CALL_ORIGIN: FrozenSet<{ 16 * CODE_SYSTEM_STYLES }> = FrozenSet::new();
+static TREATMENT_TYPE: FrozenSet<{ 16 * CODE_SYSTEM_STYLES }> = FrozenSet::new();
+static RESPONSE_CATEGORY_KIND: FrozenSet<{ 2 * CODE_SYSTEM_STYLES }> = FrozenSet::new();
+static RESPONSE_CATEGORY_CODE: FrozenSet<{ 16 * CODE_SYSTEM_STYLES }> = FrozenSet::new();
+static TRIAGE_CATEGORY: FrozenSet<{ TRIAGE_CATEGORIES.len() * CODE_SYSTEM_STYLES }> =
+    FrozenSet::new();
+
+/// The two response category extensions of the Communication.
+#[derive(Clone, Copy)]
+enum ResponseCategoryKind {
+    Initial,
+    Reporting,
+}
+
 /// The Communication entry: header and call details.
 pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>]) -> Node<'a> {
     let call = cx.call;
     let t = &call.times;
     let mut extensions = vec![node!({
         "url": EXT_CALL_ORIGIN,
-        "valueCodeableConcept": cx.nhs_concept(
-            CALL_ORIGIN_SYSTEM, call.call_origin.code(), Some(call.call_origin.display())),
+        "valueCodeableConcept": cx.nhs_concept_frozen(
+            &CALL_ORIGIN,
+            call.call_origin as usize,
+            CALL_ORIGIN_SYSTEM,
+            call.call_origin.code(),
+            Some(call.call_origin.display()),
+        ),
     })];
     if let Some(flag) = call.nhs111_flag {
         extensions.push(node!({ "url": EXT_111_FLAG, "valueCodeableConcept": yes_no(flag) }));
@@ -46,20 +67,10 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
             .push(node!({ "url": EXT_AQI_INCIDENT_FLAG, "valueCodeableConcept": yes_no(flag) }));
     }
     if let Some(c) = call.initial_response_category {
-        extensions.push(response_category(
-            cx,
-            "initial",
-            "Initial Response Category",
-            c,
-        ));
+        extensions.push(response_category(cx, ResponseCategoryKind::Initial, c));
     }
     if let Some(c) = call.reporting_response_category {
-        extensions.push(response_category(
-            cx,
-            "reporting",
-            "Reporting Response Category",
-            c,
-        ));
+        extensions.push(response_category(cx, ResponseCategoryKind::Reporting, c));
     }
     if let Some(code) = &call.cat1_early_prediction {
         // Only code 01 "Cat 1 e…" is visible in the code system; its display is truncated in
@@ -127,7 +138,13 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
         let (code, display) = treatment_type(tt);
         c.set(
             key!("category"),
-            vec![cx.nhs_concept(TREATMENT_TYPE_SYSTEM, code, Some(display))],
+            vec![cx.nhs_concept_frozen(
+                &TREATMENT_TYPE,
+                tt as usize,
+                TREATMENT_TYPE_SYSTEM,
+                code,
+                Some(display),
+            )],
         );
     }
     // Every patient contact, then every response that attended no patient.
@@ -150,10 +167,13 @@ pub(super) fn communication<'a>(cx: &Ctx<'a>, vehicles: &[VehicleEncounter<'_>])
 
 fn response_category<'a>(
     cx: &Ctx<'a>,
-    kind: &'a str,
-    kind_display: &'a str,
+    kind: ResponseCategoryKind,
     category: ResponseCategory,
 ) -> Node<'a> {
+    let (kind_code, kind_display) = match kind {
+        ResponseCategoryKind::Initial => ("initial", "Initial Response Category"),
+        ResponseCategoryKind::Reporting => ("reporting", "Reporting Response Category"),
+    };
     let (number, display) = match category {
         ResponseCategory::C1 => ("1", "Category 1"),
         ResponseCategory::C2 => ("2", "Category 2"),
@@ -167,13 +187,23 @@ fn response_category<'a>(
         "extension": [
             {
                 "url": "responseCategoryType",
-                "valueCodeableConcept":
-                    cx.nhs_concept(RESPONSE_CATEGORY_TYPE_SYSTEM, kind, Some(kind_display)),
+                "valueCodeableConcept": cx.nhs_concept_frozen(
+                    &RESPONSE_CATEGORY_KIND,
+                    kind as usize,
+                    RESPONSE_CATEGORY_TYPE_SYSTEM,
+                    kind_code,
+                    Some(kind_display),
+                ),
             },
             {
                 "url": "responseCategoryCode",
-                "valueCodeableConcept":
-                    cx.nhs_concept(RESPONSE_CATEGORY_SYSTEM, number, Some(display)),
+                "valueCodeableConcept": cx.nhs_concept_frozen(
+                    &RESPONSE_CATEGORY_CODE,
+                    category as usize,
+                    RESPONSE_CATEGORY_SYSTEM,
+                    number,
+                    Some(display),
+                ),
             },
         ],
     })
@@ -205,7 +235,13 @@ pub(super) fn triage_observations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
             let mut obs = node!({
                 "resourceType": "Observation",
                 "status": "final",
-                "code": cx.nhs_concept(TRIAGE_CATEGORY_SYSTEM, cat_code, Some(cat_display)),
+                "code": cx.nhs_concept_frozen(
+                    &TRIAGE_CATEGORY,
+                    category,
+                    TRIAGE_CATEGORY_SYSTEM,
+                    cat_code,
+                    Some(cat_display),
+                ),
                 "focus": [ cx.reference(&["Communication"]) ],
                 "performer": [ cx.provider() ],
                 "valueCodeableConcept": { "coding": [ { "system": system, "code": code } ] },

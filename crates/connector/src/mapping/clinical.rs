@@ -10,7 +10,7 @@
 
 use super::codes::*;
 use super::ctx::{concept, concept_of, entry, quantity, Ctx};
-use super::node::{frozen, key, node, Node, Uid};
+use super::node::{frozen, key, node, FrozenSet, Node, Uid};
 use crate::cad::{ClinicalCode, Observation, ObservationKind, PatientContact};
 
 /// Every clinical entry of one contact.
@@ -203,13 +203,13 @@ fn observations<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Vec<Node<'a>> {
             Some(j) => {
                 paired[j] = true;
                 r.set(key!("category"), vec![category(o.kind)]);
-                r.set(key!("code"), concept_of(BLOOD_PRESSURE_PANEL));
+                r.set(key!("code"), frozen!(concept_of(BLOOD_PRESSURE_PANEL)));
                 r.set(key!("component"), vec![component(o), component(&obs[j])]);
             }
             None => {
                 let coding = observation(o.kind);
                 r.set(key!("category"), vec![category(o.kind)]);
-                r.set(key!("code"), concept_of(coding.codings));
+                r.set(key!("code"), observation_code(o.kind));
                 r.set(
                     key!("valueQuantity"),
                     quantity(o.value, coding.unit_display, o.kind.unit()),
@@ -236,10 +236,16 @@ fn category(kind: ObservationKind) -> Node<'static> {
     }
 }
 
+/// An Observation's `code` for its kind, frozen (one per kind; room for 32 kinds).
+fn observation_code(kind: ObservationKind) -> Node<'static> {
+    static CODES: FrozenSet<32> = FrozenSet::new();
+    CODES.get(kind as usize, || concept_of(observation(kind).codings))
+}
+
 fn component(o: &Observation) -> Node<'static> {
     let coding = observation(o.kind);
     node!({
-        "code": concept_of(coding.codings),
+        "code": observation_code(o.kind),
         "valueQuantity": quantity(o.value, coding.unit_display, o.kind.unit()),
     })
 }

@@ -7,10 +7,14 @@
 
 use super::clinical::item_url;
 use super::codes::*;
-use super::ctx::{concept, entry, typed_date_times, Ctx};
-use super::node::{frozen, key, node, Node};
+use super::ctx::{concept, entry, typed_date_times, Ctx, CODE_SYSTEM_STYLES};
+use super::node::{frozen, key, node, FrozenSet, Node};
 use super::response::response_times;
 use crate::cad::{PatientContact, Response};
+
+/// The frozen conveyance outcome concepts ([`Ctx::nhs_concept_frozen`]): room for 16 outcomes per
+/// code system style.
+static CONVEYANCE_OUTCOME: FrozenSet<{ 16 * CODE_SYSTEM_STYLES }> = FrozenSet::new();
 
 /// The response whose times are a contact's patient response details: the one that conveyed
 /// the patient, or else the lead (first) attending response.
@@ -116,7 +120,13 @@ pub(super) fn encounter<'a>(cx: &Ctx<'a>, p: &'a PatientContact) -> Node<'a> {
         let (code, display) = conveyance_outcome(conveyance.outcome);
         let mut h = node!({
             "dischargeDisposition":
-                cx.nhs_concept(CONVEYANCE_OUTCOME_SYSTEM, code, Some(display)),
+                cx.nhs_concept_frozen(
+                    &CONVEYANCE_OUTCOME,
+                    conveyance.outcome as usize,
+                    CONVEYANCE_OUTCOME_SYSTEM,
+                    code,
+                    Some(display),
+                ),
         });
         if let Some(dest) = &conveyance.destination {
             h.set(

@@ -12,7 +12,7 @@ use super::codes::{
     date_time_type_display, DATE_TIME_TYPES, DATE_TIME_TYPE_SYSTEM, EXT_TYPED_DATE_TIME,
     UCUM_SYSTEM, YES_NO_SYSTEM,
 };
-use super::node::{frozen, key, node, Frozen, Node, Uid};
+use super::node::{frozen, key, node, Frozen, FrozenSet, Node, Uid};
 use super::{resource_id_of, CodeSystemStyle, MappingOptions};
 use crate::cad::CadCall;
 
@@ -55,17 +55,7 @@ impl<'a> Ctx<'a> {
 
     /// A code system URI in the configured spelling.
     pub(super) fn system(&self, uri: &'a str) -> Cow<'a, str> {
-        match self.opts.code_system_style {
-            CodeSystemStyle::AsPublished => Cow::Borrowed(uri),
-            style => {
-                let spelled = style.apply(uri);
-                if spelled == uri {
-                    Cow::Borrowed(uri)
-                } else {
-                    Cow::Owned(spelled)
-                }
-            }
-        }
+        spelled(self.opts.code_system_style, uri)
     }
 
     /// A CodeableConcept with one coding from an NHS England code system.
@@ -75,17 +65,73 @@ impl<'a> Ctx<'a> {
         code: impl Into<Node<'a>>,
         display: Option<&'a str>,
     ) -> Node<'a> {
-        let mut coding = node!({ "system": self.system(system), "code": code.into() });
-        if let Some(display) = display {
-            coding.set(key!("display"), display);
+        nhs_concept_in(self.opts.code_system_style, system, code.into(), display)
+    }
+
+    /// [`Self::nhs_concept`] of constants, frozen ([`FrozenSet`]): `set` holds `N / 3` per code
+    /// system style, `index` (an enum's discriminant) chooses among them. An index beyond them is
+    /// built unfrozen.
+    pub(super) fn nhs_concept_frozen<const N: usize>(
+        &self,
+        set: &'static FrozenSet<N>,
+        index: usize,
+        system: &'static str,
+        code: &'static str,
+        display: Option<&'static str>,
+    ) -> Node<'a> {
+        let style = self.opts.code_system_style;
+        let make = || nhs_concept_in(style, system, Node::Str(code), display);
+        let per_style = N / CODE_SYSTEM_STYLES;
+        if index >= per_style {
+            return make();
         }
-        node!({ "coding": [coding] })
+        set.get(style_index(style) * per_style + index, make)
     }
 
     /// The provider Organization's reference.
     pub(super) fn provider(&self) -> Node<'a> {
         node!({ "reference": self.provider })
     }
+}
+
+/// How many [`CodeSystemStyle`]s there are ([`style_index`]).
+pub(super) const CODE_SYSTEM_STYLES: usize = 3;
+
+fn style_index(style: CodeSystemStyle) -> usize {
+    match style {
+        CodeSystemStyle::AsPublished => 0,
+        CodeSystemStyle::WithR4 => 1,
+        CodeSystemStyle::WithoutR4 => 2,
+    }
+}
+
+/// `uri` in the spelling of `style`.
+fn spelled(style: CodeSystemStyle, uri: &str) -> Cow<'_, str> {
+    match style {
+        CodeSystemStyle::AsPublished => Cow::Borrowed(uri),
+        style => {
+            let spelled = style.apply(uri);
+            if spelled == uri {
+                Cow::Borrowed(uri)
+            } else {
+                Cow::Owned(spelled)
+            }
+        }
+    }
+}
+
+/// A CodeableConcept with one coding from an NHS England code system, its URI spelled as `style`.
+fn nhs_concept_in<'a>(
+    style: CodeSystemStyle,
+    system: &'a str,
+    code: Node<'a>,
+    display: Option<&'a str>,
+) -> Node<'a> {
+    let mut coding = node!({ "system": spelled(style, system), "code": code });
+    if let Some(display) = display {
+        coding.set(key!("display"), display);
+    }
+    node!({ "coding": [coding] })
 }
 
 /// One Bundle entry; sets the resource's `id` (the UUID of its full URL).

@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::ops::Index;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -101,6 +102,35 @@ macro_rules! frozen {
     }};
 }
 pub(crate) use frozen;
+
+/// Constant subtrees chosen by a small index (an enum's discriminant, a code system style), each
+/// frozen the first time its index is used: for the constants that depend on one of a few
+/// values. Every use of an index must make the same tree (a debug build checks it by its JSON);
+/// an index beyond the set is built unfrozen, so the set's size never decides the output.
+pub(crate) struct FrozenSet<const N: usize>([OnceLock<Frozen>; N]);
+
+impl<const N: usize> FrozenSet<N> {
+    pub(crate) const fn new() -> Self {
+        FrozenSet([const { OnceLock::new() }; N])
+    }
+
+    /// The frozen tree at `index`, which `make` builds on first use.
+    pub(crate) fn get(
+        &'static self,
+        index: usize,
+        make: impl Fn() -> Node<'static>,
+    ) -> Node<'static> {
+        let Some(cell) = self.0.get(index) else {
+            return make();
+        };
+        let frozen = cell.get_or_init(|| Frozen::new(make()));
+        debug_assert!(
+            *make().to_bytes_walked(0, &[]).0 == *frozen.json,
+            "index {index} of a FrozenSet made two trees"
+        );
+        Node::Frozen(frozen)
+    }
+}
 
 static NULL: Node<'static> = Node::Null;
 

@@ -18,9 +18,13 @@ use chrono::{DateTime, Utc};
 
 use super::codes::*;
 use super::contact::{patient_response, vehicle_stay};
-use super::ctx::{concept, entry, typed_date_times, Ctx};
-use super::node::{frozen, key, node, Node, Uid};
+use super::ctx::{concept, entry, typed_date_times, Ctx, CODE_SYSTEM_STYLES};
+use super::node::{frozen, key, node, FrozenSet, Node, Uid};
 use crate::cad::{CadCall, Response, ResponseTimes};
+
+/// The frozen response resource type concepts ([`Ctx::nhs_concept_frozen`]): room for 16 types per
+/// code system style.
+static RESOURCE_TYPE: FrozenSet<{ 16 * CODE_SYSTEM_STYLES }> = FrozenSet::new();
 
 /// A response's times as `(DateTimeType code, time)`, in the order of the journey.
 pub(super) fn response_times(t: &ResponseTimes) -> [(&'static str, Option<DateTime<Utc>>); 8] {
@@ -54,7 +58,13 @@ pub(super) fn vehicle_locations<'a>(cx: &Ctx<'a>) -> Vec<Node<'a>> {
                 "mode": "instance",
                 "type": [
                     frozen!(concept(ROLE_CODE_SYSTEM, "AMB", "Ambulance")),
-                    cx.nhs_concept(RESPONSE_RESOURCE_TYPE_SYSTEM, kind, Some(kind_display)),
+                    cx.nhs_concept_frozen(
+                        &RESOURCE_TYPE,
+                        r.resource_type as usize,
+                        RESPONSE_RESOURCE_TYPE_SYSTEM,
+                        kind,
+                        Some(kind_display),
+                    ),
                 ],
                 "physicalType": frozen!(concept(LOCATION_PHYSICAL_TYPE_SYSTEM, "ve", "Vehicle")),
                 "managingOrganization": cx.provider(),
