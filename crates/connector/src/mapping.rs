@@ -53,7 +53,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cad::{CadCall, Text};
-use node::{key, node, Json, Node};
+use node::{key, node, FrozenSet, Json, Node};
 
 mod call;
 pub mod check;
@@ -320,18 +320,24 @@ pub fn encode_validated(
     })
 }
 
-/// Puts each resource's profile ([`profile_of`]) in its `meta.profile`.
+/// Puts each resource's profile ([`profile_of`]) in its `meta.profile`; a `meta` of only the
+/// profile is frozen, one per resource type.
 fn declare_profiles(entries: &mut [Node<'_>]) {
+    static META: FrozenSet<{ PROFILES.len() }> = FrozenSet::new();
     for entry in entries {
         let Some(resource) = entry.get_mut("resource") else {
             continue;
         };
-        let Some(profile) = resource["resourceType"].as_str().and_then(profile_of) else {
+        let Some(at) = resource["resourceType"].as_str().and_then(profile_index) else {
             continue;
         };
+        let profile = PROFILES[at].1;
         match resource.get_mut("meta") {
             Some(meta) => meta.set(key!("profile"), node!([profile])),
-            None => resource.set(key!("meta"), node!({ "profile": [profile] })),
+            None => resource.set(
+                key!("meta"),
+                META.get(at, || node!({ "profile": [profile] })),
+            ),
         }
     }
 }

@@ -63,24 +63,59 @@ pub const NHS_NUMBER_UNAVAILABLE_REASON_SYSTEM: &str =
 /// IG names `UKCore-ADS-Bundle` and `UKCore-ADS-Communication` but shows no URL (nhs-api.md
 /// §2.3); they follow the NHS England pattern of the ADS extensions.
 pub fn profile_of(resource_type: &str) -> Option<&'static str> {
-    Some(match resource_type {
-        "Bundle" => ADS_BUNDLE_PROFILE,
-        "Communication" => ADS_COMMUNICATION_PROFILE,
-        "Condition" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Condition",
-        "Encounter" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Encounter",
-        "Flag" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Flag",
-        "Location" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Location",
-        "MedicationAdministration" => {
-            "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MedicationAdministration"
-        }
-        "MessageHeader" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MessageHeader",
-        "Observation" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Observation",
-        "Organization" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Organization",
-        "Patient" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient",
-        "Procedure" => "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Procedure",
-        _ => return None,
-    })
+    profile_index(resource_type).map(|at| PROFILES[at].1)
 }
+
+/// Where `resource_type` is in [`PROFILES`].
+pub fn profile_index(resource_type: &str) -> Option<usize> {
+    PROFILES.iter().position(|(t, _)| *t == resource_type)
+}
+
+/// Each resource type the mapping emits and its profile ([`profile_of`]).
+pub const PROFILES: [(&str, &str); 12] = [
+    ("Bundle", ADS_BUNDLE_PROFILE),
+    ("Communication", ADS_COMMUNICATION_PROFILE),
+    (
+        "Condition",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Condition",
+    ),
+    (
+        "Encounter",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Encounter",
+    ),
+    (
+        "Flag",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Flag",
+    ),
+    (
+        "Location",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Location",
+    ),
+    (
+        "MedicationAdministration",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MedicationAdministration",
+    ),
+    (
+        "MessageHeader",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MessageHeader",
+    ),
+    (
+        "Observation",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Observation",
+    ),
+    (
+        "Organization",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Organization",
+    ),
+    (
+        "Patient",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient",
+    ),
+    (
+        "Procedure",
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Procedure",
+    ),
+];
 
 /// HL7 data-absent-reason extension (for a mandatory FHIR element the call does not know).
 pub const EXT_DATA_ABSENT_REASON: &str =

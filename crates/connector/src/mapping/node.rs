@@ -844,6 +844,33 @@ mod tests {
     }
 
     #[test]
+    fn a_frozen_set_shares_one_frozen_tree_per_index_and_builds_beyond_its_size_unfrozen() {
+        static SET: FrozenSet<2> = FrozenSet::new();
+        let make = |i: usize| move || node!({ "code": ["a", "b", "c"][i] });
+        let (Node::Frozen(first), Node::Frozen(again)) = (SET.get(1, make(1)), SET.get(1, make(1)))
+        else {
+            panic!("index 1 of 2 is frozen");
+        };
+        assert!(std::ptr::eq(first, again), "made once, then shared");
+        assert_eq!(
+            Node::Frozen(first).to_bytes_walked(0, &[]).0,
+            br#"{"code":"b"}"#
+        );
+        let beyond = SET.get(2, make(2));
+        assert!(!matches!(beyond, Node::Frozen(_)));
+        assert_eq!(beyond.to_bytes_walked(0, &[]).0, br#"{"code":"c"}"#);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "made two trees")]
+    fn a_frozen_set_index_that_makes_a_different_tree_is_a_bug_a_debug_build_catches() {
+        static SET: FrozenSet<1> = FrozenSet::new();
+        SET.get(0, || node!({ "code": "a" }));
+        SET.get(0, || node!({ "code": "b" }));
+    }
+
+    #[test]
     fn set_keeps_members_in_key_order_and_replaces_a_member_already_there() {
         let mut n = node!({ "b": "1", "d": "2" });
         n.set(key!("c"), "3");
