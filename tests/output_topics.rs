@@ -6,14 +6,16 @@
 //! mock cluster has no DeleteTopics (the admin request times out), so there a deleted topic is
 //! its metadata answering `UnknownTopicOrPartition`, while its produce path goes on
 //! acknowledging writes exactly as Tansu's does. Now: a missing output topic stops the start,
-//! naming it; one that disappears stops the pipeline with an error naming it, and nothing past
-//! the last write proven to have landed is committed. On the mock cluster (always) and on
-//! Tansu (`ADS_TEST_KAFKA_BOOTSTRAP`).
+//! naming it, once it has had `topic.metadata.propagation.max.ms` to appear (librdkafka's
+//! own wait before it marks a topic non-existent), so one created moments before the start
+//! does not stop it; one that disappears stops the pipeline with an error naming it, and
+//! nothing past the last write proven to have landed is committed. On the mock cluster
+//! (always) and on Tansu (`ADS_TEST_KAFKA_BOOTSTRAP`).
 
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ads_connector::app::{AppError, Pipeline};
 use ads_connector::kafka::ProduceError;
@@ -26,16 +28,34 @@ use tokio_util::sync::CancellationToken;
 
 const BATCH: &str = "max_calls = 20\nlinger_ms = 20";
 
+/// `[kafka.properties]` setting how long a topic the metadata does not list may take to
+/// appear, in milliseconds.
+fn propagation(ms: u64) -> String {
+    format!("[kafka.properties]\n\"topic.metadata.propagation.max.ms\" = \"{ms}\"")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_ack_topic_stops_the_start_naming_the_topic_and_its_key() {
     let names = Names::new("no-ack");
     let broker = Broker::mock(1, &[(&names.cad, 1), (&names.dlq, 1)]);
     let sandbox = auth_sandbox().await;
-    let config = connector_config(&broker.bootstrap(), &names, &sandbox, BATCH, "");
+    let config = connector_config(
+        &broker.bootstrap(),
+        &names,
+        &sandbox,
+        BATCH,
+        &propagation(1000),
+    );
+    let asked = Instant::now();
     let started = Pipeline::start(config, Metrics::new(), CancellationToken::new()).await;
     let Err(error) = started else {
         panic!("the pipeline started without its ack topic");
     };
+    assert!(
+        asked.elapsed() >= Duration::from_millis(1000),
+        "stopped after {:?}, before the topic had its propagation time to appear",
+        asked.elapsed()
+    );
     assert!(
         matches!(&error, AppError::Produce(ProduceError::TopicMissing { topic, key, .. })
             if *topic == names.ack && *key == "kafka.ack_topic"),
@@ -53,7 +73,13 @@ async fn a_missing_dead_letter_topic_stops_the_start_naming_it() {
     let names = Names::new("no-dlq");
     let broker = Broker::mock(1, &[(&names.cad, 1), (&names.ack, 1)]);
     let sandbox = auth_sandbox().await;
-    let config = connector_config(&broker.bootstrap(), &names, &sandbox, BATCH, "");
+    let config = connector_config(
+        &broker.bootstrap(),
+        &names,
+        &sandbox,
+        BATCH,
+        &propagation(0),
+    );
     let started = Pipeline::start(config, Metrics::new(), CancellationToken::new()).await;
     let Err(error) = started else {
         panic!("the pipeline started without its dead-letter topic");
@@ -61,6 +87,77 @@ async fn a_missing_dead_letter_topic_stops_the_start_naming_it() {
     assert!(
         error.to_string().contains(&names.dlq)
             && error.to_string().contains("kafka.dead_letter_topic"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_topic_created_moments_after_the_start_is_waited_for_and_every_record_is_acked_to_it(
+) {
+    let names = Names::new("late-ack");
+    let broker = Broker::mock(1, &[(&names.cad, 2), (&names.dlq, 1)]);
+    let bootstrap = broker.bootstrap();
+    let sandbox = auth_sandbox().await;
+    let config = connector_config(&bootstrap, &names, &sandbox, BATCH, &propagation(60_000));
+    let cancel = CancellationToken::new();
+    // The topic appears 1.5 s into the start, as a topic operator's would beside the pod.
+    let (started, ()) = tokio::join!(
+        Pipeline::start(config, Metrics::new(), cancel.clone()),
+        async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            broker.create_topics(&[(&names.ack, 1)]).await;
+        }
+    );
+    let pipeline = match started {
+        Ok(pipeline) => pipeline,
+        Err(error) => panic!("the start did not wait for the ack topic: {error}"),
+    };
+    assert!(pipeline.ready(Duration::from_secs(30)).await);
+    let produced = CallSource::new(72, 0)
+        .produce(&bootstrap, &names.cad, 60)
+        .await;
+    let (b, n, p) = (bootstrap.clone(), names.clone(), produced.clone());
+    let (acks, dlq) =
+        tokio::task::spawn_blocking(move || read_outcomes(&b, &n, &p, Duration::from_secs(60)))
+            .await
+            .unwrap();
+    assert_eq!(assert_every_record_at_least_once(&produced, &acks, &dlq), 0);
+    cancel.cancel();
+    pipeline.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_while_the_start_waits_for_a_missing_output_topic_stops_it_at_once_naming_the_topic(
+) {
+    let names = Names::new("no-ack-stop");
+    let broker = Broker::mock(1, &[(&names.cad, 1), (&names.dlq, 1)]);
+    let sandbox = auth_sandbox().await;
+    // Ten minutes to appear: only the shutdown can end the wait within the test.
+    let config = connector_config(
+        &broker.bootstrap(),
+        &names,
+        &sandbox,
+        BATCH,
+        &propagation(600_000),
+    );
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let (started, ()) = tokio::join!(
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            Pipeline::start(config, Metrics::new(), cancel)
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            stop.cancel();
+        }
+    );
+    let started = started.expect("the start went on waiting for the topic after the shutdown");
+    let Err(error) = started else {
+        panic!("the pipeline started without its ack topic");
+    };
+    assert!(
+        matches!(&error, AppError::Produce(ProduceError::TopicMissing { topic, .. }) if *topic == names.ack),
         "{error}"
     );
 }

@@ -16,8 +16,8 @@
 //! the dead-letter stage, and a transaction a cut-off stage left open is aborted. A stage that
 //! fails fatally (the producer cannot deliver, a transaction fails) cancels the pipeline; the
 //! process then exits non-zero without committing past it. At start-up the ack and dead-letter
-//! topics must exist (the broker's metadata is asked; a missing one stops the start, naming
-//! it); while running, an output topic that disappears is such a fatal failure
+//! topics must exist (the broker's metadata is asked; one still missing after
+//! `topic.metadata.propagation.max.ms` stops the start, naming it); while running, an output topic that disappears is such a fatal failure
 //! ([`crate::kafka::OutputTopics`]).
 
 use std::collections::HashMap;
@@ -195,7 +195,9 @@ impl Pipeline {
             })??;
         // The output topics must exist: the producer never creates them, and a write to a
         // topic that does not exist may be acknowledged and dropped (Tansu 0.6). Refused
-        // here, before anything is consumed, naming the topic.
+        // here, before anything is consumed, naming the topic, once one the metadata does not
+        // list has had `topic.metadata.propagation.max.ms` to appear (librdkafka's own wait
+        // before it marks a topic non-existent).
         let outputs = vec![
             ("kafka.ack_topic", config.kafka.ack_topic.clone()),
             (
@@ -205,13 +207,10 @@ impl Pipeline {
         ];
         let topics = OutputTopics::new(kafka.source_consumer(&config.kafka), outputs)
             .map_err(AppError::Producer)?;
-        let probe = topics.clone();
-        match tokio::task::spawn_blocking(move || probe.check(None))
+        match topics
+            .check_at_start(config.kafka.topic_propagation, &cancel)
             .await
-            .map_err(|e| AppError::Panic {
-                task: Task::Source,
-                message: e.to_string(),
-            })? {
+        {
             Ok(()) => {}
             Err(error @ ProduceError::TopicMissing { .. }) => return Err(error.into()),
             // Brokers that do not answer are not a fault of the configuration: every write is

@@ -429,6 +429,50 @@ impl OutputTopics {
         Ok(())
     }
 
+    /// [`OutputTopics::check`] of every output topic at start-up, waiting as librdkafka waits
+    /// for a topic it has just been asked for (`topic.metadata.propagation.max.ms`,
+    /// [`crate::config::kafka::TOPIC_PROPAGATION_PROPERTY`]): a topic the metadata does not
+    /// list is asked for again every [`METADATA_RETRY`] until `propagation` has passed since
+    /// the first answer, so an output topic created moments before the connector started (a
+    /// topic operator reconciling beside the Deployment, a broker still propagating it) does
+    /// not stop the start. `Err(TopicMissing)` once `propagation` has passed, or at once when
+    /// `cancel` fires while it waits; `Err(Delivery)` is a broker that did not answer (the
+    /// caller starts anyway: every write is checked again by [`OutputTopics::confirm`]).
+    pub async fn check_at_start(
+        &self,
+        propagation: Duration,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), ProduceError> {
+        let mut first_missing: Option<Instant> = None;
+        loop {
+            let this = self.clone();
+            let checked = match tokio::task::spawn_blocking(move || this.check(None)).await {
+                Ok(checked) => checked,
+                // A panic fails loudly, as it would have without the blocking thread.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Err(ProduceError::Delivery(KafkaError::Canceled)),
+            };
+            let Err(error @ ProduceError::TopicMissing { .. }) = checked else {
+                return checked;
+            };
+            let since = *first_missing.get_or_insert_with(|| {
+                tracing::warn!(
+                    message = "An output topic is not in the broker's metadata yet; waiting for it to propagate before stopping.",
+                    %error,
+                    wait_ms = propagation.as_millis() as u64,
+                );
+                Instant::now()
+            });
+            if since.elapsed() >= propagation {
+                return Err(error);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(METADATA_RETRY.min(propagation)) => {}
+                _ = cancel.cancelled() => return Err(error),
+            }
+        }
+    }
+
     /// Returns once each of `topics` was found by a metadata request that started at or after
     /// `delivered_at` (the time the writes to it were acknowledged); see the type's doc.
     pub async fn confirm(

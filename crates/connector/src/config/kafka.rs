@@ -148,7 +148,10 @@ pub const PROPERTIES: Setting = Setting {
               (`enable.auto.offset.store`, `enable.auto.commit`, `isolation.level`, \
               `auto.offset.reset`, `group.id`, `acks`, `enable.idempotence`, `transactional.id`, \
               …) is refused, and so are secrets whatever their case (use \
-              `kafka.sasl_password_file` and `kafka.ssl_key_password_file`)",
+              `kafka.sasl_password_file` and `kafka.ssl_key_password_file`). \
+              `topic.metadata.propagation.max.ms` (librdkafka's default 30000) is also how long \
+              the start-up check waits for an output topic the broker's metadata does not list \
+              yet before it stops, naming the topic",
 };
 /// `kafka.sasl_password_file`
 pub const SASL_PASSWORD_FILE: Setting = Setting {
@@ -249,7 +252,26 @@ pub struct KafkaConfig {
     pub ssl_key_password_file: Option<PathBuf>,
     /// The producer's `transactional.id`; `Some` means transactional mode.
     pub transactional_id: Option<String>,
+    /// How long a topic the broker's metadata does not list yet may take to appear before it
+    /// counts as missing ([`TOPIC_PROPAGATION_PROPERTY`] in `properties`, or librdkafka's
+    /// default [`TOPIC_PROPAGATION_DEFAULT_MS`]): the start-up check of the output topics waits
+    /// this long for one created moments before the connector started.
+    pub topic_propagation: Duration,
 }
+
+/// librdkafka's `topic.metadata.propagation.max.ms`: "Apache Kafka topic creation is
+/// asynchronous and it takes some time for a new topic to propagate throughout the cluster to
+/// all brokers. [...] This setting delays marking a topic as non-existent until the configured
+/// propagation max time has passed" (librdkafka `CONFIGURATION.md`). On the allow-list; the
+/// connector's start-up check of its output topics honours it too.
+pub const TOPIC_PROPAGATION_PROPERTY: &str = "topic.metadata.propagation.max.ms";
+
+/// librdkafka's default of [`TOPIC_PROPAGATION_PROPERTY`] (`CONFIGURATION.md`: 30000, range
+/// 0 .. 3600000).
+pub const TOPIC_PROPAGATION_DEFAULT_MS: u64 = 30_000;
+
+/// The largest [`TOPIC_PROPAGATION_PROPERTY`] librdkafka takes.
+const TOPIC_PROPAGATION_MAX_MS: u64 = 3_600_000;
 
 impl RawKafka {
     pub(super) fn validate(self) -> Result<KafkaConfig, ConfigError> {
@@ -345,7 +367,21 @@ impl RawKafka {
                 producer_max.saturating_sub(DEAD_LETTER_HEADROOM)
             )));
         }
+        let topic_propagation_ms = match self.properties.get(TOPIC_PROPAGATION_PROPERTY) {
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= TOPIC_PROPAGATION_MAX_MS)
+                .ok_or_else(|| {
+                    PROPERTIES.error(format!(
+                        "must give `{TOPIC_PROPAGATION_PROPERTY}` as milliseconds from 0 to \
+                         {TOPIC_PROPAGATION_MAX_MS}"
+                    ))
+                })?,
+            None => TOPIC_PROPAGATION_DEFAULT_MS,
+        };
         Ok(KafkaConfig {
+            topic_propagation: Duration::from_millis(topic_propagation_ms),
             bootstrap_servers: self.bootstrap_servers,
             group_id: self.group_id,
             topics: self.topics,
@@ -408,7 +444,7 @@ pub const ALLOWED_PROPERTIES: &[&str] = &[
     "retry.backoff.max.ms",
     "metadata.max.age.ms",
     "topic.metadata.refresh.interval.ms",
-    "topic.metadata.propagation.max.ms",
+    TOPIC_PROPAGATION_PROPERTY,
     "api.version.request",
     "request.timeout.ms",
     // Consumer fetch tuning.
@@ -504,6 +540,8 @@ pub(super) fn refuse_input_matching(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::config::tests::MINIMAL;
     use crate::config::Config;
 
@@ -577,6 +615,25 @@ mod tests {
             &format!("dead_letter_topic = \"ads.dlq\"\nproperties = {{ {props} }}"),
         );
         Config::from_toml_str(&text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_topic_propagation_wait_is_librdkafkas_default_or_the_property_and_a_bad_value_is_refused(
+    ) {
+        let default = with_properties("").unwrap();
+        assert_eq!(default.kafka.topic_propagation, Duration::from_secs(30));
+        let set = with_properties("\"topic.metadata.propagation.max.ms\" = \"2500\"").unwrap();
+        assert_eq!(set.kafka.topic_propagation, Duration::from_millis(2500));
+        for bad in ["soon", "-1", "3600001"] {
+            let err = with_properties(&format!(
+                "\"topic.metadata.propagation.max.ms\" = \"{bad}\""
+            ))
+            .unwrap_err();
+            assert!(
+                err.contains("topic.metadata.propagation.max.ms") && err.contains("3600000"),
+                "{err}"
+            );
+        }
     }
 
     fn with_topics(topics: &str) -> Result<Config, String> {
