@@ -75,12 +75,80 @@ const DATE_RULE: &str = "expected a calendar date YYYY-MM-DD, e.g. 2025-03-01";
 
 pub(super) fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
     // chrono also accepts a space, `t` or `z`; the schema's pattern does not, so neither do we.
-    if !has_rfc3339_shape(s.as_bytes()) {
+    let b = s.as_bytes();
+    if !has_rfc3339_shape(b) {
         return None;
     }
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    match fields_of(b) {
+        Some(fields) => fields.to_utc(),
+        // A leap second or an offset past 23:59: chrono's rules, as they stand.
+        None => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+/// The parts of a timestamp of the schema's shape, as numbers, for the common case: a second
+/// from 0 to 59 and an offset of at most 23:59 (`None` otherwise, left to chrono).
+struct Fields {
+    date: (i32, u32, u32),
+    time: (u32, u32, u32, u32),
+    /// East of UTC, in seconds.
+    offset: i32,
+}
+
+impl Fields {
+    /// The instant, as `DateTime::parse_from_rfc3339` gives it (`None` for a date or time
+    /// that does not exist, as chrono refuses it).
+    fn to_utc(&self) -> Option<DateTime<Utc>> {
+        let (y, mo, d) = self.date;
+        let (h, mi, sec, nano) = self.time;
+        let local = NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_nano_opt(h, mi, sec, nano)?;
+        let offset = chrono::FixedOffset::east_opt(self.offset)?;
+        Some(local.checked_sub_offset(offset)?.and_utc())
+    }
+}
+
+/// [`Fields`] of `b`, which has [`has_rfc3339_shape`]. chrono reads at most nine fraction
+/// digits and ignores the rest; so does this.
+fn fields_of(b: &[u8]) -> Option<Fields> {
+    let num =
+        |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let sec = num(17..19);
+    if sec > 59 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut nano = 0;
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
+        let kept = &fraction[..n.min(9)];
+        nano = kept.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'))
+            * 10u32.pow(9 - kept.len() as u32);
+        rest = &fraction[n..];
+    }
+    let offset = match rest {
+        [b'Z'] => 0,
+        [sign, h1, h2, b':', m1, m2] => {
+            let two = |a: &u8, b: &u8| i32::from(a - b'0') * 10 + i32::from(b - b'0');
+            let (hours, minutes) = (two(h1, h2), two(m1, m2));
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let east = hours * 3600 + minutes * 60;
+            if *sign == b'-' {
+                -east
+            } else {
+                east
+            }
+        }
+        _ => return None,
+    };
+    Some(Fields {
+        date: (num(0..4) as i32, num(5..7), num(8..10)),
+        time: (num(11..13), num(14..16), sec, nano),
+        offset,
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, the schema's `timestamp` pattern.
@@ -126,27 +194,75 @@ pub(super) fn parse_date(s: &str) -> Option<NaiveDate> {
             4 | 7 => *c == b'-',
             _ => c.is_ascii_digit(),
         });
-    shape_ok
-        .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-        .flatten()
+    if !shape_ok {
+        return None;
+    }
+    let num =
+        |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10))
+}
+
+/// A string value parsed by a function, read where the deserializer holds it (the record's
+/// own bytes, or its scratch copy of an escaped string) instead of a `String` made for it.
+/// Expects "a string", as `String`'s own `Deserialize` does, so serde's errors read the same.
+struct ParsedStr<F> {
+    parse: F,
+    rule: &'static str,
+}
+
+impl<'de, T, F: FnOnce(&str) -> Option<T>> serde::de::Visitor<'de> for ParsedStr<F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        (self.parse)(s).ok_or_else(|| E::custom(self.rule))
+    }
+}
+
+/// An optional [`ParsedStr`]: `null` is `None`.
+struct OptionalParsedStr<F>(ParsedStr<F>);
+
+impl<'de, T, F: FnOnce(&str) -> Option<T>> serde::de::Visitor<'de> for OptionalParsedStr<F> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("option")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_str(self.0).map(Some)
+    }
 }
 
 pub(super) mod rfc3339 {
     use chrono::{DateTime, Utc};
-    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format_utc(t))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_rfc3339(&s).ok_or_else(|| D::Error::custom(super::RFC3339_RULE))
+        d.deserialize_str(super::ParsedStr {
+            parse: super::parse_rfc3339,
+            rule: super::RFC3339_RULE,
+        })
     }
 
     pub mod option {
         use chrono::{DateTime, Utc};
-        use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+        use serde::{Deserializer, Serializer};
 
         pub fn serialize<S: Serializer>(
             t: &Option<DateTime<Utc>>,
@@ -161,32 +277,32 @@ pub(super) mod rfc3339 {
         pub fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<DateTime<Utc>>, D::Error> {
-            match Option::<String>::deserialize(d)? {
-                None => Ok(None),
-                Some(s) => super::super::parse_rfc3339(&s)
-                    .map(Some)
-                    .ok_or_else(|| D::Error::custom(super::super::RFC3339_RULE)),
-            }
+            d.deserialize_option(super::super::OptionalParsedStr(super::super::ParsedStr {
+                parse: super::super::parse_rfc3339,
+                rule: super::super::RFC3339_RULE,
+            }))
         }
     }
 }
 
 pub(super) mod date {
     use chrono::NaiveDate;
-    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&d.format("%Y-%m-%d").to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_date(&s).ok_or_else(|| D::Error::custom(super::DATE_RULE))
+        d.deserialize_str(super::ParsedStr {
+            parse: super::parse_date,
+            rule: super::DATE_RULE,
+        })
     }
 
     pub mod option {
         use chrono::NaiveDate;
-        use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+        use serde::{Deserializer, Serializer};
 
         pub fn serialize<S: Serializer>(d: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
             match d {
@@ -196,12 +312,10 @@ pub(super) mod date {
         }
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
-            match Option::<String>::deserialize(d)? {
-                None => Ok(None),
-                Some(s) => super::super::parse_date(&s)
-                    .map(Some)
-                    .ok_or_else(|| D::Error::custom(super::super::DATE_RULE)),
-            }
+            d.deserialize_option(super::super::OptionalParsedStr(super::super::ParsedStr {
+                parse: super::super::parse_date,
+                rule: super::super::DATE_RULE,
+            }))
         }
     }
 }
@@ -209,6 +323,68 @@ pub(super) mod date {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A timestamp of the schema's shape, its fields anywhere in their digits' range (so
+    /// months 13 and up, days 32 and up, leap seconds and offsets past 23:59 come up), and a
+    /// fraction of 0 to 12 digits.
+    fn shaped_timestamp() -> impl Strategy<Value = String> {
+        (
+            (0u32..=9999, 0u32..=19, 0u32..=39),
+            (0u32..=29, 0u32..=69, 0u32..=69),
+            proptest::option::of("[0-9]{1,12}"),
+            proptest::option::of((prop_oneof![Just('+'), Just('-')], 0u32..=29, 0u32..=69)),
+        )
+            .prop_map(|((y, mo, d), (h, mi, s), fraction, offset)| {
+                let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+                let offset = match offset {
+                    None => "Z".to_string(),
+                    Some((sign, oh, om)) => format!("{sign}{oh:02}:{om:02}"),
+                };
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{fraction}{offset}")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn a_timestamp_parses_to_the_instant_chrono_gives_and_fails_where_chrono_fails(
+            text in shaped_timestamp()
+        ) {
+            let chrono = DateTime::parse_from_rfc3339(&text).ok().map(|t| t.with_timezone(&Utc));
+            prop_assert_eq!(parse_rfc3339(&text), chrono, "{}", text);
+        }
+
+        #[test]
+        fn a_date_parses_to_the_date_chrono_gives_and_fails_where_chrono_fails(
+            (y, mo, d) in (0u32..=9999, 0u32..=19, 0u32..=39)
+        ) {
+            let text = format!("{y:04}-{mo:02}-{d:02}");
+            let chrono = NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok();
+            prop_assert_eq!(parse_date(&text), chrono, "{}", text);
+        }
+    }
+
+    #[test]
+    fn timestamps_at_the_edges_parse_as_chrono_parses_them() {
+        for text in [
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.5+01:00",
+            "0000-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59.999999999-23:59",
+            "2024-02-29T12:00:00.1234567890123Z",
+            "2023-02-29T12:00:00Z",
+            "2025-03-30T01:30:00-00:00",
+            "2025-03-01T24:00:00Z",
+            "2025-03-01T12:00:00+24:00",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.with_timezone(&Utc));
+            assert_eq!(parse_rfc3339(text), chrono, "{text}");
+        }
+    }
 
     #[test]
     fn utc_text_is_the_text_of_format_utc() {
