@@ -12,6 +12,9 @@ pub fn format_utc(t: &DateTime<Utc>) -> String {
 /// leap second. `None` otherwise (the caller falls back to [`format_utc`]); the text is then
 /// byte-for-byte what `format_utc` gives.
 pub fn utc_text(t: &DateTime<Utc>) -> Option<UtcText> {
+    // The fields of the naive UTC time: each of `DateTime`'s own field methods first works out
+    // the local time, applying the (zero) offset again.
+    let t = t.naive_utc();
     let year = t.year();
     let nanos = t.nanosecond();
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
