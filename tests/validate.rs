@@ -341,6 +341,32 @@ fn local_validation_finds_each_broken_rule_in_a_fhir_bundle() {
 }
 
 #[test]
+fn a_full_url_repeated_is_an_error_at_each_entry_after_the_first_that_has_it_in_entry_order() {
+    let mut bundle = fixture_value("fhir", "conveyed-two-patients");
+    let entries = bundle["entry"].as_array_mut().unwrap();
+    assert!(entries.len() > 6);
+    // Entry 5 repeats entry 1's fullUrl, entry 6 entry 0's, and the last entry entry 1's again.
+    let (first, second) = (entries[0]["fullUrl"].clone(), entries[1]["fullUrl"].clone());
+    let last = entries.len() - 1;
+    entries[5]["fullUrl"] = second.clone();
+    entries[6]["fullUrl"] = first;
+    entries[last]["fullUrl"] = second;
+    let report = check::bundle(&bundle);
+    let repeated: Vec<&str> = report
+        .errors
+        .iter()
+        .filter(|p| p.rule == "duplicate_full_url")
+        .map(|p| p.path.as_str())
+        .collect();
+    let expected = [
+        "$.entry[5].fullUrl".to_string(),
+        "$.entry[6].fullUrl".to_string(),
+        format!("$.entry[{last}].fullUrl"),
+    ];
+    assert_eq!(repeated, expected, "{:#?}", report.errors);
+}
+
+#[test]
 fn an_unpublished_cat1_code_is_a_warning_and_a_later_timestamp_too() {
     let mut bundle = fixture_value("fhir", "cat1-early-prediction-unpublished-code");
     let report = check::bundle(&bundle);

@@ -85,7 +85,7 @@ pub(super) fn communication<J: Json>(c: &J, path: &dyn fmt::Display, r: &mut Rep
         "ADS20 reporting response category (cad: reporting_response_category)",
     );
     later(
-        typed_codes(c).contains("time-dispatch-code-established"),
+        typed_codes(c).contains(&"time-dispatch-code-established"),
         "extension",
         "ADS21 time dispatch code established (cad: times.dispatch_code_established)",
     );

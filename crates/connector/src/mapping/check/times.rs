@@ -2,7 +2,6 @@
 //! none after the snapshot time (a warning), and the fixed orders of the `cad.call.v1` rules
 //! restated on the FHIR side (an error when broken). Pure; messages carry no timestamp.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -34,7 +33,9 @@ fn typed<J: Json>(res: &J) -> Vec<(&str, Option<DateTime<Utc>>, usize)> {
         .collect()
 }
 
-pub(super) fn typed_codes<J: Json>(res: &J) -> BTreeSet<&str> {
+/// The DateTimeType codes of a resource's typed date-times (a handful: a scan of them beats a
+/// set).
+pub(super) fn typed_codes<J: Json>(res: &J) -> Vec<&str> {
     typed(res).into_iter().map(|(code, ..)| code).collect()
 }
 
@@ -196,7 +197,7 @@ pub(super) fn cross_section<J: Json>(entries: &[J], base: &str, r: &mut Report) 
     } else {
         mobilised
             .iter()
-            .all(|codes| codes.contains("time-clear") || codes.contains("time-stood-down"))
+            .all(|codes| codes.contains(&"time-clear") || codes.contains(&"time-stood-down"))
     };
     let closed = ended.is_some() && responses_done;
 
