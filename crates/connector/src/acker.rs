@@ -110,6 +110,17 @@ pub struct AckInputs {
     pub superseded: Option<mpsc::Receiver<SupersededRecord>>,
 }
 
+/// Room for an ack's JSON: a submitted ack is about 450 bytes, so it is written without a
+/// reallocation.
+const ACK_JSON_CAPACITY: usize = 640;
+
+/// An ack's JSON.
+fn ack_json(ack: &AckRecord<'_>) -> Vec<u8> {
+    let mut value = Vec::with_capacity(ACK_JSON_CAPACITY);
+    serde_json::to_writer(&mut value, ack).expect("ack serializes");
+    value
+}
+
 /// The `ads.ack.v1` record.
 #[derive(Debug, Serialize)]
 pub struct AckRecord<'a> {
@@ -286,7 +297,7 @@ impl AckPublisher {
                 trace_id: trace_id(&r.envelope),
                 missing_ads_items: Vec::new(),
             };
-            let value = serde_json::to_vec(&ack).expect("ack serializes");
+            let value = ack_json(&ack);
             prepared.push((value, &r.envelope));
         }
         let records = prepared.iter().map(|(value, envelope)| {
@@ -294,7 +305,7 @@ impl AckPublisher {
                 .key(envelope.key.as_deref().unwrap_or_default())
                 .payload(value.as_slice());
             match envelope.traceparent.as_deref() {
-                Some(t) => r.headers(OwnedHeaders::new().insert(Header {
+                Some(t) => r.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
                     key: "traceparent",
                     value: Some(t),
                 })),
@@ -358,10 +369,10 @@ impl AckPublisher {
                         AckOutcome::Superseded => Vec::new(),
                     },
                 };
-                let value = serde_json::to_vec(&ack).expect("ack serializes");
+                let value = ack_json(&ack);
                 let traceparent = send_traceparent.as_deref();
                 let headers = traceparent.or(envelope.traceparent.as_deref()).map(|t| {
-                    OwnedHeaders::new().insert(Header {
+                    OwnedHeaders::new_with_capacity(1).insert(Header {
                         key: "traceparent",
                         value: Some(t),
                     })

@@ -174,9 +174,9 @@ impl BatchBuilder {
     /// An empty builder.
     pub fn new(config: BatchConfig) -> Self {
         Self {
+            calls: Vec::with_capacity(config.max_calls),
+            index: HashMap::with_capacity(config.max_calls),
             config,
-            calls: Vec::new(),
-            index: HashMap::new(),
             bytes: BATCH_OVERHEAD,
             opened: None,
         }
@@ -242,7 +242,8 @@ impl BatchBuilder {
         let bytes = std::mem::replace(&mut self.bytes, BATCH_OVERHEAD);
         Some(Batch {
             id: Uuid::new_v4(),
-            calls: std::mem::take(&mut self.calls),
+            // The next batch's room made now: a batch grows to `max_calls` most of the time.
+            calls: std::mem::replace(&mut self.calls, Vec::with_capacity(self.config.max_calls)),
             bytes,
             reason,
         })

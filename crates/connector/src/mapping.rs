@@ -262,7 +262,8 @@ pub fn encode_validated(
     let bundle_type_display = check_options(opts)?;
     let cx = ctx::Ctx::new(call, opts);
 
-    let mut entries: Vec<Node<'_>> = Vec::new();
+    // Room for the usual Bundle: a few call-level entries, and a dozen or so per patient.
+    let mut entries: Vec<Node<'_>> = Vec::with_capacity(16 + 12 * call.patients.len());
     entries.extend(call::message_header(&cx));
     let vehicles = response::vehicle_encounter_plan(&cx);
     entries.push(call::communication(&cx, &vehicles));
