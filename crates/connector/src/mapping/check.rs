@@ -192,12 +192,17 @@ fn check_bundle<J: Json>(b: &J, base: &str, walked: Walked, r: &mut Report) {
             "an ADS call Bundle has exactly one Communication",
         );
     }
+    // Each resource's typed date-times, read once for every rule that needs them.
+    let typed: Vec<times::Typed<'_>> = entries
+        .iter()
+        .map(|e| times::typed(&e["resource"]))
+        .collect();
     let mut segments = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let path = &Resource { base, entry: i };
         let res = &e["resource"];
         match res["resourceType"].as_str() {
-            Some("Communication") => communication(res, path, r),
+            Some("Communication") => communication(res, &typed[i], path, r),
             Some("Organization") => identifiers(res, path, ODS_ORGANIZATION_SYSTEM, r),
             Some("Location") => identifiers(res, path, ODS_SITE_SYSTEM, r),
             Some("Patient") => patient(res, path, r),
@@ -206,9 +211,9 @@ fn check_bundle<J: Json>(b: &J, base: &str, walked: Walked, r: &mut Report) {
         if !walked.codings_clean {
             codings(res, path, &mut segments, r);
         }
-        typed_times(res, path, snapshot, r);
+        typed_times(&typed[i], path, snapshot, r);
     }
-    if times::cross_section(entries, base, r) {
+    if times::cross_section(entries, &typed, base, r) {
         // The call is closed: an ADS mandatory item still absent is missing, not "not yet
         // known" (the ack of such a call names it: `missing_ads_items`).
         for w in &mut r.warnings {

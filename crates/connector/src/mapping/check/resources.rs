@@ -5,14 +5,20 @@
 
 use std::fmt;
 
-use super::times::typed_codes;
+use super::times::has_code;
 use super::Report;
 use crate::cad::{is_ods_code, is_valid_nhs_number};
 use crate::mapping::codes::*;
 use crate::mapping::node::Json;
 
 /// ADS items of the Communication.
-pub(super) fn communication<J: Json>(c: &J, path: &dyn fmt::Display, r: &mut Report) {
+/// `times` are the Communication's typed date-times ([`super::times::typed`]).
+pub(super) fn communication<J: Json>(
+    c: &J,
+    times: &[(&str, Option<chrono::DateTime<chrono::Utc>>, usize)],
+    path: &dyn fmt::Display,
+    r: &mut Report,
+) {
     let mut missing = |present: bool, at: &str, item: &str| {
         if !present {
             r.error(
@@ -85,7 +91,7 @@ pub(super) fn communication<J: Json>(c: &J, path: &dyn fmt::Display, r: &mut Rep
         "ADS20 reporting response category (cad: reporting_response_category)",
     );
     later(
-        typed_codes(c).contains(&"time-dispatch-code-established"),
+        has_code(times, "time-dispatch-code-established"),
         "extension",
         "ADS21 time dispatch code established (cad: times.dispatch_code_established)",
     );

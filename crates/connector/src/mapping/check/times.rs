@@ -12,7 +12,11 @@ use crate::mapping::codes::*;
 use crate::mapping::node::Json;
 
 /// The typed date-times of a resource: `(code, time, extension index)`.
-fn typed<J: Json>(res: &J) -> Vec<(&str, Option<DateTime<Utc>>, usize)> {
+pub(super) type Typed<'a> = Vec<(&'a str, Option<DateTime<Utc>>, usize)>;
+
+/// [`Typed`] of a resource. The checks read them once per resource ([`super::check_bundle`]
+/// hands them to each rule that needs them).
+pub(super) fn typed<J: Json>(res: &J) -> Typed<'_> {
     res["extension"]
         .as_array()
         .into_iter()
@@ -33,10 +37,9 @@ fn typed<J: Json>(res: &J) -> Vec<(&str, Option<DateTime<Utc>>, usize)> {
         .collect()
 }
 
-/// The DateTimeType codes of a resource's typed date-times (a handful: a scan of them beats a
-/// set).
-pub(super) fn typed_codes<J: Json>(res: &J) -> Vec<&str> {
-    typed(res).into_iter().map(|(code, ..)| code).collect()
+/// True when `times` has a typed date-time of DateTimeType `code`.
+pub(super) fn has_code(times: &[(&str, Option<DateTime<Utc>>, usize)], code: &str) -> bool {
+    times.iter().any(|(c, ..)| *c == code)
 }
 
 /// A typed time's instant (when it parses) and its extension index.
@@ -77,13 +80,12 @@ fn order_rules() -> Vec<(&'static str, &'static str)> {
     rules
 }
 
-pub(super) fn typed_times<J: Json>(
-    res: &J,
+pub(super) fn typed_times(
+    times: &[(&str, Option<DateTime<Utc>>, usize)],
     path: &dyn fmt::Display,
     snapshot: Option<DateTime<Utc>>,
     r: &mut Report,
 ) {
-    let times = typed(res);
     if times.is_empty() {
         return;
     }
@@ -92,7 +94,7 @@ pub(super) fn typed_times<J: Json>(
     let find =
         |by_code: &[(&str, TimeAt)], code: &str| by_code.iter().position(|(c, _)| *c == code);
     let get = |by_code: &[(&str, TimeAt)], code: &str| find(by_code, code).map(|at| by_code[at].1);
-    for (code, at, i) in times {
+    for &(code, at, i) in times {
         // As a map's insert: a repeated code keeps its last time, and is an error.
         let repeated = find(&by_code, code);
         match repeated {
@@ -158,19 +160,25 @@ fn clinical_times<J: Json>(res: &J) -> Vec<(&'static str, Option<DateTime<Utc>>)
 /// | `encounter_status_contradicts_times` | error | an Encounter is `planned` although one of its response times says a vehicle arrived on scene |
 /// | `encounter_open_after_call_closed` | error | the call is closed (its call-ended time is known, and every response is clear or stood down, or no vehicle was sent and the Communication is `stopped`) but an Encounter is still `planned`, `arrived`, `triaged` or `in-progress` |
 /// Returns whether the Bundle says the call is closed.
-pub(super) fn cross_section<J: Json>(entries: &[J], base: &str, r: &mut Report) -> bool {
+/// `typed` holds each entry's resource's [`Typed`], by entry index.
+pub(super) fn cross_section<J: Json>(
+    entries: &[J],
+    typed: &[Typed<'_>],
+    base: &str,
+    r: &mut Report,
+) -> bool {
     let resources = || {
         entries
             .iter()
             .enumerate()
             .map(|(i, e)| (super::Resource { base, entry: i }, &e["resource"]))
     };
-    let Some((_, communication)) =
+    let Some((at, communication)) =
         resources().find(|(_, res)| res["resourceType"].is("Communication"))
     else {
         return false;
     };
-    let call_times = typed(communication);
+    let call_times = &typed[at.entry];
     let time_of = |code: &str| {
         call_times
             .iter()
@@ -187,24 +195,24 @@ pub(super) fn cross_section<J: Json>(entries: &[J], base: &str, r: &mut Report) 
     // down, or (no vehicle sent) the Communication is `stopped` (ADS4 stop code). Any response
     // time shows a vehicle, not only `time-resource-mobilised`: a response may arrive on scene
     // with its mobilised time not (yet) recorded, and it is not done until clear or stood down.
-    let mobilised: Vec<_> = encounters
+    let mobilised: Vec<&Typed<'_>> = encounters
         .iter()
-        .map(|(_, e)| typed_codes(*e))
-        .filter(|codes| codes.iter().any(|c| !c.starts_with("time-call")))
+        .map(|(at, _)| &typed[at.entry])
+        .filter(|times| times.iter().any(|(c, ..)| !c.starts_with("time-call")))
         .collect();
     let responses_done = if mobilised.is_empty() {
         communication["status"].is("stopped")
     } else {
         mobilised
             .iter()
-            .all(|codes| codes.contains(&"time-clear") || codes.contains(&"time-stood-down"))
+            .all(|times| has_code(times, "time-clear") || has_code(times, "time-stood-down"))
     };
     let closed = ended.is_some() && responses_done;
 
     for (path, e) in &encounters {
-        let times = typed(*e);
+        let times = &typed[path.entry];
         if let Some(answered) = answered {
-            for (code, at, i) in &times {
+            for (code, at, i) in times {
                 if code.starts_with("time-call") {
                     continue;
                 }
