@@ -148,10 +148,20 @@ pub(crate) struct Walked {
 const OBJECT_SPARE: usize = 3;
 
 /// `urn:uuid:` and a hyphenated UUID, on the stack: the URL, or only the id.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Eq)]
 pub(crate) struct Uid {
     text: [u8; 45],
     url: bool,
+}
+
+impl PartialEq for Uid {
+    /// Equal text and form. The write compares every reference with the Bundle's full URLs,
+    /// which share the prefix and mostly differ in their first eight hex digits: those decide
+    /// first, as one word.
+    fn eq(&self, other: &Self) -> bool {
+        let head = |u: &Uid| u64::from_ne_bytes(u.text[9..17].try_into().expect("eight bytes"));
+        self.url == other.url && head(self) == head(other) && self.text == other.text
+    }
 }
 
 impl std::fmt::Debug for Uid {
@@ -868,6 +878,16 @@ mod tests {
         static SET: FrozenSet<1> = FrozenSet::new();
         SET.get(0, || node!({ "code": "a" }));
         SET.get(0, || node!({ "code": "b" }));
+    }
+
+    #[test]
+    fn uids_are_equal_only_with_the_same_uuid_and_form_even_when_their_first_digits_agree() {
+        let a = Uuid::parse_str("0a1b2c3d-0000-4000-8000-000000000001").unwrap();
+        let b = Uuid::parse_str("0a1b2c3d-0000-4000-8000-000000000002").unwrap();
+        assert_eq!(Uid::url(a), Uid::url(a));
+        assert_eq!(Uid::id(a), Uid::url(a).id_only());
+        assert_ne!(Uid::url(a), Uid::url(b));
+        assert_ne!(Uid::id(a), Uid::url(a));
     }
 
     #[test]
