@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ads_connector::app::{AppError, Pipeline};
+use ads_connector::config::Config;
 use ads_connector::kafka::ProduceError;
 use ads_connector::metrics::Metrics;
 use common::*;
@@ -28,24 +29,38 @@ use tokio_util::sync::CancellationToken;
 
 const BATCH: &str = "max_calls = 20\nlinger_ms = 20";
 
-/// `[kafka.properties]` setting how long a topic the metadata does not list may take to
-/// appear, in milliseconds.
-fn propagation(ms: u64) -> String {
-    format!("[kafka.properties]\n\"topic.metadata.propagation.max.ms\" = \"{ms}\"")
+/// A mock cluster with the input topic and one of the two output topics (`missing` is the
+/// other: `names.ack` or `names.dlq`), the sandbox, and a configuration on them that gives a
+/// topic the metadata does not list `propagation_ms` to appear.
+async fn without_output_topic(
+    prefix: &str,
+    missing: fn(&Names) -> &str,
+    propagation_ms: u64,
+) -> (Names, Broker, AuthSandbox, Config) {
+    let names = Names::new(prefix);
+    let present = [&names.ack, &names.dlq]
+        .into_iter()
+        .find(|t| t.as_str() != missing(&names))
+        .expect("one output topic is present");
+    let broker = Broker::mock(1, &[(&names.cad, 1), (present, 1)]);
+    let sandbox = auth_sandbox().await;
+    let properties =
+        format!("[kafka.properties]\n\"topic.metadata.propagation.max.ms\" = \"{propagation_ms}\"");
+    let config = connector_config(&broker.bootstrap(), &names, &sandbox, BATCH, &properties);
+    (names, broker, sandbox, config)
+}
+
+fn ack(names: &Names) -> &str {
+    &names.ack
+}
+
+fn dead_letters(names: &Names) -> &str {
+    &names.dlq
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_ack_topic_stops_the_start_naming_the_topic_and_its_key() {
-    let names = Names::new("no-ack");
-    let broker = Broker::mock(1, &[(&names.cad, 1), (&names.dlq, 1)]);
-    let sandbox = auth_sandbox().await;
-    let config = connector_config(
-        &broker.bootstrap(),
-        &names,
-        &sandbox,
-        BATCH,
-        &propagation(1000),
-    );
+    let (names, _broker, _sandbox, config) = without_output_topic("no-ack", ack, 1000).await;
     let asked = Instant::now();
     let started = Pipeline::start(config, Metrics::new(), CancellationToken::new()).await;
     let Err(error) = started else {
@@ -70,16 +85,7 @@ async fn a_missing_ack_topic_stops_the_start_naming_the_topic_and_its_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_dead_letter_topic_stops_the_start_naming_it() {
-    let names = Names::new("no-dlq");
-    let broker = Broker::mock(1, &[(&names.cad, 1), (&names.ack, 1)]);
-    let sandbox = auth_sandbox().await;
-    let config = connector_config(
-        &broker.bootstrap(),
-        &names,
-        &sandbox,
-        BATCH,
-        &propagation(0),
-    );
+    let (names, _broker, _sandbox, config) = without_output_topic("no-dlq", dead_letters, 0).await;
     let started = Pipeline::start(config, Metrics::new(), CancellationToken::new()).await;
     let Err(error) = started else {
         panic!("the pipeline started without its dead-letter topic");
@@ -94,11 +100,8 @@ async fn a_missing_dead_letter_topic_stops_the_start_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_topic_created_moments_after_the_start_is_waited_for_and_every_record_is_acked_to_it(
 ) {
-    let names = Names::new("late-ack");
-    let broker = Broker::mock(1, &[(&names.cad, 2), (&names.dlq, 1)]);
+    let (names, broker, _sandbox, config) = without_output_topic("late-ack", ack, 60_000).await;
     let bootstrap = broker.bootstrap();
-    let sandbox = auth_sandbox().await;
-    let config = connector_config(&bootstrap, &names, &sandbox, BATCH, &propagation(60_000));
     let cancel = CancellationToken::new();
     // The topic appears 1.5 s into the start, as a topic operator's would beside the pod.
     let (started, ()) = tokio::join!(
@@ -129,17 +132,9 @@ async fn an_ack_topic_created_moments_after_the_start_is_waited_for_and_every_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_while_the_start_waits_for_a_missing_output_topic_stops_it_at_once_naming_the_topic(
 ) {
-    let names = Names::new("no-ack-stop");
-    let broker = Broker::mock(1, &[(&names.cad, 1), (&names.dlq, 1)]);
-    let sandbox = auth_sandbox().await;
     // Ten minutes to appear: only the shutdown can end the wait within the test.
-    let config = connector_config(
-        &broker.bootstrap(),
-        &names,
-        &sandbox,
-        BATCH,
-        &propagation(600_000),
-    );
+    let (names, _broker, _sandbox, config) =
+        without_output_topic("no-ack-stop", ack, 600_000).await;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let (started, ()) = tokio::join!(
