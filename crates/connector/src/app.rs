@@ -17,8 +17,8 @@
 //! fails fatally (the producer cannot deliver, a transaction fails) cancels the pipeline; the
 //! process then exits non-zero without committing past it. At start-up the ack and dead-letter
 //! topics must exist (the broker's metadata is asked; one still missing after
-//! `topic.metadata.propagation.max.ms` stops the start, naming it); while running, an output topic that disappears is such a fatal failure
-//! ([`crate::kafka::OutputTopics`]).
+//! `topic.metadata.propagation.max.ms` stops the start, naming it); while running, an output
+//! topic that disappears is such a fatal failure ([`crate::kafka::OutputTopics`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

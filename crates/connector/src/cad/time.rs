@@ -112,11 +112,15 @@ impl Fields {
     }
 }
 
+/// The number ASCII `digits` (at most nine) write.
+fn number(digits: &[u8]) -> u32 {
+    digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'))
+}
+
 /// [`Fields`] of `b`, which has [`has_rfc3339_shape`]. chrono reads at most nine fraction
 /// digits and ignores the rest; so does this.
 fn fields_of(b: &[u8]) -> Option<Fields> {
-    let num =
-        |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let num = |r: std::ops::Range<usize>| number(&b[r]);
     let sec = num(17..19);
     if sec > 59 {
         return None;
@@ -126,19 +130,17 @@ fn fields_of(b: &[u8]) -> Option<Fields> {
     if let Some(fraction) = rest.strip_prefix(b".") {
         let n = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
         let kept = &fraction[..n.min(9)];
-        nano = kept.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'))
-            * 10u32.pow(9 - kept.len() as u32);
+        nano = number(kept) * 10u32.pow(9 - kept.len() as u32);
         rest = &fraction[n..];
     }
     let offset = match rest {
         [b'Z'] => 0,
         [sign, h1, h2, b':', m1, m2] => {
-            let two = |a: &u8, b: &u8| i32::from(a - b'0') * 10 + i32::from(b - b'0');
-            let (hours, minutes) = (two(h1, h2), two(m1, m2));
+            let (hours, minutes) = (number(&[*h1, *h2]), number(&[*m1, *m2]));
             if hours > 23 || minutes > 59 {
                 return None;
             }
-            let east = hours * 3600 + minutes * 60;
+            let east = (hours * 3600 + minutes * 60) as i32;
             if *sign == b'-' {
                 -east
             } else {
@@ -200,9 +202,7 @@ pub(super) fn parse_date(s: &str) -> Option<NaiveDate> {
     if !shape_ok {
         return None;
     }
-    let num =
-        |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-    NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10))
+    NaiveDate::from_ymd_opt(number(&b[0..4]) as i32, number(&b[5..7]), number(&b[8..10]))
 }
 
 /// A string value parsed by a function, read where the deserializer holds it (the record's

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::times::has_code;
+use super::times::{has_code, TypedTime};
 use super::Report;
 use crate::cad::{is_ods_code, is_valid_nhs_number};
 use crate::mapping::codes::*;
@@ -15,7 +15,7 @@ use crate::mapping::node::Json;
 /// `times` are the Communication's typed date-times ([`super::times::typed`]).
 pub(super) fn communication<J: Json>(
     c: &J,
-    times: &[(&str, Option<chrono::DateTime<chrono::Utc>>, usize)],
+    times: &[TypedTime<'_>],
     path: &dyn fmt::Display,
     r: &mut Report,
 ) {

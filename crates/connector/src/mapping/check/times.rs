@@ -11,8 +11,11 @@ use super::Report;
 use crate::mapping::codes::*;
 use crate::mapping::node::Json;
 
-/// The typed date-times of a resource: `(code, time, extension index)`.
-pub(super) type Typed<'a> = Vec<(&'a str, Option<DateTime<Utc>>, usize)>;
+/// A typed date-time of a resource: `(code, time, extension index)`.
+pub(super) type TypedTime<'a> = (&'a str, Option<DateTime<Utc>>, usize);
+
+/// The typed date-times of a resource.
+pub(super) type Typed<'a> = Vec<TypedTime<'a>>;
 
 /// [`Typed`] of a resource. The checks read them once per resource ([`super::check_bundle`]
 /// hands them to each rule that needs them).
@@ -38,7 +41,7 @@ pub(super) fn typed<J: Json>(res: &J) -> Typed<'_> {
 }
 
 /// True when `times` has a typed date-time of DateTimeType `code`.
-pub(super) fn has_code(times: &[(&str, Option<DateTime<Utc>>, usize)], code: &str) -> bool {
+pub(super) fn has_code(times: &[TypedTime<'_>], code: &str) -> bool {
     times.iter().any(|(c, ..)| *c == code)
 }
 
@@ -81,7 +84,7 @@ fn order_rules() -> Vec<(&'static str, &'static str)> {
 }
 
 pub(super) fn typed_times(
-    times: &[(&str, Option<DateTime<Utc>>, usize)],
+    times: &[TypedTime<'_>],
     path: &dyn fmt::Display,
     snapshot: Option<DateTime<Utc>>,
     r: &mut Report,
